@@ -1,0 +1,1 @@
+"""GTZAN data: catalogue, decoding, track-level splits, synthetic data, tf.data pipeline."""

@@ -1,0 +1,237 @@
+"""Find the clips of a GTZAN copy (or any folder-per-class audio tree).
+
+Accepted layouts for ``data_dir``:
+
+* the folder holding one sub-folder per genre (``blues/blues.00000.wav``, ...);
+* a parent holding ``genres_original/`` (the widely shared WAV copy) or ``genres/``
+  (the original Marsyas ``.au`` copy).
+
+Classes are the GTZAN genres in their fixed order when every class folder is a GTZAN
+genre (a subset keeps that order); any other folder-per-class tree works too, with the
+sorted folder names as classes.
+
+Every file with an audio extension is checked from its header. Unreadable files
+(empty, truncated, not audio, wrong header) are reported as :class:`Problem` and left out;
+they never stop the scan.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import os
+import struct
+from pathlib import Path
+
+import soundfile
+
+logger = logging.getLogger(__name__)
+
+SAMPLE_RATE = 22050
+GTZAN_GENRES = (
+    "blues",
+    "classical",
+    "country",
+    "disco",
+    "hiphop",
+    "jazz",
+    "metal",
+    "pop",
+    "reggae",
+    "rock",
+)
+AUDIO_EXTENSIONS = (".wav", ".au", ".snd", ".flac", ".ogg", ".mp3", ".aif", ".aiff")
+# How a clip is decoded: in the TensorFlow graph ("wav", "au") or through soundfile.
+CODECS = ("wav", "au", "soundfile")
+_LAYOUT_SUBDIRS = ("genres_original", "genres")
+
+
+class DataError(ValueError):
+    """A data directory, split or file that cannot be used, with a one-line reason."""
+
+
+@dataclasses.dataclass(frozen=True)
+class Clip:
+    """One audio file of the dataset.
+
+    Attributes:
+        path: Path of the file.
+        clip_id: File name without extension, e.g. ``"blues.00012"``; unique per dataset.
+        genre: Class name (the folder name).
+        label: Index of ``genre`` in the catalogue's classes.
+        codec: ``"wav"`` or ``"au"`` (PCM16 at 22050 Hz, decoded in the TF graph) or
+            ``"soundfile"`` (anything else, decoded and resampled with soundfile + soxr).
+    """
+
+    path: str
+    clip_id: str
+    genre: str
+    label: int
+    codec: str
+
+
+@dataclasses.dataclass(frozen=True)
+class Problem:
+    """A file that was left out, and why."""
+
+    path: str
+    reason: str
+
+
+@dataclasses.dataclass(frozen=True)
+class Catalogue:
+    """The usable clips of a dataset folder, its classes and its unreadable files."""
+
+    root: Path
+    genres: tuple[str, ...]
+    clips: tuple[Clip, ...]
+    problems: tuple[Problem, ...]
+
+    def by_id(self) -> dict[str, Clip]:
+        """Returns the clips keyed by clip id."""
+        return {clip.clip_id: clip for clip in self.clips}
+
+
+def find_root(data_dir: str | os.PathLike) -> Path:
+    """Returns the folder that holds the class folders of ``data_dir``.
+
+    Raises:
+        DataError: if ``data_dir`` does not exist or is not a folder.
+    """
+    path = Path(data_dir).expanduser()
+    if not path.exists():
+        raise DataError(f"data directory not found: {path}")
+    if not path.is_dir():
+        raise DataError(f"data directory is not a folder: {path}")
+    for name in _LAYOUT_SUBDIRS:
+        if (path / name).is_dir():
+            return path / name
+    return path
+
+
+def scan(data_dir: str | os.PathLike) -> Catalogue:
+    """Lists the clips of a dataset folder, checking each file's header.
+
+    Args:
+        data_dir: A folder in one of the layouts described in the module docstring.
+
+    Returns:
+        The catalogue, with clips sorted by (label, clip id) and problems sorted by path.
+
+    Raises:
+        DataError: if the folder is missing, has no class folders or no usable clip.
+    """
+    root = find_root(data_dir)
+    folders = sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))
+    folders = [p for p in folders if any(_is_audio_name(f.name) for f in p.iterdir())]
+    if not folders:
+        raise DataError(
+            f"no class folders with audio files in {root}; expected <genre>/<genre>.NNNNN.wav "
+            "(or .au) under it, under genres_original/ or under genres/"
+        )
+    names = [p.name for p in folders]
+    if set(names) <= set(GTZAN_GENRES):
+        genres = tuple(g for g in GTZAN_GENRES if g in names)
+    else:
+        genres = tuple(names)
+
+    clips: list[Clip] = []
+    problems: list[Problem] = []
+    seen: dict[str, str] = {}
+    for label, genre in enumerate(genres):
+        for file in sorted((root / genre).iterdir()):
+            if not file.is_file() or not _is_audio_name(file.name):
+                continue
+            clip_id = file.stem
+            if clip_id in seen:
+                problems.append(Problem(str(file), f"duplicate clip id {clip_id!r} (also {seen[clip_id]})"))
+                continue
+            codec, reason = probe(file)
+            if reason is not None:
+                problems.append(Problem(str(file), reason))
+                continue
+            seen[clip_id] = str(file)
+            clips.append(Clip(str(file), clip_id, genre, label, codec))
+    for problem in problems:
+        logger.warning("skipping %s: %s", problem.path, problem.reason)
+    if not clips:
+        raise DataError(f"no readable audio clip in {root} ({len(problems)} unreadable files)")
+    return Catalogue(root, genres, tuple(clips), tuple(sorted(problems, key=lambda p: p.path)))
+
+
+def _is_audio_name(name: str) -> bool:
+    return name.lower().endswith(AUDIO_EXTENSIONS)
+
+
+def probe(path: str | os.PathLike) -> tuple[str, str | None]:
+    """Checks a file's header and chooses how to decode it.
+
+    Returns:
+        ``(codec, None)`` for a readable file, ``("", reason)`` for an unreadable one.
+    """
+    path = Path(path)
+    size = path.stat().st_size
+    if size == 0:
+        return "", "empty file (0 bytes)"
+    with open(path, "rb") as f:
+        head = f.read(4096)
+    suffix = path.suffix.lower()
+    if suffix == ".wav":
+        codec, reason = _probe_wav(head, size)
+    elif suffix in (".au", ".snd"):
+        codec, reason = _probe_au(head, size)
+    else:
+        codec, reason = "soundfile", None
+    if reason is not None and codec != "soundfile":
+        return "", reason
+    if codec == "soundfile":
+        # Our own header check found nothing the graph decoders take; soundfile decides,
+        # and it also recognises files whose extension does not match their content.
+        try:
+            soundfile.info(str(path))
+        except Exception as error:  # soundfile raises several types; any means unreadable
+            return "", reason or f"not readable as audio ({_one_line(error)})"
+    return codec, None
+
+
+def _probe_wav(head: bytes, size: int) -> tuple[str, str | None]:
+    if len(head) < 12 or head[:4] != b"RIFF" or head[8:12] != b"WAVE":
+        return "soundfile", "not a WAV file (no RIFF/WAVE header)"
+    fmt = None
+    pos = 12
+    while pos + 8 <= len(head):
+        chunk_id, chunk_size = head[pos : pos + 4], struct.unpack("<I", head[pos + 4 : pos + 8])[0]
+        if chunk_id == b"fmt " and pos + 24 <= len(head):
+            fmt = struct.unpack("<HHIIHH", head[pos + 8 : pos + 24])
+        elif chunk_id == b"data":
+            if fmt is None:
+                return "", "broken WAV file (data chunk before fmt chunk)"
+            available = size - (pos + 8)
+            if chunk_size > available:
+                return "", f"truncated WAV file (header declares {chunk_size} bytes of audio, file has {available})"
+            if chunk_size == 0:
+                return "", "WAV file with no audio samples"
+            tag, _, rate, _, _, bits = fmt
+            graph_ready = tag == 1 and bits == 16 and rate == SAMPLE_RATE
+            return ("wav" if graph_ready else "soundfile"), None
+        pos += 8 + chunk_size + (chunk_size & 1)
+    # The data chunk lies beyond the first 4 KiB or is missing: let soundfile decide.
+    return "soundfile", "broken WAV file (no data chunk)"
+
+
+def _probe_au(head: bytes, size: int) -> tuple[str, str | None]:
+    if len(head) < 24 or head[:4] != b".snd":
+        return "soundfile", "not a Sun/NeXT .au file (no .snd header)"
+    offset, data_size, encoding, rate, _ = struct.unpack(">IIIII", head[4:24])
+    if offset < 24 or offset > size:
+        return "", f"broken .au header (data offset {offset} outside a {size}-byte file)"
+    available = size - offset
+    if data_size != 0xFFFFFFFF and data_size > available:
+        return "", f"truncated .au file (header declares {data_size} bytes of audio, file has {available})"
+    if min(data_size, available) < 2:
+        return "", ".au file with no audio samples"
+    return ("au" if encoding == 3 and rate == SAMPLE_RATE else "soundfile"), None
+
+
+def _one_line(error: Exception) -> str:
+    return " ".join(str(error).split()) or type(error).__name__

@@ -1,0 +1,124 @@
+"""Audio decoding: PCM16 WAV and Sun/NeXT .au in the TensorFlow graph, the rest via soundfile.
+
+Every decoder returns float32 mono samples in [-1, 1] at 22050 Hz. Multi-channel audio is
+mixed to mono by averaging the channels.
+"""
+
+from __future__ import annotations
+
+import os
+
+import numpy as np
+import soundfile
+import soxr
+import tensorflow as tf
+
+from data.catalogue import CODECS, SAMPLE_RATE
+
+_AU_UNKNOWN_SIZE = -1  # 0xFFFFFFFF read as int32: "data runs to the end of the file"
+
+
+def decode_wav_pcm16(contents: tf.Tensor) -> tf.Tensor:
+    """Decodes the bytes of a PCM16 WAV file in the graph.
+
+    Args:
+        contents: Scalar string tensor, the whole file.
+
+    Returns:
+        float32 ``[samples]``, mono, in [-1, 1).
+    """
+    audio, _ = tf.audio.decode_wav(contents)
+    return tf.reduce_mean(audio, axis=-1)
+
+
+def decode_au_pcm16(contents: tf.Tensor) -> tf.Tensor:
+    """Decodes the bytes of a Sun/NeXT ``.au`` file with 16-bit linear PCM in the graph.
+
+    The header is six big-endian uint32 words: magic ``.snd``, data offset, data size
+    (0xFFFFFFFF when unknown), encoding (3 = 16-bit PCM), sample rate, channels.
+
+    Args:
+        contents: Scalar string tensor, the whole file.
+
+    Returns:
+        float32 ``[samples]``, mono, in [-1, 1).
+    """
+    header = tf.io.decode_raw(tf.strings.substr(contents, 0, 24), tf.int32, little_endian=False)
+    offset, data_size, channels = header[1], header[2], header[5]
+    available = tf.strings.length(contents) - offset
+    data_size = tf.where(data_size == _AU_UNKNOWN_SIZE, available, tf.minimum(data_size, available))
+    frame_bytes = 2 * channels
+    data_size -= data_size % frame_bytes  # a stray trailing byte cannot form a sample
+    payload = tf.strings.substr(contents, offset, data_size)
+    samples = tf.io.decode_raw(payload, tf.int16, little_endian=False)
+    samples = tf.reshape(tf.cast(samples, tf.float32) / 32768.0, [-1, channels])
+    return tf.reduce_mean(samples, axis=-1)
+
+
+def read_with_soundfile(path: str | os.PathLike) -> np.ndarray:
+    """Reads any file soundfile can read, mixed to mono and resampled to 22050 Hz.
+
+    Args:
+        path: The audio file.
+
+    Returns:
+        float32 ``[samples]`` in [-1, 1].
+
+    Raises:
+        soundfile.LibsndfileError (or another error) if the file cannot be read.
+    """
+    audio, rate = soundfile.read(os.fspath(path), dtype="float32", always_2d=True)
+    audio = audio.mean(axis=1)
+    if rate != SAMPLE_RATE:
+        audio = soxr.resample(audio, rate, SAMPLE_RATE, quality="HQ")
+    return np.clip(audio, -1.0, 1.0).astype(np.float32)
+
+
+def _read_or_empty(path: bytes | np.ndarray) -> np.ndarray:
+    # Inside tf.data an exception would end the whole epoch; an empty clip is
+    # filtered out by the pipeline instead (the catalogue already checked headers).
+    path = path.item() if isinstance(path, np.ndarray) else path  # eager calls pass a 0-d array
+    try:
+        return read_with_soundfile(path.decode())
+    except Exception:  # any decoder failure means "unreadable"
+        return np.zeros([0], np.float32)
+
+
+def decode_file(path: tf.Tensor, codec: tf.Tensor) -> tf.Tensor:
+    """Reads and decodes one file, in the graph where its codec allows.
+
+    Args:
+        path: Scalar string tensor.
+        codec: Scalar int32 tensor, an index into ``data.catalogue.CODECS``.
+
+    Returns:
+        float32 ``[samples]`` mono at 22050 Hz; empty if soundfile could not read the file.
+    """
+
+    def from_soundfile() -> tf.Tensor:
+        audio = tf.numpy_function(_read_or_empty, [path], tf.float32, stateful=False)
+        return tf.reshape(audio, [-1])
+
+    branches = {
+        CODECS.index("wav"): lambda: decode_wav_pcm16(tf.io.read_file(path)),
+        CODECS.index("au"): lambda: decode_au_pcm16(tf.io.read_file(path)),
+        CODECS.index("soundfile"): from_soundfile,
+    }
+    return tf.switch_case(codec, [branches[i] for i in range(len(CODECS))])
+
+
+def decode_path(path: str | os.PathLike, codec: str) -> np.ndarray:
+    """Eagerly decodes one file with the same code the pipeline uses.
+
+    Args:
+        path: The audio file.
+        codec: One of ``data.catalogue.CODECS``.
+
+    Returns:
+        float32 ``[samples]`` mono at 22050 Hz.
+    """
+    if codec not in CODECS:
+        raise ValueError(f"unknown codec {codec!r}; expected one of {CODECS}")
+    if codec == "soundfile":
+        return read_with_soundfile(path)
+    return decode_file(tf.constant(os.fspath(path)), tf.constant(CODECS.index(codec))).numpy()

@@ -1,0 +1,64 @@
+"""Where the data comes from: ``--data-dir``, else ``$GTZAN_DIR``, else synthetic GTZAN.
+
+The synthetic default is generated once into a cache folder, ``$GTZAN_CACHE`` or
+``~/.cache/gtzan-keras``, under a name that records its size and seed; later runs reuse it.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+import tempfile
+from pathlib import Path
+
+from data import synthetic
+
+logger = logging.getLogger(__name__)
+
+# Size of the embedded default: small enough that the default search runs in minutes on
+# 2 CPU cores, large enough for a 3-s window model to learn the styles.
+DEFAULT_SYNTHETIC = {"clips_per_genre": 30, "seconds": 10.0, "seed": 0}
+
+
+def cache_dir() -> Path:
+    """Returns the folder for generated data (``$GTZAN_CACHE`` or ``~/.cache/gtzan-keras``)."""
+    return Path(os.environ.get("GTZAN_CACHE") or Path.home() / ".cache" / "gtzan-keras").expanduser()
+
+
+def synthetic_data_dir(clips_per_genre: int, seconds: float, seed: int) -> Path:
+    """Returns a synthetic dataset of this size, generating it into the cache if needed."""
+    target = cache_dir() / f"synthetic-{clips_per_genre}x{seconds:g}s-seed{seed}"
+    if target.is_dir():
+        return target
+    target.parent.mkdir(parents=True, exist_ok=True)
+    logger.info("generating synthetic GTZAN (%d clips per genre, %g s) into %s", clips_per_genre, seconds, target)
+    # Written beside the target and renamed at the end, so an interrupted run leaves no
+    # half-written dataset behind.
+    staging = Path(tempfile.mkdtemp(prefix=target.name + ".", dir=target.parent))
+    try:
+        synthetic.generate(staging, clips_per_genre=clips_per_genre, seconds=seconds, seed=seed)
+        staging.rename(target)
+    except OSError:
+        if not target.is_dir():  # another process did not win the race: a real failure
+            raise
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    return target
+
+
+def resolve_data_dir(data_dir: str | os.PathLike | None) -> tuple[Path, bool]:
+    """Chooses the dataset folder.
+
+    Args:
+        data_dir: The user's ``--data-dir``, or None.
+
+    Returns:
+        ``(folder, is_synthetic)``: ``data_dir`` if given, else ``$GTZAN_DIR`` if set, else
+        the default synthetic dataset (generated on first use).
+    """
+    if data_dir is not None:
+        return Path(data_dir).expanduser(), False
+    if os.environ.get("GTZAN_DIR"):
+        return Path(os.environ["GTZAN_DIR"]).expanduser(), False
+    return synthetic_data_dir(**DEFAULT_SYNTHETIC), True

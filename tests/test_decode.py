@@ -1,0 +1,59 @@
+import numpy as np
+import pytest
+import soundfile
+import tensorflow as tf
+
+from data.catalogue import CODECS, probe
+from data.decode import decode_file, decode_path
+
+TOLERANCE = 1 / 32768
+
+
+@pytest.fixture(scope="module")
+def audio():
+    rng = np.random.default_rng(3)
+    return np.clip(rng.normal(0, 0.3, (22050, 2)), -1, 1).astype(np.float32)
+
+
+@pytest.mark.parametrize("suffix,codec", [(".wav", "wav"), (".au", "au")])
+@pytest.mark.parametrize("channels", [1, 2])
+def test_graph_decode_matches_soundfile(tmp_path, audio, suffix, codec, channels):
+    path = tmp_path / f"clip{suffix}"
+    soundfile.write(path, audio[:, :channels], 22050, subtype="PCM_16")
+    assert probe(path) == (codec, None)
+    expected = soundfile.read(path, dtype="float32", always_2d=True)[0].mean(axis=1)
+    decoded = decode_path(path, codec)
+    assert decoded.dtype == np.float32 and decoded.shape == expected.shape
+    np.testing.assert_allclose(decoded, expected, atol=TOLERANCE)
+
+
+def test_au_with_unknown_data_size_reads_to_end(tmp_path, audio):
+    path = tmp_path / "clip.au"
+    soundfile.write(path, audio[:, 0], 22050, subtype="PCM_16")
+    data = bytearray(path.read_bytes())
+    data[8:12] = b"\xff\xff\xff\xff"
+    path.write_bytes(bytes(data))
+    np.testing.assert_allclose(decode_path(path, "au"), audio[:, 0], atol=TOLERANCE)
+
+
+@pytest.mark.parametrize("suffix,codec", [(".wav", "wav"), (".au", "au"), (".flac", "soundfile")])
+def test_eager_and_dataset_map_agree(tmp_path, audio, suffix, codec):
+    path = tmp_path / f"clip{suffix}"
+    soundfile.write(path, audio[:, 0], 22050, subtype="PCM_16")
+    eager = decode_file(tf.constant(str(path)), tf.constant(CODECS.index(codec))).numpy()
+    ds = tf.data.Dataset.from_tensors((str(path), CODECS.index(codec))).map(decode_file)
+    in_graph = next(iter(ds)).numpy()
+    np.testing.assert_array_equal(eager, in_graph)
+
+
+def test_soundfile_path_resamples_and_mixes(tmp_path, audio):
+    path = tmp_path / "clip.flac"
+    soundfile.write(path, audio, 44100)  # 0.5 s of stereo at 44.1 kHz
+    decoded = decode_path(path, "soundfile")
+    assert decoded.ndim == 1 and abs(decoded.size - 11025) <= 1
+    assert np.abs(decoded).max() <= 1.0
+
+
+def test_unknown_codec_is_rejected(tmp_path):
+    with pytest.raises(ValueError, match="codec 'mp4'"):
+        decode_path(tmp_path / "x", "mp4")

@@ -1,0 +1,70 @@
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from data.layers import LogMelSpectrogram, RandomTimeShift
+
+
+@pytest.fixture(scope="module")
+def waves():
+    rng = np.random.default_rng(0)
+    t = np.arange(22050) / 22050
+    return np.stack([np.sin(2 * np.pi * 440 * t) * 0.5, rng.normal(0, 0.1, t.size)]).astype(np.float32)
+
+
+def test_time_shift_keeps_length_and_only_moves_content(waves):
+    layer = RandomTimeShift(0.2, seed=1)
+    shifted = np.asarray(layer(waves, training=True))
+    assert shifted.shape == waves.shape
+    limit = int(0.2 * waves.shape[1])
+    for row, original in zip(shifted, waves):
+        matches = [s for s in range(-limit, limit + 1) if np.array_equal(np.roll(original, s), row)]
+        assert matches, "output is not a roll of the input within the limit"
+    np.testing.assert_array_equal(np.asarray(layer(waves, training=False)), waves)
+    np.testing.assert_array_equal(np.asarray(RandomTimeShift(0.0)(waves, training=True)), waves)
+
+
+def test_time_shift_differs_per_example():
+    x = np.tile(np.arange(1000, dtype=np.float32), (16, 1))
+    shifted = np.asarray(RandomTimeShift(0.3, seed=2)(x, training=True))
+    assert len({row[0] for row in shifted}) > 1
+
+
+def test_log_mel_shape_range_and_batch_independence(waves):
+    layer = LogMelSpectrogram(n_fft=512, hop_length=256, n_mels=40)
+    out = np.asarray(layer(waves))
+    assert out.shape == (2, 1 + 22050 // 256, 40) == layer.compute_output_shape((2, 22050))
+    assert np.isfinite(out).all()
+    # Full-scale sine about 0 dB -> (0 + 40) / 20 = 2 in its band.
+    full = np.asarray(layer(waves[:1] * 2))
+    assert 1.5 < full.max() < 2.5
+    # An example's output does not depend on the rest of its batch.
+    np.testing.assert_allclose(np.asarray(layer(waves[:1])), out[:1], atol=1e-5)
+
+
+@pytest.mark.parametrize("layer", [LogMelSpectrogram(n_mels=32), RandomTimeShift(0.15, seed=3)])
+def test_eager_and_tf_data_agree(layer, waves):
+    eager = np.asarray(layer(waves))
+    mapped = next(iter(tf.data.Dataset.from_tensors(waves).map(lambda x: layer(x)))).numpy()
+    np.testing.assert_allclose(eager, mapped, atol=1e-4)
+
+
+@pytest.mark.parametrize("layer", [LogMelSpectrogram(n_fft=512, n_mels=20, db_offset=-30), RandomTimeShift(0.2, seed=5)])
+def test_config_round_trip(layer):
+    clone = type(layer).from_config(layer.get_config())
+    assert clone.get_config() == layer.get_config()
+    restored = keras.saving.deserialize_keras_object(keras.saving.serialize_keras_object(layer))
+    assert type(restored) is type(layer)
+
+
+@pytest.mark.parametrize("kwargs,name", [({"max_fraction": 1.5}, "max_fraction")])
+def test_time_shift_bad_args(kwargs, name):
+    with pytest.raises(ValueError, match=name):
+        RandomTimeShift(**kwargs)
+
+
+@pytest.mark.parametrize("kwargs,name", [({"n_fft": 0}, "n_fft"), ({"n_mels": 2.5}, "n_mels"), ({"db_scale": 0}, "db_scale")])
+def test_log_mel_bad_args(kwargs, name):
+    with pytest.raises(ValueError, match=name):
+        LogMelSpectrogram(**kwargs)

@@ -1,0 +1,77 @@
+import numpy as np
+import pytest
+
+from data.catalogue import scan
+from data.pipeline import clip_average, decoded_dataset, drop_index, eval_dataset, train_dataset, window_samples
+from data.splits import random_split
+
+
+@pytest.fixture(scope="module")
+def clips(tiny_gtzan):
+    return random_split(scan(tiny_gtzan).clips).train  # 40 clips of 4 s
+
+
+def test_decoded_cache_is_int16_and_aligned(clips):
+    seen = list(decoded_dataset(clips).as_numpy_iterator())
+    assert len(seen) == len(clips)
+    for audio, label, index in seen:
+        assert audio.dtype == np.int16 and audio.shape == (4 * 22050,)
+        assert label == clips[index].label
+
+
+def test_train_windows_shapes_labels_and_epochs(clips):
+    decoded = decoded_dataset(clips)
+    ds = train_dataset(decoded, window_seconds=1.5, batch_size=16, seed=0)
+    epoch1 = list(ds.as_numpy_iterator())
+    epoch2 = list(ds.as_numpy_iterator())
+    assert [x.shape for x, _ in epoch1] == [(16, 33075), (16, 33075), (8, 33075)]
+    x, y = epoch1[0]
+    assert x.dtype == np.float32 and y.dtype == np.int32 and np.abs(x).max() <= 1.0
+    assert sorted(np.concatenate([y for _, y in epoch1])) == sorted(c.label for c in clips)
+    # A new shuffle and new window starts each epoch, the same sequence for the same seed.
+    assert not np.array_equal(epoch1[0][0], epoch2[0][0])
+    again = list(train_dataset(decoded, window_seconds=1.5, batch_size=16, seed=0).as_numpy_iterator())
+    np.testing.assert_array_equal(again[0][0], epoch1[0][0])
+
+
+def test_train_window_is_a_slice_of_its_clip(clips):
+    decoded = decoded_dataset(clips[:1])
+    audio = next(decoded.as_numpy_iterator())[0].astype(np.float32) / 32768
+    x, _ = next(train_dataset(decoded, window_seconds=1.0, batch_size=1, seed=3).as_numpy_iterator())
+    start = np.flatnonzero(np.all(np.lib.stride_tricks.sliding_window_view(audio, 22050) == x[0], axis=1))
+    assert start.size >= 1
+
+
+def test_short_clip_is_padded(clips):
+    x, _ = next(train_dataset(decoded_dataset(clips[:2]), window_seconds=6.0, batch_size=2, seed=0).as_numpy_iterator())
+    assert x.shape == (2, 6 * 22050)
+
+
+def test_eval_every_window_in_order_with_clip_index(clips):
+    decoded = decoded_dataset(clips[:5])
+    windows = list(eval_dataset(decoded, window_seconds=1.5, batch_size=4).as_numpy_iterator())
+    x = np.concatenate([w[0] for w in windows])
+    labels = np.concatenate([w[1] for w in windows])
+    index = np.concatenate([w[2] for w in windows])
+    assert x.shape == (5 * 2, 33075)  # 4 s -> two 1.5-s windows, the rest dropped
+    np.testing.assert_array_equal(index, np.repeat(np.arange(5), 2))
+    np.testing.assert_array_equal(labels, [clips[i].label for i in index])
+    first = next(decoded.as_numpy_iterator())[0].astype(np.float32) / 32768
+    np.testing.assert_array_equal(x[1], first[33075:66150])
+    again = np.concatenate([w[0] for w in eval_dataset(decoded, window_seconds=1.5, batch_size=3).as_numpy_iterator()])
+    np.testing.assert_array_equal(again, x)
+    assert next(drop_index(eval_dataset(decoded, window_seconds=1.5, batch_size=4)).as_numpy_iterator())[1].shape == (4,)
+
+
+def test_clip_average():
+    probabilities = np.array([[1.0, 0.0], [0.0, 1.0], [0.5, 0.5]])
+    averaged = clip_average(probabilities, np.array([0, 0, 2]), 3)
+    np.testing.assert_allclose(averaged[0], [0.5, 0.5])
+    assert np.isnan(averaged[1]).all()
+    np.testing.assert_allclose(averaged[2], [0.5, 0.5])
+
+
+def test_window_samples_rejects_nonpositive():
+    assert window_samples(3.0) == 66150
+    with pytest.raises(ValueError, match="window_seconds"):
+        window_samples(0)

@@ -1,0 +1,53 @@
+import numpy as np
+import pytest
+import soundfile
+
+from data import synthetic
+from data.catalogue import GTZAN_GENRES
+
+
+def test_layout_and_format(tiny_gtzan):
+    assert sorted(p.name for p in tiny_gtzan.iterdir()) == sorted(GTZAN_GENRES)
+    info = soundfile.info(tiny_gtzan / "blues" / "blues.00005.wav")
+    assert (info.samplerate, info.channels, info.subtype, info.frames) == (22050, 1, "PCM_16", 4 * 22050)
+
+
+def test_deterministic_for_a_seed():
+    a = synthetic.render_clip("jazz", 1.0, np.random.default_rng([1, 5, 0]))
+    b = synthetic.render_clip("jazz", 1.0, np.random.default_rng([1, 5, 0]))
+    c = synthetic.render_clip("jazz", 1.0, np.random.default_rng([2, 5, 0]))
+    np.testing.assert_array_equal(a, b)
+    assert not np.array_equal(a, c)
+
+
+@pytest.mark.parametrize("genre", GTZAN_GENRES)
+def test_every_genre_renders_music_in_range(genre):
+    audio = synthetic.render_clip(genre, 3.0, np.random.default_rng(0))
+    assert audio.dtype == np.float32 and audio.shape == (66150,)
+    assert 0.25 <= np.abs(audio).max() <= 1.0
+    # Music, not noise: the spectrum is far from flat.
+    spectrum = np.abs(np.fft.rfft(audio)) ** 2
+    flatness = np.exp(np.mean(np.log(spectrum + 1e-12))) / np.mean(spectrum)
+    assert flatness < 0.2
+
+
+def test_genres_differ_in_tempo_and_brightness():
+    def centroid(genre):
+        rng = np.random.default_rng(0)
+        values = []
+        for _ in range(4):
+            spectrum = np.abs(np.fft.rfft(synthetic.render_clip(genre, 2.0, rng)))
+            values.append((spectrum * np.arange(spectrum.size)).sum() / spectrum.sum())
+        return np.mean(values)
+
+    assert centroid("metal") > centroid("classical")
+
+
+def test_cli_writes_dataset_and_rejects_bad_flags(tmp_path, capsys):
+    assert synthetic.main([str(tmp_path / "out"), "--clips-per-genre", "1", "--seconds", "0.5"]) == 0
+    assert len(list((tmp_path / "out").glob("*/*.wav"))) == 10
+    for flags, message in ((["--clips-per-genre", "0"], "--clips-per-genre"), (["--seconds", "-1"], "--seconds")):
+        with pytest.raises(SystemExit) as info:
+            synthetic.main([str(tmp_path / "x"), *flags])
+        assert info.value.code == 2
+        assert message in capsys.readouterr().err
