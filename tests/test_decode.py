@@ -57,3 +57,27 @@ def test_soundfile_path_resamples_and_mixes(tmp_path, audio):
 def test_unknown_codec_is_rejected(tmp_path):
     with pytest.raises(ValueError, match="codec 'mp4'"):
         decode_path(tmp_path / "x", "mp4")
+
+
+def _with_chunk_before_data(path, payload: bytes) -> None:
+    data = path.read_bytes()
+    fmt_end = 12 + 8 + int.from_bytes(data[16:20], "little")
+    extra = b"LIST" + len(payload).to_bytes(4, "little") + payload + b"\x00" * (len(payload) % 2)
+    patched = data[:4] + (len(data) - 8 + len(extra)).to_bytes(4, "little") + data[8:fmt_end] + extra + data[fmt_end:]
+    path.write_bytes(patched)
+
+
+def test_wav_decoder_matches_tf_audio_decode_wav(tmp_path, audio):
+    path = tmp_path / "clip.wav"
+    soundfile.write(path, audio, 22050, subtype="PCM_16")
+    _with_chunk_before_data(path, b"INFOabcd")  # a tag chunk before "data", as taggers write
+    reference = tf.reduce_mean(tf.audio.decode_wav(tf.io.read_file(str(path)))[0], axis=-1).numpy()
+    np.testing.assert_array_equal(decode_path(path, "wav"), reference)
+
+
+def test_wav_decoder_skips_odd_sized_padded_chunks(tmp_path, audio):
+    path = tmp_path / "clip.wav"
+    soundfile.write(path, audio[:, 0], 22050, subtype="PCM_16")
+    _with_chunk_before_data(path, b"INFOabc")  # odd size: one pad byte follows
+    expected = soundfile.read(path, dtype="float32")[0]
+    np.testing.assert_allclose(decode_path(path, "wav"), expected, atol=TOLERANCE)
