@@ -1,0 +1,190 @@
+"""Every registered model: builds, trains a step, round-trips save/load (parametrized over the registry)."""
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+
+import zoo
+from zoo.activations import Maxout, ShiftedReLU
+
+WINDOW = 0.5  # seconds: short, so that the whole registry is checked in seconds
+
+
+@pytest.fixture(scope="module")
+def batch():
+    rng = np.random.default_rng(0)
+    return rng.normal(0, 0.2, (4, int(WINDOW * 22050))).astype(np.float32), np.array([0, 3, 9, 3])
+
+
+@pytest.mark.parametrize("name", zoo.names())
+def test_builds_and_outputs_probabilities(name, batch):
+    model = zoo.build(name, window_seconds=WINDOW)
+    probabilities = np.asarray(model(batch[0], training=False))
+    assert probabilities.shape == (4, 10)
+    assert not np.isnan(probabilities).any()
+    np.testing.assert_allclose(probabilities.sum(axis=1), 1.0, atol=1e-5)
+
+
+@pytest.mark.parametrize("name", zoo.names())
+def test_one_training_step_reaches_every_weight(name, batch):
+    model = zoo.build(name, window_seconds=WINDOW)
+    x, y = batch
+    with tf.GradientTape() as tape:
+        loss = keras.losses.sparse_categorical_crossentropy(y, model(x, training=True))
+        loss = tf.reduce_mean(loss) + sum(model.losses)
+    gradients = tape.gradient(loss, model.trainable_weights)
+    for weight, gradient in zip(model.trainable_weights, gradients):
+        assert gradient is not None and np.any(np.asarray(gradient) != 0), f"no gradient for {weight.path}"
+    before = [np.array(w) for w in model.trainable_weights]
+    keras.optimizers.Adam(1e-3).apply(gradients, model.trainable_weights)
+    assert all(not np.array_equal(b, np.asarray(w)) for b, w in zip(before, model.trainable_weights))
+
+
+@pytest.mark.parametrize("name", zoo.names())
+def test_keras_save_and_load_round_trip(name, batch, tmp_path):
+    model = zoo.build(name, window_seconds=WINDOW)
+    path = tmp_path / "model.keras"
+    model.save(path)
+    restored = keras.saving.load_model(path)
+    np.testing.assert_allclose(np.asarray(restored(batch[0])), np.asarray(model(batch[0])), atol=1e-6)
+
+
+def _layers(model, kind):
+    return [layer for layer in model.layers if isinstance(layer, kind)]
+
+
+@pytest.mark.parametrize(
+    "name,filters,units",
+    [
+        ("4fcLayers-1024-512-512", [], [1024, 512, 512, 10]),
+        ("3fcLayers-2048-1024", [], [2048, 1024, 10]),
+        ("3cnn-32-64-128-2fc-128", [32, 64, 128], [128, 10]),
+        ("1cnn-32-3fc-256-128", [32], [256, 128, 10]),
+        ("3cnn-32-64-128-5fc-256-256-256-128", [32, 64, 128], [256, 256, 256, 128, 10]),
+    ],
+)
+def test_study_architectures(name, filters, units):
+    model = zoo.build(name, window_seconds=WINDOW)
+    convs = _layers(model, keras.layers.Conv2D)
+    assert [c.filters for c in convs] == filters
+    assert all(c.kernel_size == (3, 3) and c.strides == (1, 1) and c.padding == "same" for c in convs)
+    assert [p.pool_size for p in _layers(model, keras.layers.MaxPooling2D)] == [(2, 2)] * len(filters)
+    assert [d.units for d in _layers(model, keras.layers.Dense)] == units
+    assert len(_layers(model, keras.layers.LeakyReLU)) == len(filters) + len(units) - 1
+
+
+def _activation_kinds(model):
+    kinds = []
+    for layer in model.layers:
+        if isinstance(layer, keras.layers.ELU):
+            kinds.append(("elu", layer.alpha))
+        elif isinstance(layer, ShiftedReLU):
+            kinds.append(("shiftedrelu", layer.shift))
+        elif isinstance(layer, keras.layers.LeakyReLU):
+            kinds.append(("leakyrelu", layer.negative_slope))
+        elif isinstance(layer, Maxout):
+            kinds.append(("maxout", layer.pieces))
+        elif isinstance(layer, keras.layers.Activation):
+            kinds.append((keras.activations.serialize(layer.activation), None))
+    return kinds
+
+
+def test_study_activation_variants():
+    elu = _activation_kinds(zoo.build("3cnn5fc-ELU-1alpha", window_seconds=WINDOW))
+    assert elu == [("elu", 1.0)] * 7
+    alternating = _activation_kinds(zoo.build("3cnn5fc-ELU-ShiftedReLU0.3-intercalado", window_seconds=WINDOW))
+    assert alternating == [("elu", 1.0), ("shiftedrelu", 0.3)] * 3 + [("elu", 1.0)]
+    maxout = _activation_kinds(zoo.build("3cnn-LeakyReLU-5fc-Maxout", window_seconds=WINDOW))
+    assert maxout == [("leakyrelu", 0.01)] * 3 + [("maxout", 2)] * 4
+    swish = _activation_kinds(zoo.build("3cnn5fc-Swish", window_seconds=WINDOW))
+    assert swish == [("silu", None)] * 7
+
+
+def test_study_regularization_variants():
+    decay = zoo.build("weight_decay-1e-05", window_seconds=WINDOW)
+    kernels = [layer for layer in decay.layers if hasattr(layer, "kernel_regularizer")]
+    assert kernels and all(layer.kernel_regularizer.l2 == pytest.approx(0.5e-5) for layer in kernels)
+    dropout = zoo.build("dropout0.1cnn-0.2fc", window_seconds=WINDOW)
+    assert [d.rate for d in _layers(dropout, keras.layers.Dropout)] == [0.1] * 3 + [0.2] * 4
+    assert zoo.build("time_shift-0.15", window_seconds=WINDOW).get_layer("time_shift").max_fraction == 0.15
+    assert zoo.configure("time_shift-0.2").time_shift == 0.2
+
+
+def test_waveform_models_use_1d_convolutions():
+    model = zoo.build("wave-3cnn-32-64-128-2fc-128", window_seconds=WINDOW)
+    convs = _layers(model, keras.layers.Conv1D)
+    assert [c.filters for c in convs] == [32, 32, 64, 128] and convs[0].strides == (64,)
+    assert not _layers(model, keras.layers.Conv2D)
+
+
+def test_canonical_names_round_trip():
+    for name in zoo.names():
+        config = zoo.resolve(name)
+        assert zoo.resolve(config.name) == config
+
+
+def test_any_grammatical_name_builds():
+    model = zoo.build("2cnn-16-16-1fc_act=elu0.5", window_seconds=WINDOW)
+    assert [d.units for d in _layers(model, keras.layers.Dense)] == [10]
+
+
+def test_names_pattern():
+    assert zoo.names("3fcLayers*") == ["3fcLayers-512-256", "3fcLayers-1024-512", "3fcLayers-2048-1024"]
+    assert "bncnn-32-64-128-256" in zoo.names()
+    assert zoo.names("nothing*") == []
+
+
+@pytest.mark.parametrize(
+    "name,message",
+    [
+        ("3cnn-32-64-2fc-128", "3cnn needs 3 filter counts"),
+        ("6fcLayers-1-2-3-4-5", "3 to 5 layers"),
+        ("4cnn-8-8-8-8-2fc-16", "1 to 3 conv blocks"),
+        ("3cnn-32-64-128-2fc-128_act=tanh", "unknown activation 'tanh'"),
+        ("3cnn-32-64-128-2fc-128_conv=maxout2", "maxout is for dense layers"),
+        ("3cnn-32-64-128-2fc-128_dropout=0.5", "bad option 'dropout=0.5'"),
+        ("3cnn-32-64-128-2fc-128_color=red", "unknown option 'color'"),
+        ("resnet50", "unknown model name 'resnet50'"),
+    ],
+)
+def test_bad_names_raise_clear_errors(name, message):
+    with pytest.raises(ValueError, match=message) as info:
+        zoo.build(name)
+    assert "\n" not in str(info.value)
+
+
+def test_close_names_are_suggested():
+    with pytest.raises(ValueError, match="Did you mean '3cnn5fc-ELU-1alpha'"):
+        zoo.build("3cnn5fc-ELU-1-alpha")
+
+
+@pytest.mark.parametrize(
+    "overrides,message",
+    [({"colour": 1}, "unknown override"), ({"conv_dropout": 1.5}, "conv_dropout must be in"),
+     ({"window_seconds": 0}, "window_seconds must be positive"), ({"n_genres": 1}, "n_genres")],
+)
+def test_bad_overrides(overrides, message):
+    with pytest.raises(ValueError, match=message):
+        zoo.build("3cnn-32-64-128-2fc-128", **overrides)
+
+
+def test_overrides_change_input_and_output():
+    model = zoo.build("3cnn-32-64-128-2fc-128", window_seconds=1.0, n_genres=4, n_mels=32)
+    assert model.input_shape == (None, 22050) and model.output_shape == (None, 4)
+
+
+@pytest.mark.parametrize("layer", [ShiftedReLU(0.3), Maxout(8, 3)])
+def test_custom_layer_config_round_trip(layer):
+    layer.build((None, 5))
+    clone = type(layer).from_config(layer.get_config())
+    assert clone.get_config() == layer.get_config()
+
+
+def test_activation_formulas():
+    x = np.array([[-2.0, -0.1, 0.5]], np.float32)
+    np.testing.assert_allclose(np.asarray(ShiftedReLU(0.3)(x)), [[-0.3, -0.1, 0.5]])
+    maxout = Maxout(1, 2)
+    maxout.build((None, 3))
+    maxout.dense.kernel.assign(np.array([[1, -1], [0, 0], [0, 0]], np.float32))
+    np.testing.assert_allclose(np.asarray(maxout(x)), [[2.0]])  # max(-2, 2)

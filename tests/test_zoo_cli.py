@@ -1,0 +1,29 @@
+import subprocess
+import sys
+from pathlib import Path
+
+from zoo import list as list_cli
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def test_list_prints_names_params_and_descriptions(capsys):
+    assert list_cli.main(["3fcLayers*", "--window-seconds", "0.5"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0].split()[:2] == ["name", "params"]
+    assert [line.split()[0] for line in lines[1:]] == ["3fcLayers-512-256", "3fcLayers-1024-512", "3fcLayers-2048-1024"]
+    assert all("dense net" in line for line in lines[1:])
+
+
+def test_list_unknown_pattern_exits_2():
+    result = subprocess.run([sys.executable, "-m", "zoo.list", "resnet*"], cwd=ROOT, capture_output=True, text=True)
+    assert result.returncode == 2
+    assert "no registered model matches 'resnet*'" in result.stderr.strip().splitlines()[-1]
+
+
+def test_bench_rejects_bad_flags_and_names():
+    from zoo import bench
+
+    result = subprocess.run([sys.executable, "-m", "zoo.bench", "--steps", "0"], cwd=ROOT, capture_output=True, text=True)
+    assert result.returncode == 2 and "--steps" in result.stderr
+    assert bench.main(["--models", "nonsense", "--steps", "1", "--window-seconds", "0.2"]) == 2
