@@ -140,3 +140,14 @@ def clip_average(probabilities: np.ndarray, clip_index: np.ndarray, n_clips: int
     counts = np.bincount(clip_index, minlength=n_clips)[:, None]
     with np.errstate(invalid="ignore", divide="ignore"):
         return sums / counts
+
+
+def eval_arrays(decoded: tf.data.Dataset, *, window_seconds: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """All evaluation windows in memory: ``(waveforms [n, window], labels [n], clip index [n])``.
+
+    Validation runs every epoch, so its windows are cut once and kept as arrays.
+    """
+    windows = list(eval_windows(decoded, window_seconds=window_seconds).batch(256).as_numpy_iterator())
+    if not windows:
+        raise ValueError("no evaluation windows: every clip failed to decode")
+    return tuple(np.concatenate([w[i] for w in windows]) for i in range(3))

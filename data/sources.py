@@ -13,12 +13,14 @@ import tempfile
 from pathlib import Path
 
 from data import synthetic
+from data.catalogue import Catalogue, scan
+from data.splits import DEFAULT_SEED, Split, make_split
 
 logger = logging.getLogger(__name__)
 
 # Size of the embedded default: small enough that the default search runs in minutes on
 # 2 CPU cores, large enough for a 3-s window model to learn the styles.
-DEFAULT_SYNTHETIC = {"clips_per_genre": 30, "seconds": 10.0, "seed": 0}
+DEFAULT_SYNTHETIC = {"clips_per_genre": 20, "seconds": 6.0, "seed": 0}
 
 
 def cache_dir() -> Path:
@@ -62,3 +64,34 @@ def resolve_data_dir(data_dir: str | os.PathLike | None) -> tuple[Path, bool]:
     if os.environ.get("GTZAN_DIR"):
         return Path(os.environ["GTZAN_DIR"]).expanduser(), False
     return synthetic_data_dir(**DEFAULT_SYNTHETIC), True
+
+
+def load_split(
+    data_dir: str | os.PathLike | None,
+    *,
+    split: str = "random",
+    split_dir: str | os.PathLike | None = None,
+    seed: int = DEFAULT_SEED,
+) -> tuple[Catalogue, Split, bool]:
+    """Scans the chosen dataset and splits it by track.
+
+    Args:
+        data_dir: ``--data-dir`` or None (see :func:`resolve_data_dir`).
+        split: ``"random"`` (stratified 80/10/10) or ``"lists"`` (list files in ``split_dir``).
+        split_dir: Folder of ``train*.txt``, ``valid*.txt``, ``test*.txt`` for ``"lists"``.
+        seed: Seed of the random split.
+
+    Returns:
+        ``(catalogue, split, is_synthetic)``; ``is_synthetic`` is also true for a folder
+        written by ``python -m data.synthetic``.
+
+    Raises:
+        DataError: for a missing or empty data folder, or split lists that match no clip.
+    """
+    folder, is_synthetic = resolve_data_dir(data_dir)
+    catalogue = scan(folder)
+    if catalogue.problems:
+        logger.warning("%d unreadable files left out (python -m data.inspect %s lists them)",
+                       len(catalogue.problems), catalogue.root)
+    is_synthetic = is_synthetic or synthetic.is_synthetic(catalogue.root)
+    return catalogue, make_split(catalogue.clips, split, split_dir=split_dir, seed=seed), is_synthetic

@@ -19,6 +19,7 @@ from __future__ import annotations
 import argparse
 import concurrent.futures
 import ctypes
+import json
 import logging
 import os
 import sys
@@ -31,6 +32,7 @@ from data.catalogue import GTZAN_GENRES, SAMPLE_RATE
 
 logger = logging.getLogger(__name__)
 
+MARKER = "synthetic.json"
 _TABLE_SIZE = 2048
 _SCALES = {
     "major": (0, 2, 4, 5, 7, 9, 11),
@@ -336,6 +338,12 @@ def _write_genre(args: tuple[str, Path, int, float, int]) -> int:
     return clips_per_genre
 
 
+def is_synthetic(data_dir: str | os.PathLike) -> bool:
+    """Whether ``data_dir`` (or the folder above it) was written by :func:`generate`."""
+    path = Path(data_dir)
+    return (path / MARKER).is_file() or (path.parent / MARKER).is_file()
+
+
 def generate(out_dir: str | os.PathLike, *, clips_per_genre: int = 100, seconds: float = 30.0, seed: int = 0,
              workers: int | None = None) -> Path:
     """Writes a synthetic GTZAN-shaped dataset.
@@ -355,6 +363,10 @@ def generate(out_dir: str | os.PathLike, *, clips_per_genre: int = 100, seconds:
     if seconds <= 0:
         raise ValueError(f"seconds must be positive. Received: seconds={seconds}")
     out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    # Marks the folder as synthetic, so that reports never mistake it for GTZAN.
+    (out / MARKER).write_text(json.dumps({"generator": "data.synthetic", "clips_per_genre": clips_per_genre,
+                                          "seconds": seconds, "seed": seed}))
     jobs = [(genre, out, clips_per_genre, seconds, seed) for genre in GTZAN_GENRES]
     with concurrent.futures.ProcessPoolExecutor(max_workers=workers or os.cpu_count(),
                                                 initializer=_keep_freed_memory) as pool:

@@ -51,3 +51,8 @@ def test_cli_writes_dataset_and_rejects_bad_flags(tmp_path, capsys):
             synthetic.main([str(tmp_path / "x"), *flags])
         assert info.value.code == 2
         assert message in capsys.readouterr().err
+
+
+def test_generated_folder_is_marked_synthetic(tiny_gtzan, marsyas_gtzan):
+    assert synthetic.is_synthetic(tiny_gtzan)
+    assert not synthetic.is_synthetic(marsyas_gtzan)

@@ -1,0 +1,143 @@
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import keras
+import pytest
+
+from tuning import hypermodel as hypermodel_module
+from tuning import search
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def search_args(data_dir, out, *extra):
+    return search.build_parser().parse_args(
+        ["--space", "cnn", "--data-dir", str(data_dir), "--out", str(out), "--epochs", "1", "--max-trials", "2",
+         "--window-seconds", "1", "--batch-size", "16", "--wandb", "disabled", *extra]
+    )
+
+
+def test_tiny_search_writes_results_best_model_and_config(tiny_gtzan, tmp_path, capsys):
+    assert search.main([*map(str, ["--space", "cnn", "--data-dir", tiny_gtzan, "--out", tmp_path, "--epochs", "1",
+                                   "--max-trials", "2", "--window-seconds", "1", "--wandb", "disabled"])]) == 0
+    out = capsys.readouterr().out
+    table = out[out.index("trial "):].splitlines()
+    space_dir = tmp_path / "cnn"
+    trials = sorted(p.name for p in (space_dir / "trials").iterdir())
+    assert trials == ["1cnn-32-2fc-128", "1cnn-32-3fc-256-128"]
+    for trial in trials:
+        history = json.loads((space_dir / "trials" / trial / "history.json").read_text())
+        assert set(history) >= {"loss", "accuracy", "val_loss", "val_accuracy", "val_track_accuracy"}
+        assert (space_dir / "trials" / trial / "history.csv").read_text().startswith("epoch,")
+    config = json.loads((space_dir / "best" / "config.json").read_text())
+    assert config["data"]["data_dir"] == str(tiny_gtzan) and config["data"]["synthetic"] is True
+    assert config["data"]["window_seconds"] == 1.0 and config["data"]["seed"] == 42
+    assert config["model"] in trials and config["metrics"]["trial"] == config["trial"]
+    best = keras.saving.load_model(space_dir / "best" / "model.keras")
+    assert best.input_shape == (None, 22050)
+    summary = (space_dir / "summary.csv").read_text().splitlines()
+    assert summary[0].startswith("trial,val_track_accuracy") and len(summary) == 3
+    # Best first: the table's order is the records' rank order.
+    records = search.read_records(space_dir)
+    assert [line.split()[0] for line in table[1:3]] == [r["trial"] for r in records]
+    assert records[0]["trial"] == config["trial"]
+
+
+def test_interrupted_search_resumes_without_rerunning_finished_trials(tiny_gtzan, tmp_path, monkeypatch):
+    original = hypermodel_module.SpaceHyperModel.fit
+    calls = []
+
+    def interrupt_second(self, hp, model, *args, **kwargs):
+        calls.append(self.spec(hp).name)
+        if len(calls) == 2:
+            raise KeyboardInterrupt
+        return original(self, hp, model, *args, **kwargs)
+
+    monkeypatch.setattr(hypermodel_module.SpaceHyperModel, "fit", interrupt_second)
+    with pytest.raises(KeyboardInterrupt):
+        search.run_search(search_args(tiny_gtzan, tmp_path))
+    assert calls == ["1cnn-32-2fc-128", "1cnn-32-3fc-256-128"]
+    records = search.run_search(search_args(tiny_gtzan, tmp_path))
+    assert calls[2:] == ["1cnn-32-3fc-256-128"]  # the finished trial was not rerun
+    assert sorted(r["trial"] for r in records) == ["1cnn-32-2fc-128", "1cnn-32-3fc-256-128"]
+    search.run_search(search_args(tiny_gtzan, tmp_path, "--fresh"))
+    assert calls[3:] == ["1cnn-32-2fc-128", "1cnn-32-3fc-256-128"]
+
+
+def test_nan_trial_is_failed_and_the_search_goes_on(tiny_gtzan, tmp_path, monkeypatch):
+    build = hypermodel_module.SpaceHyperModel.build
+
+    def exploding_first(self, hp):
+        model = build(self, hp)
+        if self.spec(hp).name == "1cnn-32-2fc-128":
+            model.compile(optimizer=keras.optimizers.SGD(1e38), loss="sparse_categorical_crossentropy")
+        return model
+
+    monkeypatch.setattr(hypermodel_module.SpaceHyperModel, "build", exploding_first)
+    records = search.run_search(search_args(tiny_gtzan, tmp_path))
+    by_trial = {r["trial"]: r for r in records}
+    assert by_trial["1cnn-32-2fc-128"]["status"] == "failed"
+    assert "NaN" in by_trial["1cnn-32-2fc-128"]["error"]
+    assert by_trial["1cnn-32-3fc-256-128"]["status"] == "completed"
+    assert records[0]["trial"] == "1cnn-32-3fc-256-128"
+
+
+def test_split_lists_that_match_no_clip(tiny_gtzan, tmp_path, capsys):
+    lists = tmp_path / "lists"
+    lists.mkdir()
+    for part in ("train", "valid", "test"):
+        (lists / f"{part}_filtered.txt").write_text("blues/blues.00099.wav\nrock/rock.00098.wav\n")
+    code = search.main(["--space", "cnn", "--data-dir", str(tiny_gtzan), "--split", "lists", "--split-dir", str(lists),
+                        "--out", str(tmp_path), "--wandb", "disabled"])
+    err = capsys.readouterr().err.strip()
+    assert code == 2 and "match no clip" in err and str(lists) in err, err
+
+
+@pytest.mark.parametrize(
+    "flags,message",
+    [
+        (["--max-trials", "0"], "--max-trials must be at least 1, got 0"),
+        (["--epochs", "0"], "--epochs must be at least 1"),
+        (["--window-seconds", "-1"], "--window-seconds must be positive"),
+        (["--split", "lists"], "--split lists needs --split-dir"),
+        (["--base", "3cnn-32-64-128-2fc-128"], "--base does not apply to --space cnn"),
+        (["--data-dir", "/nonexistent/gtzan"], "data directory not found: /nonexistent/gtzan"),
+    ],
+)
+def test_bad_input_one_line_error_exit_2(flags, message, tmp_path, capsys):
+    assert search.main(["--space", "cnn", "--out", str(tmp_path), "--wandb", "disabled", *flags]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and message in err, err
+
+
+def test_empty_data_dir_and_bad_base(tmp_path, capsys):
+    (tmp_path / "empty").mkdir()
+    assert search.main(["--space", "cnn", "--data-dir", str(tmp_path / "empty"), "--out", str(tmp_path)]) == 2
+    assert "no class folders" in capsys.readouterr().err
+    assert search.main(["--space", "activation", "--base", "nonsense", "--out", str(tmp_path)]) == 2
+    assert "--base nonsense" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("flags,message", [(["--space", "rnn"], "invalid choice: 'rnn'"),
+                                           (["--space", "cnn", "--tuner", "evolution"], "invalid choice: 'evolution'")])
+def test_unknown_space_or_tuner_exit_2(flags, message):
+    result = subprocess.run([sys.executable, "-m", "tuning.search", *flags], cwd=ROOT, capture_output=True, text=True)
+    assert result.returncode == 2
+    assert message in result.stderr.strip().splitlines()[-1]
+
+
+def test_wandb_offline_run_writes_metrics(tiny_gtzan, tmp_path, monkeypatch):
+    monkeypatch.delenv("WANDB_MODE", raising=False)
+    monkeypatch.setenv("WANDB_SILENT", "true")
+    args = search_args(tiny_gtzan, tmp_path, "--max-trials", "1")
+    args.wandb = "offline"
+    search.run_search(args)
+    runs = list((tmp_path / "cnn" / "wandb").glob("offline-run-*"))
+    assert len(runs) == 1
+    # The run log is protobuf records; metric names are stored as plain UTF-8 keys.
+    log = next(runs[0].glob("run-*.wandb")).read_bytes()
+    for key in (b"epoch/val_track_accuracy", b"epoch/val_loss", b"epoch/loss", b"epoch/accuracy"):
+        assert key in log, key
+    assert b"1cnn-32-2fc-128" in log  # the run is named after the trial

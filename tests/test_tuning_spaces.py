@@ -1,0 +1,104 @@
+import keras
+import keras_tuner
+import numpy as np
+import pytest
+
+from tuning.experiment import prepare_data
+from tuning.hypermodel import SpaceHyperModel, TrainingSettings
+from tuning.schedules import exponential_lr, make_optimizer, schedule_callback, step_lr
+from tuning.spaces import SPACES
+
+STUDY_COUNTS = {"mlp": 9, "cnn": 14, "activation": 8, "optimizer": 18, "training": 12, "regularization": 12, "input": 2}
+
+
+@pytest.fixture(scope="module")
+def data(tiny_gtzan):
+    return prepare_data(tiny_gtzan, window_seconds=0.5, seed=1)
+
+
+def test_grid_sizes_are_the_studys():
+    assert {name: len(space.grid(space.default_base or "")) for name, space in SPACES.items()} == STUDY_COUNTS
+
+
+def test_grid_trial_names_follow_the_study():
+    names = {name: [t.name for t in space.grid(space.default_base or "")] for name, space in SPACES.items()}
+    assert "4fcLayers-1024-512-512" in names["mlp"] and "3fcLayers-2048-1024" in names["mlp"]
+    assert {"3cnn-32-64-128-2fc-128", "1cnn-32-3fc-256-128", "3cnn-32-64-128-5fc-256-256-256-128"} <= set(names["cnn"])
+    assert "rmsprop-exponentiallr-0.9" in names["optimizer"] and "adagrad-steplr-0.05" in names["optimizer"]
+    assert {"weight_decay-1e-05", "dropout0.1cnn-0.2fc", "time_shift-0.15"} <= set(names["regularization"])
+    assert names["input"] == ["spectrogram", "waveform"]
+    training = SPACES["training"].grid(SPACES["training"].default_base)
+    assert {(t.batch_size, t.epochs) for t in training} == {(b, e) for b in (16, 32, 64, 128) for e in (5, 20, 35)}
+    assert not any(t.early_stopping for t in training)
+
+
+def _sample(hp: keras_tuner.HyperParameters, seed: int) -> None:
+    for parameter in hp.space:
+        hp.values[parameter.name] = parameter.random_sample(seed)
+
+
+@pytest.mark.parametrize("space", list(SPACES))
+@pytest.mark.parametrize("wide", [False, True])
+def test_every_space_builds_with_default_and_sampled_values(space, wide, data, tmp_path):
+    hypermodel = SpaceHyperModel(SPACES[space], data, TrainingSettings(), tmp_path, wide=wide)
+    hp = keras_tuner.HyperParameters()
+    model = hypermodel.build(hp)
+    assert model.output_shape == (None, 10) and model.input_shape == (None, 11025)
+    assert model.optimizer is not None
+    if not wide:
+        assert hp.values == {"trial": SPACES[space].grid(hypermodel.base)[0].name}
+    for seed in range(3):
+        _sample(hp, seed)
+        hypermodel.build(hp)  # may register conditional values
+        _sample(hp, seed)
+        model = hypermodel.build(hp)
+        assert model.output_shape == (None, 10)
+        assert hypermodel.spec(hp).name
+
+
+def test_fixed_values_override_the_default(data, tmp_path):
+    hypermodel = SpaceHyperModel(SPACES["optimizer"], data, TrainingSettings(), tmp_path)
+    hp = keras_tuner.HyperParameters()
+    hp.Fixed("trial", "rmsprop-exponentiallr-0.9")
+    spec = hypermodel.spec(hp)
+    assert (spec.optimizer, spec.schedule, spec.gamma) == ("rmsprop", "exponentiallr", 0.9)
+    assert isinstance(hypermodel.build(hp).optimizer, keras.optimizers.RMSprop)
+
+
+def test_base_replaces_the_carried_forward_model(data, tmp_path):
+    hypermodel = SpaceHyperModel(SPACES["activation"], data, TrainingSettings(), tmp_path, base="3cnn-32-64-128-2fc-128")
+    assert list(hypermodel.grid)[1] == "3cnn-32-64-128-2fc-128_act=elu1"
+    with pytest.raises(ValueError, match="spectrogram and waveform CNNs"):
+        SpaceHyperModel(SPACES["input"], data, TrainingSettings(), tmp_path, base="3fcLayers-512-256")
+
+
+def _rates_per_epoch(callback, epochs):
+    model = keras.Sequential([keras.Input((2,)), keras.layers.Dense(1)])
+    model.compile(optimizer=make_optimizer("adam", 1e-3), loss="mse")
+    seen = []
+    record = keras.callbacks.LambdaCallback(
+        on_epoch_begin=lambda epoch, logs: seen.append(float(np.asarray(model.optimizer.learning_rate)))
+    )
+    model.fit(np.zeros((4, 2)), np.zeros((4, 1)), epochs=epochs, callbacks=[callback, record], verbose=0)
+    return seen
+
+
+def test_step_lr_matches_pytorch_epoch_by_epoch():
+    expected = [1e-3] * 5 + [1e-4] * 5 + [1e-5] * 2  # StepLR(step_size=5, gamma=0.1) from 1e-3
+    assert [step_lr(e, initial=1e-3, step_size=5, gamma=0.1) for e in range(12)] == pytest.approx(expected)
+    rates = _rates_per_epoch(schedule_callback("steplr", initial=1e-3, gamma=0.1), 12)
+    assert rates == pytest.approx(expected, rel=1e-6)
+
+
+def test_exponential_lr_matches_pytorch_epoch_by_epoch():
+    expected = [1e-3 * 0.9**e for e in range(8)]  # ExponentialLR(gamma=0.9)
+    assert [exponential_lr(e, initial=1e-3, gamma=0.9) for e in range(8)] == pytest.approx(expected)
+    assert _rates_per_epoch(schedule_callback("exponentiallr", initial=1e-3, gamma=0.9), 8) == pytest.approx(expected, rel=1e-6)
+
+
+def test_schedule_and_optimizer_errors():
+    assert schedule_callback("constant", initial=1e-3) is None
+    with pytest.raises(ValueError, match="unknown schedule 'cosine'"):
+        schedule_callback("cosine", initial=1e-3)
+    with pytest.raises(ValueError, match="unknown optimizer 'sgd'"):
+        make_optimizer("sgd", 1e-3)

@@ -1,0 +1,1 @@
+"""Hyperparameter search over the study's experiment families (KerasTuner)."""

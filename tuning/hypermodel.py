@@ -1,0 +1,182 @@
+"""The KerasTuner HyperModel of a search space: ``build`` uses the zoo, ``fit`` trains a trial."""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import math
+import re
+import shutil
+import sys
+import time
+from pathlib import Path
+
+import keras
+import keras_tuner
+import numpy as np
+import tensorflow as tf
+
+import zoo
+from tuning.experiment import (
+    OBJECTIVE,
+    ClipMetrics,
+    ExperimentData,
+    rank_key,
+    read_records,
+    write_history,
+    write_json,
+)
+from tuning.schedules import make_optimizer, schedule_callback
+from tuning.spaces import Space, TrialSpec
+
+logger = logging.getLogger(__name__)
+
+
+@dataclasses.dataclass(frozen=True)
+class TrainingSettings:
+    """Command-level training settings; a trial's spec may override batch size and epochs.
+
+    Attributes:
+        epochs: Maximum epochs per trial.
+        batch_size: Batch size.
+        patience: Epochs without a lower validation loss before early stopping.
+        wandb_mode: ``online``, ``offline`` or ``disabled``.
+        wandb_project: W&B project of the runs.
+        verbose: Keras ``fit`` verbosity (1: progress bar, 2: one line per epoch).
+    """
+
+    epochs: int = 20
+    batch_size: int = 32
+    patience: int = 5
+    wandb_mode: str = "disabled"
+    wandb_project: str = "gtzan-keras"
+    verbose: int = 2
+
+
+def trial_dir_name(name: str) -> str:
+    """A file-system-safe folder name for a trial name."""
+    return re.sub(r"[^A-Za-z0-9_.,=+-]", "_", name)
+
+
+class SpaceHyperModel(keras_tuner.HyperModel):
+    """One experiment family as a KerasTuner HyperModel.
+
+    With ``wide=False`` the only hyperparameter is ``trial``, a choice over the study's grid;
+    with ``wide=True`` the space's wider range is sampled.
+
+    Args:
+        space: The experiment family.
+        data: Prepared data, shared by all trials.
+        settings: Training settings of the command.
+        out_dir: ``<out>/<space>``; trial records and the best model go under it.
+        base: Model the space varies (default: the space's carried-forward model).
+        wide: Sample the wider range instead of the study's grid.
+    """
+
+    def __init__(self, space: Space, data: ExperimentData, settings: TrainingSettings, out_dir: Path,
+                 base: str | None = None, wide: bool = False):
+        super().__init__(name=space.name)
+        self.space = space
+        self.data = data
+        self.settings = settings
+        self.out_dir = Path(out_dir)
+        self.base = base or space.default_base or ""
+        self.wide = wide
+        self.grid = {spec.name: spec for spec in space.grid(self.base)}
+
+    def spec(self, hp: keras_tuner.HyperParameters) -> TrialSpec:
+        """The trial that ``hp`` stands for."""
+        if self.wide:
+            return self.space.wide(hp, self.base)
+        return self.grid[hp.Choice("trial", list(self.grid))]
+
+    def build(self, hp: keras_tuner.HyperParameters) -> keras.Model:
+        spec = self.spec(hp)
+        model = zoo.build(spec.model, window_seconds=self.data.window_seconds, n_genres=len(self.data.genres))
+        # XLA helps on GPUs; on CPUs it measured slower for these models (see zoo.bench).
+        jit = "auto" if tf.config.list_physical_devices("GPU") else False
+        model.compile(optimizer=make_optimizer(spec.optimizer, spec.learning_rate),
+                      loss="sparse_categorical_crossentropy", metrics=["accuracy"], jit_compile=jit)
+        return model
+
+    def fit(self, hp: keras_tuner.HyperParameters, model: keras.Model, *args, callbacks=None, **kwargs):
+        spec = self.spec(hp)
+        name = spec.name + (f"-e{hp.values['tuner/epochs']}" if "tuner/epochs" in hp.values else "")
+        trial_dir = self.out_dir / "trials" / trial_dir_name(name)
+        epochs = kwargs.get("epochs") or spec.epochs or self.settings.epochs
+        batch_size = spec.batch_size or self.settings.batch_size
+        config = self.resolved_config(spec, name, batch_size, epochs)
+        write_json(trial_dir / "config.json", config)
+
+        ours = [ClipMetrics(self.data), keras.callbacks.TerminateOnNaN()]
+        scheduler = schedule_callback(spec.schedule, initial=spec.learning_rate, gamma=spec.gamma)
+        if scheduler is not None:
+            ours.append(scheduler)
+        if spec.early_stopping:
+            ours.append(keras.callbacks.EarlyStopping("val_loss", patience=self.settings.patience,
+                                                      restore_best_weights=True))
+        run = self._start_wandb(name, config)
+        if run is not None:
+            from wandb.integration.keras import WandbMetricsLogger
+
+            ours.append(WandbMetricsLogger(log_freq="epoch"))
+        start = time.perf_counter()
+        try:
+            history = model.fit(self.data.train(batch_size), epochs=epochs, initial_epoch=kwargs.get("initial_epoch", 0),
+                                callbacks=ours + list(callbacks or []), verbose=self.settings.verbose)
+        finally:
+            if run is not None:
+                run.finish()
+        seconds = time.perf_counter() - start
+        record = self._record(spec, name, history.history, seconds, early_stopped=spec.early_stopping)
+        write_history(trial_dir, history.history)
+        write_json(trial_dir / "record.json", record)
+        if record["status"] != "completed":
+            raise keras_tuner.errors.FailedTrialError(f"trial {name}: {record['error']}")
+        self._keep_if_best(model, record, config, trial_dir)
+        return {key: record[key] for key in (OBJECTIVE, "val_accuracy", "val_loss")}
+
+    def resolved_config(self, spec: TrialSpec, name: str, batch_size: int, epochs: int) -> dict:
+        """Everything needed to rebuild the trial's model and data without guessing."""
+        model_config = zoo.configure(spec.model, window_seconds=self.data.window_seconds, n_genres=len(self.data.genres))
+        return {
+            "space": self.space.name,
+            "trial": name,
+            "model": spec.model,
+            "model_config": dataclasses.asdict(model_config),
+            "spec": dataclasses.asdict(spec),
+            "training": {"batch_size": batch_size, "epochs": epochs, "patience": self.settings.patience},
+            "data": self.data.description,
+        }
+
+    def _record(self, spec: TrialSpec, name: str, history: dict, seconds: float, early_stopped: bool) -> dict:
+        losses = history.get("loss", [])
+        record = {"trial": name, "model": spec.model, "status": "completed", "epochs_run": len(losses),
+                  "seconds": round(seconds, 2)}
+        if not losses or any(not math.isfinite(v) for v in losses) or "val_loss" not in history:
+            record.update(status="failed", error="loss became NaN or infinite" if losses else "no epoch finished")
+            return record
+        # The weights kept are those of the lowest validation loss with early stopping,
+        # else those of the last epoch; the trial is scored at that epoch.
+        kept = int(np.argmin(history["val_loss"])) if early_stopped else len(losses) - 1
+        record.update(best_epoch=kept + 1, **{key: float(history[key][kept]) for key in
+                                              (OBJECTIVE, "val_accuracy", "val_loss", "loss", "accuracy")})
+        return record
+
+    def _keep_if_best(self, model: keras.Model, record: dict, config: dict, trial_dir: Path) -> None:
+        others = [r for r in read_records(self.out_dir) if r["trial"] != record["trial"] and r.get("status") == "completed"]
+        if others and rank_key(others[0]) <= rank_key(record):
+            return
+        best_dir = self.out_dir / "best"
+        shutil.rmtree(best_dir, ignore_errors=True)
+        best_dir.mkdir(parents=True)
+        model.save(best_dir / "model.keras")
+        write_json(best_dir / "config.json", {**config, "metrics": record})
+
+    def _start_wandb(self, name: str, config: dict):
+        if self.settings.wandb_mode == "disabled":
+            return None
+        import wandb
+
+        return wandb.init(project=self.settings.wandb_project, group=self.space.name, name=name, config=config,
+                          mode=self.settings.wandb_mode, dir=str(self.out_dir), reinit="finish_previous")

@@ -1,0 +1,246 @@
+"""The study's experiment families as search spaces.
+
+Each space has the study's exact grid (used by ``--tuner grid``) and a wider range for
+random, Hyperband and Bayesian search. Both produce :class:`TrialSpec` values: what model
+to build and how to train it. ``tuning.hypermodel`` turns them into a KerasTuner HyperModel.
+
+Carried-forward choices (the study moved section by section; where this module cannot know
+the study's exact winner it uses the choice below, and ``--base NAME`` replaces the model):
+
+* ``mlp``, ``cnn``: the architectures themselves; Adam, learning rate 1e-3, batch 32.
+* ``activation``, ``optimizer``, ``training``, ``regularization``, ``input``: start from
+  ``3cnn-32-64-128-5fc-256-256-256-128`` (LeakyReLU), the CNN the study's activation section
+  varied and its final models were built on; Adam 1e-3, batch 32 unless the space varies it.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable
+
+import keras_tuner
+
+import zoo
+from tuning.schedules import OPTIMIZERS
+from zoo.registry import (
+    ACTIVATION_BASE,
+    REFERENCE_CNN,
+    STUDY_ACTIVATIONS,
+    STUDY_CNN,
+    STUDY_MLP,
+    regularization_variants,
+)
+
+DEFAULT_OPTIMIZER = "adam"
+DEFAULT_LEARNING_RATE = 1e-3
+DEFAULT_BATCH_SIZE = 32
+STEP_SIZE = 5  # epochs between StepLR decays, as in the study
+STEP_GAMMAS = (0.1, 0.05, 0.01)
+EXPONENTIAL_GAMMAS = (0.99, 0.95, 0.9)
+TRAINING_BATCH_SIZES = (16, 32, 64, 128)
+TRAINING_EPOCHS = (5, 20, 35)
+
+
+@dataclasses.dataclass(frozen=True)
+class TrialSpec:
+    """What one trial builds and how it trains it.
+
+    Attributes:
+        name: Readable trial name, like the study's (``3cnn-32-64-128-2fc-128``,
+            ``rmsprop-exponentiallr-0.9``, ``batch_size-16-epochs-5``).
+        model: A zoo name.
+        optimizer: ``adagrad``, ``adam`` or ``rmsprop``.
+        learning_rate: Initial learning rate.
+        schedule: ``constant``, ``steplr`` or ``exponentiallr`` (per epoch, PyTorch semantics).
+        gamma: Decay factor of the schedule.
+        batch_size: Batch size, or None for the command's ``--batch-size``.
+        epochs: Epochs, or None for the command's ``--epochs``.
+        early_stopping: Stop on validation loss and restore the best weights.
+    """
+
+    name: str
+    model: str
+    optimizer: str = DEFAULT_OPTIMIZER
+    learning_rate: float = DEFAULT_LEARNING_RATE
+    schedule: str = "constant"
+    gamma: float = 1.0
+    batch_size: int | None = None
+    epochs: int | None = None
+    early_stopping: bool = True
+
+
+@dataclasses.dataclass(frozen=True)
+class Space:
+    """One experiment family.
+
+    Attributes:
+        name: The ``--space`` value.
+        description: One line for ``--help`` and reports.
+        grid: ``grid(base)`` -> the study's trials, in the study's order.
+        wide: ``wide(hp, base)`` -> a trial drawn from the wider range.
+        default_base: The carried-forward model, or None when the space defines architectures.
+    """
+
+    name: str
+    description: str
+    grid: Callable[[str], list[TrialSpec]]
+    wide: Callable[[keras_tuner.HyperParameters, str], TrialSpec]
+    default_base: str | None = None
+
+
+def _variant(base: str, **fields) -> str:
+    return zoo.configure(base, **fields).name
+
+
+# mlp ---------------------------------------------------------------------------------
+def _mlp_grid(base: str) -> list[TrialSpec]:
+    return [TrialSpec(name, name) for name in STUDY_MLP]
+
+
+def _mlp_wide(hp: keras_tuner.HyperParameters, base: str) -> TrialSpec:
+    layers = hp.Int("layers", 3, 5)
+    units = [hp.Choice(f"units_{i + 1}", [128, 256, 512, 1024, 2048]) for i in range(layers - 1)]
+    name = f"{layers}fcLayers" + "".join(f"-{u}" for u in units)
+    return TrialSpec(name, name)
+
+
+# cnn ---------------------------------------------------------------------------------
+def _cnn_grid(base: str) -> list[TrialSpec]:
+    return [TrialSpec(name, name) for name in STUDY_CNN]
+
+
+def _cnn_wide(hp: keras_tuner.HyperParameters, base: str) -> TrialSpec:
+    blocks = hp.Int("conv_blocks", 1, 3)
+    filters = [hp.Choice(f"filters_{i + 1}", [16, 32, 64, 128]) for i in range(blocks)]
+    layers = hp.Int("dense_layers", 1, 5)
+    units = [hp.Choice(f"units_{i + 1}", [64, 128, 256, 512]) for i in range(layers - 1)]
+    name = f"{blocks}cnn" + "".join(f"-{f}" for f in filters) + f"-{layers}fc" + "".join(f"-{u}" for u in units)
+    return TrialSpec(name, name)
+
+
+# activation --------------------------------------------------------------------------
+def _activation_grid(base: str) -> list[TrialSpec]:
+    specs = []
+    for name in STUDY_ACTIVATIONS:
+        config = zoo.resolve(name)
+        model = _variant(base, conv_activation=config.conv_activation, dense_activation=config.dense_activation)
+        specs.append(TrialSpec(name if base == ACTIVATION_BASE else model, model))
+    return specs
+
+
+def _activation_spec(hp: keras_tuner.HyperParameters, part: str, maxout: bool) -> str:
+    kinds = ["relu", "leakyrelu", "elu", "shiftedrelu", "swish"] + (["maxout"] if maxout else [])
+    kind = hp.Choice(f"{part}_activation", kinds)
+    if kind == "leakyrelu":
+        return f"leakyrelu{hp.Choice(f'{part}_slope', [0.01, 0.1, 0.2]):g}"
+    if kind == "elu":
+        return f"elu{hp.Choice(f'{part}_alpha', [0.5, 1.0, 1.5]):g}"
+    if kind == "shiftedrelu":
+        return f"shiftedrelu{hp.Choice(f'{part}_shift', [0.1, 0.3, 0.5, 1.0]):g}"
+    if kind == "maxout":
+        return f"maxout{hp.Choice(f'{part}_pieces', [2, 3, 4])}"
+    return kind
+
+
+def _activation_wide(hp: keras_tuner.HyperParameters, base: str) -> TrialSpec:
+    conv = _activation_spec(hp, "conv", maxout=False)
+    dense = _activation_spec(hp, "fc", maxout=True)
+    if hp.Boolean("alternate") and not dense.startswith("maxout"):
+        # Alternate the two activations layer by layer through the whole network.
+        conv = dense = f"{conv},{dense}"
+    model = _variant(base, conv_activation=tuple(conv.split(",")), dense_activation=tuple(dense.split(",")))
+    return TrialSpec(model, model)
+
+
+# optimizer ---------------------------------------------------------------------------
+def _optimizer_grid(base: str) -> list[TrialSpec]:
+    specs = []
+    for optimizer in OPTIMIZERS:
+        for schedule, gammas in (("steplr", STEP_GAMMAS), ("exponentiallr", EXPONENTIAL_GAMMAS)):
+            for gamma in gammas:
+                specs.append(TrialSpec(f"{optimizer}-{schedule}-{gamma:g}", base, optimizer, schedule=schedule, gamma=gamma))
+    return specs
+
+
+def _optimizer_wide(hp: keras_tuner.HyperParameters, base: str) -> TrialSpec:
+    optimizer = hp.Choice("optimizer", list(OPTIMIZERS))
+    rate = hp.Float("learning_rate", 1e-4, 3e-2, sampling="log")
+    schedule = hp.Choice("schedule", ["constant", "steplr", "exponentiallr"])
+    gamma = 1.0
+    if schedule == "steplr":
+        gamma = hp.Float("step_gamma", 0.01, 0.5, sampling="log")
+    elif schedule == "exponentiallr":
+        gamma = hp.Float("exponential_gamma", 0.8, 0.999)
+    name = f"{optimizer}-{schedule}" + (f"-{gamma:.3g}" if schedule != "constant" else "") + f"-lr{rate:.2g}"
+    return TrialSpec(name, base, optimizer, rate, schedule, gamma)
+
+
+# training ----------------------------------------------------------------------------
+def _training_grid(base: str) -> list[TrialSpec]:
+    return [
+        TrialSpec(f"batch_size-{b}-epochs-{e}", base, batch_size=b, epochs=e, early_stopping=False)
+        for b in TRAINING_BATCH_SIZES
+        for e in TRAINING_EPOCHS
+    ]
+
+
+def _training_wide(hp: keras_tuner.HyperParameters, base: str) -> TrialSpec:
+    batch = hp.Choice("batch_size", [8, 16, 32, 64, 128, 256])
+    epochs = hp.Int("epochs", 5, 50, step=5)
+    return TrialSpec(f"batch_size-{batch}-epochs-{epochs}", base, batch_size=batch, epochs=epochs, early_stopping=False)
+
+
+# regularization ----------------------------------------------------------------------
+def _regularization_grid(base: str) -> list[TrialSpec]:
+    return [TrialSpec(name, model) for name, model in regularization_variants(base).items()]
+
+
+def _regularization_wide(hp: keras_tuner.HyperParameters, base: str) -> TrialSpec:
+    decay = hp.Float("weight_decay", 1e-6, 0.1, sampling="log") if hp.Boolean("use_weight_decay") else 0.0
+    shift = hp.Float("time_shift", 0.0, 0.3, step=0.05)
+    conv_dropout = hp.Float("conv_dropout", 0.0, 0.5, step=0.1)
+    dense_dropout = hp.Float("dense_dropout", 0.0, 0.6, step=0.1)
+    model = _variant(base, weight_decay=decay, time_shift=shift, conv_dropout=conv_dropout, dense_dropout=dense_dropout)
+    return TrialSpec(model, model)
+
+
+# input -------------------------------------------------------------------------------
+def _waveform_variant(base: str) -> str:
+    config = zoo.resolve(base)
+    if config.family not in ("cnn", "wave"):
+        raise ValueError(f"the input space compares spectrogram and waveform CNNs; base {base!r} is a {config.family} model")
+    return dataclasses.replace(config, family="wave").name
+
+
+def _input_grid(base: str) -> list[TrialSpec]:
+    waveform = _waveform_variant(base)  # checks that the base is a CNN
+    spectrogram = dataclasses.replace(zoo.resolve(base), family="cnn").name
+    return [TrialSpec("spectrogram", spectrogram), TrialSpec("waveform", waveform)]
+
+
+def _input_wide(hp: keras_tuner.HyperParameters, base: str) -> TrialSpec:
+    # Wider: does the comparison hold across CNNs of other depths and widths?
+    architecture = hp.Choice("architecture", sorted({base, REFERENCE_CNN, *STUDY_CNN[-4:]}))
+    if hp.Choice("input", ["spectrogram", "waveform"]) == "waveform":
+        model = _waveform_variant(architecture)
+    else:
+        model = dataclasses.replace(zoo.resolve(architecture), family="cnn").name
+    return TrialSpec(model, model)
+
+
+SPACES: dict[str, Space] = {
+    space.name: space
+    for space in (
+        Space("mlp", "dense nets: 3 to 5 layers of 256 to 2048 units (study: 9)", _mlp_grid, _mlp_wide),
+        Space("cnn", "CNNs: 1 to 3 conv blocks, 2 to 5 dense layers (study: 14)", _cnn_grid, _cnn_wide),
+        Space("activation", "ELU, Shifted ReLU, Leaky ReLU, Maxout, Swish, alternations (study: 8)",
+              _activation_grid, _activation_wide, ACTIVATION_BASE),
+        Space("optimizer", "Adagrad, Adam, RMSprop x StepLR / ExponentialLR (study: 18)",
+              _optimizer_grid, _optimizer_wide, ACTIVATION_BASE),
+        Space("training", "batch size x epochs, no early stopping (study: 12)",
+              _training_grid, _training_wide, ACTIVATION_BASE),
+        Space("regularization", "L2, time shift, dropout (study: 12)",
+              _regularization_grid, _regularization_wide, ACTIVATION_BASE),
+        Space("input", "log-mel spectrogram vs raw waveform (study: 2)", _input_grid, _input_wide, ACTIVATION_BASE),
+    )
+}
