@@ -85,7 +85,7 @@ class LogMelSpectrogram(keras.layers.Layer):
         sample_rate: int = SAMPLE_RATE,
         n_fft: int = 1024,
         hop_length: int = 512,
-        n_mels: int = 96,
+        n_mels: int = 64,
         f_min: float = 20.0,
         f_max: float | None = None,
         db_offset: float = -40.0,

@@ -7,7 +7,7 @@ from data.catalogue import GTZAN_GENRES
 
 
 def test_layout_and_format(tiny_gtzan):
-    assert sorted(p.name for p in tiny_gtzan.iterdir()) == sorted(GTZAN_GENRES)
+    assert sorted(p.name for p in tiny_gtzan.iterdir() if p.is_dir()) == sorted(GTZAN_GENRES)
     info = soundfile.info(tiny_gtzan / "blues" / "blues.00005.wav")
     assert (info.samplerate, info.channels, info.subtype, info.frames) == (22050, 1, "PCM_16", 4 * 22050)
 

@@ -141,3 +141,17 @@ def test_wandb_offline_run_writes_metrics(tiny_gtzan, tmp_path, monkeypatch):
     for key in (b"epoch/val_track_accuracy", b"epoch/val_loss", b"epoch/loss", b"epoch/accuracy"):
         assert key in log, key
     assert b"1cnn-32-2fc-128" in log  # the run is named after the trial
+
+
+@pytest.mark.parametrize("tuner", ["random", "bayesian"])
+def test_wide_tuners_sample_the_wider_range(tuner, tiny_gtzan, tmp_path):
+    records = search.run_search(search_args(tiny_gtzan, tmp_path, "--tuner", tuner, "--max-trials", "1"))
+    assert len(records) == 1 and records[0]["status"] == "completed"
+    assert (tmp_path / "cnn" / "best" / "model.keras").is_file()
+
+
+@pytest.mark.slow
+def test_hyperband_continues_trials_from_checkpoints(tiny_gtzan, tmp_path):
+    records = search.run_search(search_args(tiny_gtzan, tmp_path, "--tuner", "hyperband", "--epochs", "3"))
+    assert records and all(r["status"] == "completed" for r in records)
+    assert any(r["trial"].endswith("-e3") for r in records)

@@ -9,6 +9,7 @@ import re
 import shutil
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import keras
@@ -43,6 +44,7 @@ class TrainingSettings:
         wandb_mode: ``online``, ``offline`` or ``disabled``.
         wandb_project: W&B project of the runs.
         verbose: Keras ``fit`` verbosity (1: progress bar, 2: one line per epoch).
+        max_epochs: If set, no trial trains longer (``tuning.study --quick``).
     """
 
     epochs: int = 20
@@ -51,6 +53,7 @@ class TrainingSettings:
     wandb_mode: str = "disabled"
     wandb_project: str = "gtzan-keras"
     verbose: int = 2
+    max_epochs: int | None = None
 
 
 def trial_dir_name(name: str) -> str:
@@ -71,10 +74,16 @@ class SpaceHyperModel(keras_tuner.HyperModel):
         out_dir: ``<out>/<space>``; trial records and the best model go under it.
         base: Model the space varies (default: the space's carried-forward model).
         wide: Sample the wider range instead of the study's grid.
+        carried: TrialSpec fields chosen by earlier sections (e.g. ``optimizer``,
+            ``batch_size``); applied to every trial except for the fields the space varies.
+        on_trial_end: Called with each finished trial's record (progress lines).
+        checkpoints: Keep KerasTuner's per-epoch weight checkpoints (Hyperband needs them to
+            continue a trial in its next round).
     """
 
     def __init__(self, space: Space, data: ExperimentData, settings: TrainingSettings, out_dir: Path,
-                 base: str | None = None, wide: bool = False):
+                 base: str | None = None, wide: bool = False, carried: dict | None = None,
+                 on_trial_end: Callable[[dict], None] | None = None, checkpoints: bool = False):
         super().__init__(name=space.name)
         self.space = space
         self.data = data
@@ -82,13 +91,15 @@ class SpaceHyperModel(keras_tuner.HyperModel):
         self.out_dir = Path(out_dir)
         self.base = base or space.default_base or ""
         self.wide = wide
+        self.carried = {k: v for k, v in (carried or {}).items() if k not in space.varies}
+        self.on_trial_end = on_trial_end
+        self.checkpoints = checkpoints
         self.grid = {spec.name: spec for spec in space.grid(self.base)}
 
     def spec(self, hp: keras_tuner.HyperParameters) -> TrialSpec:
-        """The trial that ``hp`` stands for."""
-        if self.wide:
-            return self.space.wide(hp, self.base)
-        return self.grid[hp.Choice("trial", list(self.grid))]
+        """The trial that ``hp`` stands for, with the carried-forward choices applied."""
+        spec = self.space.wide(hp, self.base) if self.wide else self.grid[hp.Choice("trial", list(self.grid))]
+        return dataclasses.replace(spec, **self.carried)
 
     def build(self, hp: keras_tuner.HyperParameters) -> keras.Model:
         spec = self.spec(hp)
@@ -104,6 +115,7 @@ class SpaceHyperModel(keras_tuner.HyperModel):
         name = spec.name + (f"-e{hp.values['tuner/epochs']}" if "tuner/epochs" in hp.values else "")
         trial_dir = self.out_dir / "trials" / trial_dir_name(name)
         epochs = kwargs.get("epochs") or spec.epochs or self.settings.epochs
+        epochs = min(epochs, self.settings.max_epochs or epochs)
         batch_size = spec.batch_size or self.settings.batch_size
         config = self.resolved_config(spec, name, batch_size, epochs)
         write_json(trial_dir / "config.json", config)
@@ -120,10 +132,13 @@ class SpaceHyperModel(keras_tuner.HyperModel):
             from wandb.integration.keras import WandbMetricsLogger
 
             ours.append(WandbMetricsLogger(log_freq="epoch"))
+        # KerasTuner's SaveBestEpoch writes all weights at every improving epoch (hundreds of
+        # MB for the study's flatten+dense CNNs); the best model is kept by _keep_if_best instead.
+        theirs = [cb for cb in callbacks or [] if self.checkpoints or type(cb).__name__ != "SaveBestEpoch"]
         start = time.perf_counter()
         try:
             history = model.fit(self.data.train(batch_size), epochs=epochs, initial_epoch=kwargs.get("initial_epoch", 0),
-                                callbacks=ours + list(callbacks or []), verbose=self.settings.verbose)
+                                callbacks=ours + theirs, verbose=self.settings.verbose)
         finally:
             if run is not None:
                 run.finish()
@@ -131,6 +146,8 @@ class SpaceHyperModel(keras_tuner.HyperModel):
         record = self._record(spec, name, history.history, seconds, early_stopped=spec.early_stopping)
         write_history(trial_dir, history.history)
         write_json(trial_dir / "record.json", record)
+        if self.on_trial_end is not None:
+            self.on_trial_end(record)
         if record["status"] != "completed":
             raise keras_tuner.errors.FailedTrialError(f"trial {name}: {record['error']}")
         self._keep_if_best(model, record, config, trial_dir)

@@ -88,12 +88,8 @@ def validate(args: argparse.Namespace) -> None:
 
 
 def run_search(args: argparse.Namespace) -> list[dict]:
-    """Runs (or resumes) the search; returns the trial records, best first."""
+    """Runs (or resumes) the search the command line asks for; returns the records, best first."""
     validate(args)
-    space = SPACES[args.space]
-    out_dir = Path(args.out) / space.name
-    if args.fresh and out_dir.exists():
-        shutil.rmtree(out_dir)
     data = prepare_data(args.data_dir, split=args.split, split_dir=args.split_dir, seed=args.seed,
                         window_seconds=args.window_seconds)
     if data.description["synthetic"]:
@@ -102,11 +98,37 @@ def run_search(args: argparse.Namespace) -> list[dict]:
     settings = TrainingSettings(epochs=args.epochs, batch_size=args.batch_size, patience=args.patience,
                                 wandb_mode=args.wandb or default_wandb_mode(), wandb_project=args.wandb_project,
                                 verbose=1 if sys.stdout.isatty() else 2)
-    hypermodel = SpaceHyperModel(space, data, settings, out_dir, base=args.base, wide=args.tuner != "grid")
-    write_json(out_dir / "search.json", {key: value for key, value in vars(args).items()})
-    tuner = make_tuner(args.tuner, hypermodel, max_trials=args.max_trials, epochs=args.epochs, seed=args.seed,
-                       directory=out_dir, overwrite=args.fresh)
-    tuner.search(verbose=settings.verbose)
+    out_dir = Path(args.out) / args.space
+    if args.fresh and out_dir.exists():
+        shutil.rmtree(out_dir)
+    write_json(out_dir / "search.json", vars(args))
+    return search_space(SPACES[args.space], data, settings, out_dir, tuner=args.tuner, max_trials=args.max_trials,
+                        seed=args.seed, base=args.base, fresh=args.fresh)
+
+
+def search_space(space, data, settings: TrainingSettings, out_dir: Path, *, tuner: str = "grid",
+                 max_trials: int | None = None, seed: int = 42, base: str | None = None, fresh: bool = False,
+                 carried: dict | None = None, on_trial_end=None) -> list[dict]:
+    """Searches ``space`` on prepared ``data`` into ``out_dir``; returns the records, best first.
+
+    Args:
+        space: A ``tuning.spaces.Space``.
+        data: Prepared data (``tuning.experiment.prepare_data``).
+        settings: Training settings.
+        out_dir: Folder of this space's results; an earlier search there is resumed.
+        tuner: ``grid`` (the study's grid) or ``random``, ``hyperband``, ``bayesian`` (wider range).
+        max_trials: Trials at most.
+        seed: Seed of the tuner.
+        base: Model the space starts from (default: its carried-forward model).
+        fresh: Discard KerasTuner's earlier state.
+        carried: TrialSpec fields chosen by earlier sections.
+        on_trial_end: Called with each finished trial's record.
+    """
+    hypermodel = SpaceHyperModel(space, data, settings, out_dir, base=base, wide=tuner != "grid", carried=carried,
+                                 on_trial_end=on_trial_end, checkpoints=tuner == "hyperband")
+    keras_tuner_search = make_tuner(tuner, hypermodel, max_trials=max_trials, epochs=settings.epochs, seed=seed,
+                                    directory=out_dir, overwrite=fresh)
+    keras_tuner_search.search(verbose=settings.verbose)
     records = read_records(out_dir)
     write_summary(out_dir, records)
     return records

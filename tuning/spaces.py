@@ -79,6 +79,8 @@ class Space:
         grid: ``grid(base)`` -> the study's trials, in the study's order.
         wide: ``wide(hp, base)`` -> a trial drawn from the wider range.
         default_base: The carried-forward model, or None when the space defines architectures.
+        varies: The TrialSpec fields the space chooses; the others can be carried forward
+            from earlier sections (see ``tuning.study``).
     """
 
     name: str
@@ -86,6 +88,7 @@ class Space:
     grid: Callable[[str], list[TrialSpec]]
     wide: Callable[[keras_tuner.HyperParameters, str], TrialSpec]
     default_base: str | None = None
+    varies: tuple[str, ...] = ("model",)
 
 
 def _variant(base: str, **fields) -> str:
@@ -236,9 +239,9 @@ SPACES: dict[str, Space] = {
         Space("activation", "ELU, Shifted ReLU, Leaky ReLU, Maxout, Swish, alternations (study: 8)",
               _activation_grid, _activation_wide, ACTIVATION_BASE),
         Space("optimizer", "Adagrad, Adam, RMSprop x StepLR / ExponentialLR (study: 18)",
-              _optimizer_grid, _optimizer_wide, ACTIVATION_BASE),
+              _optimizer_grid, _optimizer_wide, ACTIVATION_BASE, ("optimizer", "learning_rate", "schedule", "gamma")),
         Space("training", "batch size x epochs, no early stopping (study: 12)",
-              _training_grid, _training_wide, ACTIVATION_BASE),
+              _training_grid, _training_wide, ACTIVATION_BASE, ("batch_size", "epochs", "early_stopping")),
         Space("regularization", "L2, time shift, dropout (study: 12)",
               _regularization_grid, _regularization_wide, ACTIVATION_BASE),
         Space("input", "log-mel spectrogram vs raw waveform (study: 2)", _input_grid, _input_wide, ACTIVATION_BASE),

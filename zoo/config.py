@@ -84,7 +84,7 @@ class ModelConfig:
     n_genres: int = len(GTZAN_GENRES)
     n_fft: int = 1024
     hop_length: int = 512
-    n_mels: int = 96
+    n_mels: int = 64
 
     def __post_init__(self):
         problems = []

@@ -1,0 +1,181 @@
+"""zoo.evaluate, the SavedModel export and zoo.predict, on a model from a tiny search."""
+
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import keras
+import numpy as np
+import pytest
+import soundfile
+
+from tuning import search
+from zoo import evaluate, predict
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="module")
+def searched(tiny_gtzan, tmp_path_factory):
+    """A finished one-trial search on the tiny set, its evaluation and its export."""
+    work = tmp_path_factory.mktemp("evaluate")
+    args = search.build_parser().parse_args(
+        ["--space", "cnn", "--data-dir", str(tiny_gtzan), "--out", str(work / "runs"), "--epochs", "1",
+         "--max-trials", "1", "--window-seconds", "1", "--wandb", "disabled"]
+    )
+    search.run_search(args)
+    assert evaluate.main(["best", "--runs", str(work / "runs"), "--exports", str(work / "exports"), "--json"]) == 0
+    return work
+
+
+def test_evaluate_writes_metrics_png_and_export(searched, capsys):
+    metrics_path = searched / "runs" / "evaluations" / "1cnn-32-2fc-128" / "metrics.json"
+    metrics = json.loads(metrics_path.read_text())
+    assert metrics["test_clips"] == 10 and metrics["test_windows"] == 40  # 10 clips of 4 s, 1-s windows
+    assert 0.0 <= metrics["track_accuracy"] <= 1.0 and 0.0 <= metrics["window_accuracy"] <= 1.0
+    assert np.asarray(metrics["confusion_matrix"]).sum() == 10
+    assert set(metrics["per_genre"]) == {"blues", "classical", "country", "disco", "hiphop", "jazz", "metal", "pop",
+                                         "reggae", "rock"}
+    assert metrics["data"]["synthetic"] is True
+    png = Path(metrics["confusion_matrix_png"])
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert Path(metrics["export"]) == searched / "exports" / "1cnn-32-2fc-128" / "1"
+    # A second export gets the next version; text output names the metrics.
+    assert evaluate.main(["best", "--space", "cnn", "--runs", str(searched / "runs"),
+                          "--exports", str(searched / "exports")]) == 0
+    out = capsys.readouterr().out
+    assert "track accuracy:" in out and "confusion matrix" in out
+    assert (searched / "exports" / "1cnn-32-2fc-128" / "2" / "saved_model.pb").is_file()
+
+
+def test_track_metrics_match_a_direct_computation(searched):
+    model = keras.saving.load_model(searched / "runs" / "cnn" / "best" / "model.keras")
+    config = json.loads((searched / "runs" / "cnn" / "best" / "config.json").read_text())
+    metrics = evaluate.evaluate(model, config)
+    from data.catalogue import scan
+    from data.splits import random_split
+
+    test = random_split(scan(config["data"]["data_dir"]).clips, seed=config["data"]["seed"]).test
+    correct = 0
+    for clip in test:
+        audio = soundfile.read(clip.path, dtype="float32")[0][: 4 * 22050].reshape(4, 22050)
+        correct += int(np.asarray(model(audio)).mean(axis=0).argmax() == clip.label)
+    assert metrics["track_accuracy"] == pytest.approx(correct / len(test))
+
+
+SERVING_CHECK = r"""
+import json, sys
+import numpy as np
+import tensorflow as tf
+assert not any(name.split(".")[0] in ("data", "zoo", "tuning", "keras_tuner") for name in sys.modules)
+serve = tf.saved_model.load(sys.argv[1]).signatures["serving_default"]
+request = json.loads(open(sys.argv[2]).read())
+out = serve(waveform=tf.constant(np.array(request["instances"], np.float32)))
+short = serve(waveform=tf.zeros([1, 100]))
+errors = []
+for bad in (tf.zeros([5], tf.float32), tf.zeros([1, 22050], tf.int32)):
+    try:
+        serve(waveform=bad)
+    except (TypeError, ValueError, tf.errors.InvalidArgumentError) as error:
+        errors.append(type(error).__name__)
+print(json.dumps({"probabilities": out["probabilities"].numpy().tolist(),
+                  "genres": [g.decode() for g in out["genres"].numpy()[0]],
+                  "short": list(short["probabilities"].shape), "errors": errors}))
+"""
+
+
+def test_saved_model_serves_in_a_process_without_this_project(searched, tiny_gtzan, tmp_path):
+    export = searched / "exports" / "1cnn-32-2fc-128" / "1"
+    model = keras.saving.load_model(searched / "runs" / "cnn" / "best" / "model.keras")
+    waves = np.stack([soundfile.read(tiny_gtzan / g / f"{g}.00001.wav", dtype="float32")[0][:50000]
+                      for g in ("jazz", "metal")])
+    # The TF Serving REST body for these clips: {"instances": [[samples...], ...]}.
+    body = tmp_path / "request.json"
+    body.write_text(json.dumps({"instances": waves.tolist()}))
+    script = tmp_path / "serve.py"
+    script.write_text(SERVING_CHECK)
+    result = subprocess.run([sys.executable, str(script), str(export), str(body)], cwd=tmp_path,
+                            capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr[-2000:]
+    served = json.loads(result.stdout.strip().splitlines()[-1])
+    windows = waves[:, : 2 * 22050].reshape(4, 22050)  # 50000 samples: two whole 1-s windows
+    expected = np.asarray(model(windows)).reshape(2, 2, 10).mean(axis=1)
+    np.testing.assert_allclose(served["probabilities"], expected, atol=1e-5)
+    assert served["genres"][0] == "blues" and len(served["genres"]) == 10
+    assert served["short"] == [1, 10]
+    assert len(served["errors"]) == 2
+
+
+def test_evaluate_error_paths(searched, tmp_path, capsys):
+    assert evaluate.main(["best", "--runs", str(tmp_path / "none")]) == 2
+    assert "no runs found" in capsys.readouterr().err
+    assert evaluate.main(["best", "--space", "rnn", "--runs", str(searched / "runs")]) == 2
+    assert "unknown space 'rnn'" in capsys.readouterr().err
+    assert evaluate.main([str(tmp_path / "missing.keras")]) == 2
+    assert "evaluation target not found" in capsys.readouterr().err
+    moved = tmp_path / "moved"
+    shutil.copytree(searched / "runs" / "cnn" / "best", moved)
+    config = json.loads((moved / "config.json").read_text())
+    config["data"]["data_dir"] = str(tmp_path / "gone")
+    (moved / "config.json").write_text(json.dumps(config))
+    assert evaluate.main([str(moved), "--no-export", "--out", str(tmp_path / "e")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "has moved" in err and "--data-dir" in err
+    result = subprocess.run([sys.executable, "-m", "zoo.evaluate", "best", "--runs", str(tmp_path / "none")],
+                            cwd=ROOT, capture_output=True, text=True)
+    assert result.returncode == 2
+
+
+def test_evaluate_with_data_dir_after_a_move(searched, tiny_gtzan, tmp_path):
+    moved = tmp_path / "moved"
+    shutil.copytree(searched / "runs" / "cnn" / "best", moved)
+    config = json.loads((moved / "config.json").read_text())
+    config["data"]["data_dir"] = str(tmp_path / "gone")
+    (moved / "config.json").write_text(json.dumps(config))
+    assert evaluate.main([str(moved), "--data-dir", str(tiny_gtzan), "--no-export", "--out", str(tmp_path / "e")]) == 0
+    assert (tmp_path / "e" / "metrics.json").is_file()
+
+
+def _write_formats(folder: Path, source: Path) -> list[Path]:
+    audio, rate = soundfile.read(source, dtype="float32")
+    stereo = np.stack([audio, audio * 0.5], axis=1)
+    files = []
+    for name, data, sr, subtype in (("a.wav", audio, 22050, "PCM_16"), ("b.wav", stereo, 44100, "PCM_24"),
+                                    ("c.flac", stereo, 48000, None), ("d.ogg", audio, 16000, None),
+                                    ("e.au", audio, 22050, "PCM_16"), ("f.mp3", audio, 44100, None)):
+        path = folder / name
+        soundfile.write(path, data, sr, subtype=subtype)
+        files.append(path)
+    long = folder / "long.wav"
+    soundfile.write(long, np.tile(audio, 10), 22050)  # 40 s: longer than a GTZAN clip
+    return files + [long]
+
+
+def test_predict_many_formats_with_a_corrupt_file_in_the_middle(searched, tiny_gtzan, tmp_path, capsys):
+    files = _write_formats(tmp_path, tiny_gtzan / "rock" / "rock.00002.wav")
+    corrupt = tmp_path / "corrupt.wav"
+    corrupt.write_bytes(b"RIFF\x00\x00\x00\x00WAVEjunk")
+    order = files[:3] + [corrupt] + files[3:]
+    code = predict.main([*map(str, order), "--model", str(searched / "exports" / "1cnn-32-2fc-128"), "--json"])
+    captured = capsys.readouterr()
+    assert code == 1
+    lines = [json.loads(line) for line in captured.out.splitlines()]
+    assert [Path(line["file"]).name for line in lines] == [p.name for p in files]
+    for line in lines:
+        assert len(line["top"]) == 3 and sum(t["probability"] for t in line["top"]) <= 1.0 + 1e-6
+    error = captured.err.strip().splitlines()
+    assert len(error) == 1 and "corrupt.wav" in error[0]
+
+
+def test_predict_default_model_and_errors(searched, tiny_gtzan, tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(searched)  # exports/ is here
+    assert predict.main([str(tiny_gtzan / "pop" / "pop.00000.wav"), "--top", "2"]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith(str(tiny_gtzan / "pop" / "pop.00000.wav") + ": ") and out.count(",") == 1
+    monkeypatch.chdir(tmp_path)
+    assert predict.main(["x.wav"]) == 2
+    assert "no exported model under exports/" in capsys.readouterr().err
+    assert predict.main(["x.wav", "--model", str(tmp_path)]) == 2
+    assert "no SavedModel in" in capsys.readouterr().err

@@ -1,0 +1,118 @@
+"""tuning.study and tuning.report."""
+
+import json
+from pathlib import Path
+
+import pytest
+
+from tuning import report, study
+from tuning.experiment import write_history, write_json
+
+ALL_SECTIONS = ("mlp", "cnn", "activation", "optimizer", "training", "regularization", "input")
+
+
+def test_carried_choices_follow_the_study_order():
+    finished = {
+        "cnn": {"best": {"model": "2cnn-32-64-2fc-128", "spec": {}}},
+        "activation": {"best": {"model": "2cnn-32-64-2fc-128_act=elu1", "spec": {}}},
+        "optimizer": {"best": {"model": "x", "spec": {"optimizer": "rmsprop", "learning_rate": 1e-3,
+                                                     "schedule": "steplr", "gamma": 0.1}}},
+        "training": {"best": {"model": "x", "spec": {"batch_size": 64}}},
+        "regularization": {"best": {"model": "2cnn-32-64-2fc-128_act=elu1_l2=1e-05", "spec": {}}},
+    }
+    assert study.carried_choices("mlp", finished) == (None, {})
+    assert study.carried_choices("activation", finished) == ("2cnn-32-64-2fc-128", {})
+    assert study.carried_choices("optimizer", finished) == ("2cnn-32-64-2fc-128_act=elu1", {})
+    base, carried = study.carried_choices("training", finished)
+    assert base == "2cnn-32-64-2fc-128_act=elu1" and carried["optimizer"] == "rmsprop" and "batch_size" not in carried
+    base, carried = study.carried_choices("input", finished)
+    assert base == "2cnn-32-64-2fc-128_act=elu1_l2=1e-05" and carried["batch_size"] == 64
+    assert study.carried_choices("activation", {}) == (None, {})
+
+
+def test_quick_study_section_resumes_evaluates_and_reports(tiny_gtzan, tmp_path, capsys):
+    args = ["--quick", "--sections", "input", "--data-dir", str(tiny_gtzan), "--out", str(tmp_path / "study"),
+            "--exports", str(tmp_path / "exports"), "--wandb", "disabled"]
+    assert study.main(args) == 0
+    out = capsys.readouterr().out
+    assert "[input] trial 1 of 2" in out and "[input] trial 2 of 2" in out and "best so far" in out
+    assert "[final]" in out and "exported to" in out
+    state = json.loads((tmp_path / "study" / "study.json").read_text())
+    assert state["sections"]["input"]["status"] == "done" and state["final"]
+    assert study.main(args) == 0  # resumes: the finished section is skipped
+    assert "[input] finished earlier" in capsys.readouterr().out
+    assert report.main(["--runs", str(tmp_path / "study"), "--out", str(tmp_path / "report")]) == 0
+    text = (tmp_path / "report" / "REPORT.md").read_text()
+    assert "synthetic GTZAN-shaped data" in text and "Study: spectrogram 0.56 vs waveform 0.29" in text
+    assert "## Final evaluation (test split)" in text and (tmp_path / "report" / "final_confusion_matrix.png").is_file()
+
+
+def _fake_runs(root: Path) -> dict[str, list[dict]]:
+    """Records and histories for every section, as a study writes them."""
+    written = {}
+    for s, section in enumerate(ALL_SECTIONS):
+        records = []
+        for t in range(3):
+            trial = f"{section}-trial-{t}" if section != "input" else ("spectrogram", "waveform", "extra")[t]
+            history = {"loss": [2.0 - 0.1 * e - 0.01 * t for e in range(4)], "accuracy": [0.1 * e for e in range(4)],
+                       "val_loss": [2.1 - 0.1 * e for e in range(4)], "val_accuracy": [0.2] * 4,
+                       "val_track_accuracy": [0.1 * (t + 1) + 0.01 * e + 0.001 * s for e in range(4)]}
+            folder = root / section / "trials" / trial
+            write_history(folder, history)
+            record = {"trial": trial, "model": "m", "status": "completed", "epochs_run": 4, "seconds": 1.5 + t,
+                      "best_epoch": 4, "val_track_accuracy": history["val_track_accuracy"][-1],
+                      "val_accuracy": 0.2, "val_loss": history["val_loss"][-1], "loss": 1.0, "accuracy": 0.5}
+            write_json(folder / "record.json", record)
+            write_json(folder / "config.json", {"training": {"batch_size": (16, 32, 16)[t]},
+                                                "data": {"synthetic": False, "data_dir": "/gtzan", "split": "lists"}})
+            records.append(record)
+        written[section] = records
+    return written
+
+
+def test_report_has_every_sections_figures_and_tables_matching_histories(tmp_path):
+    written = _fake_runs(tmp_path / "runs")
+    path = report.write_report(tmp_path / "runs", tmp_path / "out")
+    text = path.read_text()
+    assert "real audio" in text and "synthetic" not in text.split("##")[0].split("Data:")[1].split(",")[0]
+    for section in ALL_SECTIONS:
+        for suffix in ("loss", "val_accuracy", "best_val_accuracy"):
+            figure = tmp_path / "out" / f"{section}_{suffix}.png"
+            assert figure.read_bytes()[:4] == b"\x89PNG" and f"({figure.name})" in text
+        chunk = text.split(f"## {section}\n")[1].split("\n## ")[0]
+        rows = [line for line in chunk.splitlines() if line.startswith("| `")]
+        best_first = sorted(written[section], key=lambda r: -r["val_track_accuracy"])
+        assert [row.split("`")[1] for row in rows] == [r["trial"] for r in best_first]
+        for row, record in zip(rows, best_first):
+            cells = [c.strip() for c in row.strip("|").split("|")]
+            assert float(cells[1]) == pytest.approx(record["val_track_accuracy"], abs=5e-4)
+            assert float(cells[2]) == pytest.approx(record["val_loss"], abs=5e-4)
+            assert int(cells[3]) == 4
+    assert "Study: best 0.30, worst 0.21" in text and "Study: best 0.56, worst 0.41" in text
+    assert (tmp_path / "out" / "training_batch_size.png").is_file()
+    assert "16: 0.23, 32: 0.23" in text  # (0.134 + 0.334) / 2 for batch 16, 0.234 for batch 32
+
+
+def test_report_without_runs_exits_2(tmp_path, capsys):
+    assert report.main(["--runs", str(tmp_path), "--out", str(tmp_path / "o")]) == 2
+    assert "no runs under" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("flags,message", [(["--epochs", "0"], "--epochs must be at least 1"),
+                                           (["--split", "lists"], "--split-dir"),
+                                           (["--data-dir", "/nonexistent"], "data directory not found")])
+def test_study_bad_input(flags, message, tmp_path, capsys):
+    assert study.main([*flags, "--out", str(tmp_path)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and message in err
+
+
+@pytest.mark.slow
+def test_full_quick_study_and_report(tiny_gtzan, tmp_path):
+    assert study.main(["--quick", "--data-dir", str(tiny_gtzan), "--out", str(tmp_path / "study"),
+                       "--exports", str(tmp_path / "exports"), "--wandb", "disabled"]) == 0
+    state = json.loads((tmp_path / "study" / "study.json").read_text())
+    assert list(state["sections"]) == list(ALL_SECTIONS)
+    report.write_report(tmp_path / "study", tmp_path / "report")
+    for section in ALL_SECTIONS:
+        assert (tmp_path / "report" / f"{section}_loss.png").is_file()

@@ -1,0 +1,258 @@
+"""Figures and REPORT.md for a study (or any searches), from the local run histories.
+
+Usage::
+
+    python -m tuning.report [--runs runs/study] [--out reports]
+
+Per section: train and validation loss per epoch of every trial, validation accuracy per epoch,
+and each trial's validation accuracy as bars; for ``training`` also the mean accuracy per
+batch size; the test confusion matrix of the final model. ``REPORT.md`` holds a table of trials
+per section and compares the best and worst with the study's published numbers. It states
+which data the runs used, so synthetic numbers are never taken for GTZAN results.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import sys
+from collections import defaultdict
+from pathlib import Path
+
+from tuning.experiment import OBJECTIVE, read_records
+
+PROG = "python -m tuning.report"
+SECTION_ORDER = ("mlp", "cnn", "activation", "optimizer", "training", "regularization", "input")
+# The study's published validation accuracy: (best, worst) per section.
+STUDY_VALIDATION = {"mlp": (0.30, 0.21), "cnn": (0.50, 0.39), "activation": (0.54, 0.43), "optimizer": (0.54, 0.37),
+                    "training": (0.53, 0.48), "regularization": (0.56, 0.41)}
+STUDY_INPUT = {"spectrogram": 0.56, "waveform": 0.29}
+STUDY_TEST = {"weight_decay-1e-05": 0.51, "dropout0.1cnn-0.2fc": 0.52}
+
+
+def _plt():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def load_section(folder: Path) -> list[dict]:
+    """The section's records (best first), each with its per-epoch ``history``."""
+    records = read_records(folder)
+    for record in records:
+        path = folder / "trials" / _folder_name(record["trial"]) / "history.json"
+        record["history"] = json.loads(path.read_text()) if path.is_file() else {}
+    return records
+
+
+def _folder_name(trial: str) -> str:
+    from tuning.hypermodel import trial_dir_name
+
+    return trial_dir_name(trial)
+
+
+def _style(i: int) -> dict:
+    # Ten distinct colours, then the same colours dashed: neighbours in the legend stay apart.
+    import matplotlib.pyplot as plt
+
+    return {"color": plt.get_cmap("tab10")(i % 10), "linestyle": ("-", "--", ":")[(i // 10) % 3]}
+
+
+def _epoch_axis(ax) -> None:
+    from matplotlib.ticker import MaxNLocator
+
+    ax.set_xlabel("epoch")
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    ax.grid(alpha=0.3)
+
+
+def _legend(ax, count: int) -> None:
+    ax.legend(fontsize=7 if count > 8 else 8, loc="upper left", bbox_to_anchor=(1.01, 1.0), borderaxespad=0,
+              ncol=1 if count <= 18 else 2)
+
+
+def plot_curves(section: str, records: list[dict], out: Path) -> list[Path]:
+    """Loss (train and validation) and validation accuracy per epoch, one line per trial."""
+    plt = _plt()
+    paths = []
+    done = [r for r in records if r["history"].get("loss")]
+    fig, axes = plt.subplots(1, 2, figsize=(14, 5), sharey=True)
+    for i, record in enumerate(done):
+        epochs = range(1, len(record["history"]["loss"]) + 1)
+        axes[0].plot(epochs, record["history"]["loss"], label=record["trial"], **_style(i))
+        axes[1].plot(epochs, record["history"].get("val_loss", []), label=record["trial"], **_style(i))
+    for ax, title in zip(axes, ("training loss", "validation loss")):
+        ax.set_title(f"{section}: {title}")
+        _epoch_axis(ax)
+    axes[0].set_ylabel("cross-entropy")
+    _legend(axes[1], len(done))
+    fig.tight_layout()
+    paths.append(out / f"{section}_loss.png")
+    fig.savefig(paths[-1], dpi=110, bbox_inches="tight")
+    plt.close(fig)
+
+    fig, ax = plt.subplots(figsize=(10, 5))
+    for i, record in enumerate(done):
+        history = record["history"]
+        ax.plot(range(1, len(history.get(OBJECTIVE, [])) + 1), history.get(OBJECTIVE, []), label=record["trial"],
+                **_style(i))
+    ax.set_title(f"{section}: validation accuracy (track level) per epoch")
+    _epoch_axis(ax)
+    ax.set_ylabel("validation accuracy")
+    ax.set_ylim(0, 1)
+    _legend(ax, len(done))
+    fig.tight_layout()
+    paths.append(out / f"{section}_val_accuracy.png")
+    fig.savefig(paths[-1], dpi=110, bbox_inches="tight")
+    plt.close(fig)
+    return paths
+
+
+def plot_bars(section: str, records: list[dict], out: Path) -> Path:
+    """Each trial's validation accuracy (at its kept epoch), best on top."""
+    plt = _plt()
+    done = [r for r in records if r.get("status") == "completed"]
+    fig, ax = plt.subplots(figsize=(9, 0.35 * len(done) + 1.5))
+    names = [r["trial"] for r in done][::-1]
+    values = [r[OBJECTIVE] for r in done][::-1]
+    ax.barh(names, values, color="tab:blue")
+    for y, value in enumerate(values):
+        ax.text(value + 0.01, y, f"{value:.2f}", va="center", fontsize=8)
+    ax.set_xlim(0, 1.1)
+    ax.set_xlabel("validation accuracy (track level) of the kept weights")
+    ax.set_title(f"{section}: validation accuracy per trial, best on top")
+    ax.tick_params(axis="y", labelsize=8)
+    fig.tight_layout()
+    path = out / f"{section}_best_val_accuracy.png"
+    fig.savefig(path, dpi=110, bbox_inches="tight")
+    plt.close(fig)
+    return path
+
+
+def plot_batch_sizes(records: list[dict], configs: dict[str, dict], out: Path) -> tuple[Path, dict[int, float]]:
+    """Mean validation accuracy per batch size (the training section)."""
+    plt = _plt()
+    by_batch = defaultdict(list)
+    for record in records:
+        if record.get("status") == "completed":
+            by_batch[configs[record["trial"]]["training"]["batch_size"]].append(record[OBJECTIVE])
+    means = {batch: sum(v) / len(v) for batch, v in sorted(by_batch.items())}
+    fig, ax = plt.subplots(figsize=(6, 4))
+    ax.bar([str(b) for b in means], list(means.values()), color="tab:green")
+    for x, value in enumerate(means.values()):
+        ax.text(x, value + 0.01, f"{value:.2f}", ha="center", fontsize=9)
+    ax.set_ylim(0, 1.1)
+    ax.set_xlabel("batch size")
+    ax.set_ylabel("mean validation accuracy (track level)")
+    ax.set_title("training: mean best validation accuracy per batch size")
+    fig.tight_layout()
+    path = out / "training_batch_size.png"
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path, means
+
+
+def _table(records: list[dict]) -> list[str]:
+    lines = ["| trial | best val accuracy (track) | val loss | epochs | time (s) |", "| --- | ---: | ---: | ---: | ---: |"]
+    # "best": at the epoch whose weights were kept (lowest validation loss with early stopping).
+    for r in records:
+        if r.get("status") == "completed":
+            lines.append(f"| `{r['trial']}` | {r[OBJECTIVE]:.3f} | {r['val_loss']:.3f} | {r['epochs_run']} | {r['seconds']:.1f} |")
+        else:
+            lines.append(f"| `{r['trial']}` | failed: {r.get('error', '')} | | {r.get('epochs_run', 0)} | {r.get('seconds', 0):.1f} |")
+    return lines
+
+
+def write_report(runs: Path, out: Path) -> Path:
+    """Writes every figure and ``REPORT.md`` under ``out``; returns the REPORT.md path.
+
+    Raises:
+        ValueError: if ``runs`` holds no finished trial.
+    """
+    sections = [s for s in SECTION_ORDER if (runs / s / "trials").is_dir()]
+    sections += sorted(p.parent.name for p in runs.glob("*/trials") if p.parent.name not in sections)
+    if not sections:
+        raise ValueError(f"no runs under {runs}; expected <section>/trials/ folders from tuning.search or tuning.study")
+    out.mkdir(parents=True, exist_ok=True)
+    study = json.loads((runs / "study.json").read_text()) if (runs / "study.json").is_file() else {}
+    data = study.get("data") or _first_data(runs, sections)
+    kind = "synthetic GTZAN-shaped data" if data.get("synthetic") else "real audio (GTZAN or the folder given)"
+    lines = ["# Report", "", f"Data: **{kind}**, `{data.get('data_dir')}`, split `{data.get('split')}` "
+             f"(seed {data.get('seed')}), sizes {data.get('sizes')}, windows of {data.get('window_seconds')} s."]
+    if data.get("synthetic"):
+        lines += ["", "These runs used synthetic data: their numbers are not GTZAN results and say nothing about "
+                  "how the models do on GTZAN. Compare them with the study only for shape (which choices win)."]
+    for section in sections:
+        records = load_section(runs / section)
+        completed = [r for r in records if r.get("status") == "completed"]
+        figures = plot_curves(section, records, out) + [plot_bars(section, records, out)]
+        lines += ["", f"## {section}", ""]
+        carried = study.get("sections", {}).get(section)
+        if carried:
+            lines.append(f"Started from `{carried['base']}`" + (f", carrying {carried['carried']}" if carried["carried"] else "")
+                         + ".")
+            lines.append("")
+        lines += _table(records)
+        lines.append("")
+        if completed and section in STUDY_VALIDATION:
+            best, worst = completed[0], completed[-1]
+            lines.append(f"Ours: best {best[OBJECTIVE]:.2f} (`{best['trial']}`), worst {worst[OBJECTIVE]:.2f} "
+                         f"(`{worst['trial']}`). Study: best {STUDY_VALIDATION[section][0]:.2f}, worst "
+                         f"{STUDY_VALIDATION[section][1]:.2f} (validation accuracy).")
+        elif completed and section == "input":
+            ours = {r["trial"]: r[OBJECTIVE] for r in completed}
+            lines.append("Ours: " + " vs ".join(f"{k} {v:.2f}" for k, v in ours.items())
+                         + f". Study: spectrogram {STUDY_INPUT['spectrogram']:.2f} vs waveform {STUDY_INPUT['waveform']:.2f}.")
+        if section == "training" and completed:
+            configs = {r["trial"]: json.loads((runs / section / "trials" / _folder_name(r["trial"]) / "config.json").read_text())
+                       for r in completed}
+            path, means = plot_batch_sizes(completed, configs, out)
+            figures.append(path)
+            lines.append("Mean best validation accuracy per batch size: "
+                         + ", ".join(f"{b}: {m:.2f}" for b, m in means.items()) + ".")
+        lines += [""] + [f"![{p.stem}]({p.name})" for p in figures]
+    final = study.get("final") or []
+    if final:
+        lines += ["", "## Final evaluation (test split)", "", "| model | section | val accuracy | test accuracy (track) |",
+                  "| --- | --- | ---: | ---: |"]
+        for item in final:
+            lines.append(f"| `{item['trial']}` | {item['space']} | {item['val']:.3f} | {item['test_track_accuracy']:.3f} |")
+        lines += ["", "Study: test accuracy " + ", ".join(f"{v:.2f} (`{k}`)" for k, v in STUDY_TEST.items()) + "."]
+        png = Path(json.loads(Path(final[0]["metrics"]).read_text())["confusion_matrix_png"])
+        if png.is_file():
+            shutil.copy(png, out / "final_confusion_matrix.png")
+            lines += ["", "![final confusion matrix](final_confusion_matrix.png)"]
+    report = out / "REPORT.md"
+    report.write_text("\n".join(lines) + "\n")
+    return report
+
+
+def _first_data(runs: Path, sections: list[str]) -> dict:
+    for section in sections:
+        for config in (runs / section / "trials").glob("*/config.json"):
+            return json.loads(config.read_text()).get("data", {})
+    return {}
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Command line entry point; returns the exit code."""
+    parser = argparse.ArgumentParser(prog=PROG, description=__doc__.split("\n\n")[0])
+    parser.add_argument("--runs", help="folder of the runs (default: runs/study if it exists, else runs)")
+    parser.add_argument("--out", default="reports", help="output folder (default: reports)")
+    args = parser.parse_args(argv)
+    runs = Path(args.runs) if args.runs else (Path("runs/study") if Path("runs/study").is_dir() else Path("runs"))
+    try:
+        report = write_report(runs, Path(args.out))
+    except ValueError as error:
+        print(f"{PROG}: error: {error}", file=sys.stderr)
+        return 2
+    print(f"wrote {report} and its figures")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,59 @@
+"""Export a trained model as a TensorFlow SavedModel for TF Serving.
+
+The ``serving_default`` signature takes ``waveform``, float32 ``[batch, samples]`` at
+22050 Hz, of any length: shorter than one window, it is zero-padded to one window; longer,
+it is cut into non-overlapping windows (the last partial window dropped, as in evaluation),
+the model runs on every window and the probabilities are averaged per clip. It returns
+``probabilities`` ``[batch, n_genres]`` and ``genres`` ``[batch, n_genres]`` (the class names,
+repeated per row so that every output has the batch dimension TF Serving's row format needs).
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import keras
+import tensorflow as tf
+
+
+def next_version_dir(exports_dir: str | Path, model_name: str) -> Path:
+    """``<exports_dir>/<model_name>/<N>``, N one more than the highest version there (from 1)."""
+    base = Path(exports_dir) / re.sub(r"[^A-Za-z0-9_.,=+-]", "_", model_name)
+    versions = [int(p.name) for p in base.glob("*") if p.is_dir() and p.name.isdigit()]
+    return base / str(max(versions, default=0) + 1)
+
+
+def export_saved_model(model: keras.Model, genres: list[str] | tuple[str, ...], path: str | Path) -> Path:
+    """Writes ``model`` as a SavedModel with the clip-level ``serving_default`` signature.
+
+    Args:
+        model: A zoo model taking ``[batch, window]`` waveforms.
+        genres: Class names in label order.
+        path: The version folder to write (e.g. from :func:`next_version_dir`).
+
+    Returns:
+        ``path``.
+    """
+    window = int(model.input_shape[1])
+    names = tf.constant(list(genres))
+
+    def serve(waveform):
+        batch = tf.shape(waveform)[0]
+        waveform = tf.pad(waveform, [[0, 0], [0, tf.maximum(0, window - tf.shape(waveform)[1])]])
+        count = tf.shape(waveform)[1] // window
+        windows = tf.reshape(waveform[:, : count * window], [batch * count, window])
+        probabilities = model(windows, training=False)
+        probabilities = tf.reduce_mean(tf.reshape(probabilities, [batch, count, -1]), axis=1)
+        return {"probabilities": probabilities, "genres": tf.tile(names[None], [batch, 1])}
+
+    archive = keras.export.ExportArchive()
+    archive.track(model)
+    archive.add_endpoint(name="serving_default", fn=serve,
+                         input_signature=[tf.TensorSpec([None, None], tf.float32, name="waveform")])
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    archive.write_out(str(path), verbose=False)
+    (path / "assets").mkdir(exist_ok=True)
+    (path / "assets" / "genres.txt").write_text("\n".join(genres) + "\n")
+    return path
