@@ -118,6 +118,9 @@ class LogMelSpectrogram(keras.layers.Layer):
         )
         self._log_ref = 20.0 * math.log10(self.n_fft / 4)
 
+    def build(self, input_shape):
+        self.mel.build(input_shape)
+
     def call(self, inputs):
         power = ops.swapaxes(self.mel(inputs), 1, 2)  # [batch, frames, n_mels]
         db = 10.0 * ops.log10(ops.maximum(power, 1e-10)) - self._log_ref

@@ -55,11 +55,13 @@ def _folder_name(trial: str) -> str:
     return trial_dir_name(trial)
 
 
-def _style(i: int) -> dict:
+def _style(i: int, epochs: int) -> dict:
     # Ten distinct colours, then the same colours dashed: neighbours in the legend stay apart.
+    # Markers show the points of short runs, where lines alone hide how few epochs there were.
     import matplotlib.pyplot as plt
 
-    return {"color": plt.get_cmap("tab10")(i % 10), "linestyle": ("-", "--", ":")[(i // 10) % 3]}
+    return {"color": plt.get_cmap("tab10")(i % 10), "linestyle": ("-", "--", ":")[(i // 10) % 3],
+            "marker": "o" if epochs <= 5 else None, "markersize": 4}
 
 
 def _epoch_axis(ax) -> None:
@@ -83,8 +85,8 @@ def plot_curves(section: str, records: list[dict], out: Path) -> list[Path]:
     fig, axes = plt.subplots(1, 2, figsize=(14, 5), sharey=True)
     for i, record in enumerate(done):
         epochs = range(1, len(record["history"]["loss"]) + 1)
-        axes[0].plot(epochs, record["history"]["loss"], label=record["trial"], **_style(i))
-        axes[1].plot(epochs, record["history"].get("val_loss", []), label=record["trial"], **_style(i))
+        axes[0].plot(epochs, record["history"]["loss"], label=record["trial"], **_style(i, len(epochs)))
+        axes[1].plot(epochs, record["history"].get("val_loss", []), label=record["trial"], **_style(i, len(epochs)))
     for ax, title in zip(axes, ("training loss", "validation loss")):
         ax.set_title(f"{section}: {title}")
         _epoch_axis(ax)
@@ -98,8 +100,8 @@ def plot_curves(section: str, records: list[dict], out: Path) -> list[Path]:
     fig, ax = plt.subplots(figsize=(10, 5))
     for i, record in enumerate(done):
         history = record["history"]
-        ax.plot(range(1, len(history.get(OBJECTIVE, [])) + 1), history.get(OBJECTIVE, []), label=record["trial"],
-                **_style(i))
+        values = history.get(OBJECTIVE, [])
+        ax.plot(range(1, len(values) + 1), values, label=record["trial"], **_style(i, len(values)))
     ax.set_title(f"{section}: validation accuracy (track level) per epoch")
     _epoch_axis(ax)
     ax.set_ylabel("validation accuracy")
@@ -183,6 +185,8 @@ def write_report(runs: Path, out: Path) -> Path:
     kind = "synthetic GTZAN-shaped data" if data.get("synthetic") else "real audio (GTZAN or the folder given)"
     lines = ["# Report", "", f"Data: **{kind}**, `{data.get('data_dir')}`, split `{data.get('split')}` "
              f"(seed {data.get('seed')}), sizes {data.get('sizes')}, windows of {data.get('window_seconds')} s."]
+    if study.get("quick"):
+        lines += ["", "A `--quick` smoke run: every trial trained for at most 2 epochs, whatever its name says."]
     if data.get("synthetic"):
         lines += ["", "These runs used synthetic data: their numbers are not GTZAN results and say nothing about "
                   "how the models do on GTZAN. Compare them with the study only for shape (which choices win)."]
@@ -192,10 +196,12 @@ def write_report(runs: Path, out: Path) -> Path:
         figures = plot_curves(section, records, out) + [plot_bars(section, records, out)]
         lines += ["", f"## {section}", ""]
         carried = study.get("sections", {}).get(section)
-        if carried:
+        if carried and carried.get("base"):
             lines.append(f"Started from `{carried['base']}`" + (f", carrying {carried['carried']}" if carried["carried"] else "")
                          + ".")
             lines.append("")
+        elif carried:
+            lines += ["Each trial is an architecture of its own, trained with Adam at 1e-3, batch 32.", ""]
         lines += _table(records)
         lines.append("")
         if completed and section in STUDY_VALIDATION:
@@ -217,10 +223,11 @@ def write_report(runs: Path, out: Path) -> Path:
         lines += [""] + [f"![{p.stem}]({p.name})" for p in figures]
     final = study.get("final") or []
     if final:
-        lines += ["", "## Final evaluation (test split)", "", "| model | section | val accuracy | test accuracy (track) |",
-                  "| --- | --- | ---: | ---: |"]
+        lines += ["", "## Final evaluation (test split)", "",
+                  "| trial | section | model | val accuracy | test accuracy (track) |", "| --- | --- | --- | ---: | ---: |"]
         for item in final:
-            lines.append(f"| `{item['trial']}` | {item['space']} | {item['val']:.3f} | {item['test_track_accuracy']:.3f} |")
+            lines.append(f"| `{item['trial']}` | {item['space']} | `{item.get('model', '')}` | {item['val']:.3f} | "
+                         f"{item['test_track_accuracy']:.3f} |")
         lines += ["", "Study: test accuracy " + ", ".join(f"{v:.2f} (`{k}`)" for k, v in STUDY_TEST.items()) + "."]
         png = Path(json.loads(Path(final[0]["metrics"]).read_text())["confusion_matrix_png"])
         if png.is_file():

@@ -154,7 +154,8 @@ def final_evaluation(out: Path, args: argparse.Namespace) -> list[dict]:
         print(f"[final] {config['trial']} ({config['space']}): test track accuracy {metrics['track_accuracy']:.3f}, "
               f"window accuracy {metrics['window_accuracy']:.3f}, macro F1 {metrics['macro_f1']:.3f}"
               + (f", exported to {metrics['export']}" if "export" in metrics else ""))
-        results.append({"space": config["space"], "trial": config["trial"], "val": config["metrics"][OBJECTIVE],
+        results.append({"space": config["space"], "trial": config["trial"], "model": config["model"],
+                        "val": config["metrics"][OBJECTIVE],
                         "test_track_accuracy": metrics["track_accuracy"], "metrics": str(out / "final" / f"{name}.json"),
                         "export": metrics.get("export")})
     return results
