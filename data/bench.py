@@ -24,7 +24,7 @@ import tensorflow as tf
 
 from data.catalogue import SAMPLE_RATE, DataError, scan
 from data.layers import LogMelSpectrogram
-from data.pipeline import AUTOTUNE, decoded_dataset
+from data.pipeline import AUTOTUNE, decoded_dataset, resident_memory_mb
 from data.sources import synthetic_data_dir
 
 PROG = "python -m data.bench"
@@ -32,14 +32,6 @@ PROG = "python -m data.bench"
 
 def _peak_rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # kB on Linux
-
-
-def _current_rss_mb() -> float:
-    with open("/proc/self/status") as status:
-        for line in status:
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1]) / 1024
-    return float("nan")
 
 
 def project_clips_per_second(clips, layer: LogMelSpectrogram) -> float:
@@ -93,7 +85,6 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     clips = list(catalogue.clips)[: args.clips]
     layer = LogMelSpectrogram()
-    seconds = None
     print(f"data: {catalogue.root} ({len(clips)} clips), {tf.config.threading.get_inter_op_parallelism_threads() or 'all'} "
           f"inter-op threads, features: n_fft={layer.n_fft} hop={layer.hop_length} n_mels={layer.n_mels}")
 
@@ -102,13 +93,13 @@ def main(argv: list[str] | None = None) -> int:
     theirs = librosa_clips_per_second(clips, layer)
     print(f"librosa load + mel + dB:  {theirs:8.1f} clips/s")
 
-    before = _current_rss_mb()
+    before = resident_memory_mb()
     cached = decoded_dataset(catalogue.clips)
     samples = sum(int(tf.size(audio)) for audio, _, _ in cached)
     for _ in cached:  # second pass reads the cache
         pass
     seconds = samples / SAMPLE_RATE
-    growth = _current_rss_mb() - before
+    growth = resident_memory_mb() - before
     print(f"cache: {len(catalogue.clips)} clips, {seconds / 3600:.2f} h of audio, RSS grew {growth:.0f} MB "
           f"({growth / max(seconds, 1e-9) * 30 * 1000 / 1024:.2f} GB per 1000 clips of 30 s), peak RSS {_peak_rss_mb():.0f} MB")
     print(f"speed-up over librosa: {ours / theirs:.1f}x")

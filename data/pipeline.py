@@ -151,3 +151,18 @@ def eval_arrays(decoded: tf.data.Dataset, *, window_seconds: float) -> tuple[np.
     if not windows:
         raise ValueError("no evaluation windows: every clip failed to decode")
     return tuple(np.concatenate([w[i] for w in windows]) for i in range(3))
+
+
+def resident_memory_mb() -> float | None:
+    """This process's resident memory in MB (Linux ``/proc``; None elsewhere).
+
+    Used to measure the decoded cache and to record, per search trial, that memory stays flat.
+    """
+    try:
+        with open("/proc/self/status") as status:
+            for line in status:
+                if line.startswith("VmRSS:"):
+                    return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return None

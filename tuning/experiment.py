@@ -48,10 +48,18 @@ class ExperimentData:
     train_decoded: tf.data.Dataset
     valid: tuple[np.ndarray, np.ndarray, np.ndarray]
     valid_labels: np.ndarray
+    _train: dict[int, tf.data.Dataset] = dataclasses.field(default_factory=dict, repr=False)
 
     def train(self, batch_size: int) -> tf.data.Dataset:
-        """Random training windows in batches of ``batch_size``."""
-        return train_dataset(self.train_decoded, window_seconds=self.window_seconds, batch_size=batch_size, seed=self.seed)
+        """Random training windows in batches of ``batch_size``.
+
+        One dataset per batch size, reused by every trial: a new one per trial would add its
+        functions to TensorFlow's runtime each time and memory would grow trial after trial.
+        """
+        if batch_size not in self._train:
+            self._train[batch_size] = train_dataset(self.train_decoded, window_seconds=self.window_seconds,
+                                                    batch_size=batch_size, seed=self.seed)
+        return self._train[batch_size]
 
 
 def prepare_data(

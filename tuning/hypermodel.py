@@ -27,6 +27,7 @@ from tuning.experiment import (
     write_history,
     write_json,
 )
+from data.pipeline import resident_memory_mb
 from tuning.schedules import make_optimizer, schedule_callback
 from tuning.spaces import Space, TrialSpec
 
@@ -169,7 +170,7 @@ class SpaceHyperModel(keras_tuner.HyperModel):
     def _record(self, spec: TrialSpec, name: str, history: dict, seconds: float, early_stopped: bool) -> dict:
         losses = history.get("loss", [])
         record = {"trial": name, "model": spec.model, "status": "completed", "epochs_run": len(losses),
-                  "seconds": round(seconds, 2)}
+                  "seconds": round(seconds, 2), "rss_mb": resident_memory_mb()}
         if not losses or any(not math.isfinite(v) for v in losses) or "val_loss" not in history:
             record.update(status="failed", error="loss became NaN or infinite" if losses else "no epoch finished")
             return record

@@ -67,24 +67,27 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--window-seconds", type=float, default=3.0, help="input window (default: 3)")
     parser.add_argument("--batch-size", type=int, default=32, help="batch size (default: 32)")
     parser.add_argument("--steps", type=int, default=20, help="timed training steps (default: 20)")
+    parser.add_argument("--n-mels", type=int, help="mel bands of the models (default: the zoo default)")
     parser.add_argument("--models", nargs="+", default=[REFERENCE_CNN, STRONG_MODEL], help="zoo names")
     args = parser.parse_args(argv)
-    if args.window_seconds <= 0 or args.batch_size < 1 or args.steps < 1:
-        parser.error("--window-seconds must be positive, --batch-size and --steps at least 1")
+    if args.window_seconds <= 0 or args.batch_size < 1 or args.steps < 1 or (args.n_mels is not None and args.n_mels < 1):
+        parser.error("--window-seconds must be positive, --batch-size, --steps and --n-mels at least 1")
+    overrides = {"window_seconds": args.window_seconds, **({"n_mels": args.n_mels} if args.n_mels else {})}
     samples = window_samples(args.window_seconds)
     matmul = matmul_flops_per_second()
-    print(f"float32 matmul rate: {matmul / 1e9:.1f} GFLOP/s; window {args.window_seconds:g} s, batch {args.batch_size}")
+    print(f"float32 matmul rate: {matmul / 1e9:.1f} GFLOP/s; window {args.window_seconds:g} s, batch {args.batch_size}, "
+          f"{args.n_mels or zoo.configure(REFERENCE_CNN).n_mels} mel bands")
     print(f"{'model':<36} {'XLA':>4} {'GFLOP/sample':>13} {'samples/s':>10} {'GFLOP/s':>8} {'of matmul':>9}")
     for name in args.models:
         try:
-            model = zoo.build(name, window_seconds=args.window_seconds)
+            model = zoo.build(name, **overrides)
         except ValueError as error:
             print(f"{PROG}: error: {error}", file=sys.stderr)
             return 2
         flops = 3 * forward_flops(model, samples)  # forward + backward ~ 3x forward
         for jit in (False, True):
             keras.backend.clear_session()
-            model = zoo.build(name, window_seconds=args.window_seconds)
+            model = zoo.build(name, **overrides)
             rate = training_samples_per_second(model, args.batch_size, args.steps, jit)
             print(f"{name:<36} {'on' if jit else 'off':>4} {flops / 1e9:13.3f} {rate:10.1f} "
                   f"{flops * rate / 1e9:8.1f} {flops * rate / matmul:9.1%}")
