@@ -7,7 +7,6 @@ import logging
 import math
 import re
 import shutil
-import sys
 import time
 from collections.abc import Callable
 from pathlib import Path

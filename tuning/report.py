@@ -21,6 +21,7 @@ from collections import defaultdict
 from pathlib import Path
 
 from tuning.experiment import OBJECTIVE, read_records
+from tuning.hypermodel import trial_dir_name
 
 PROG = "python -m tuning.report"
 SECTION_ORDER = ("mlp", "cnn", "activation", "optimizer", "training", "regularization", "input")
@@ -44,15 +45,9 @@ def load_section(folder: Path) -> list[dict]:
     """The section's records (best first), each with its per-epoch ``history``."""
     records = read_records(folder)
     for record in records:
-        path = folder / "trials" / _folder_name(record["trial"]) / "history.json"
+        path = folder / "trials" / trial_dir_name(record["trial"]) / "history.json"
         record["history"] = json.loads(path.read_text()) if path.is_file() else {}
     return records
-
-
-def _folder_name(trial: str) -> str:
-    from tuning.hypermodel import trial_dir_name
-
-    return trial_dir_name(trial)
 
 
 def _style(i: int, epochs: int) -> dict:
@@ -214,7 +209,7 @@ def write_report(runs: Path, out: Path) -> Path:
             lines.append("Ours: " + " vs ".join(f"{k} {v:.2f}" for k, v in ours.items())
                          + f". Study: spectrogram {STUDY_INPUT['spectrogram']:.2f} vs waveform {STUDY_INPUT['waveform']:.2f}.")
         if section == "training" and completed:
-            configs = {r["trial"]: json.loads((runs / section / "trials" / _folder_name(r["trial"]) / "config.json").read_text())
+            configs = {r["trial"]: json.loads((runs / section / "trials" / trial_dir_name(r["trial"]) / "config.json").read_text())
                        for r in completed}
             path, means = plot_batch_sizes(completed, configs, out)
             figures.append(path)

@@ -38,7 +38,7 @@ from data.sources import synthetic_data_dir
 from tuning.experiment import OBJECTIVE, prepare_data, rank_key, write_json
 from tuning.hypermodel import TrainingSettings
 from tuning.search import UsageError, WANDB_MODES, default_wandb_mode, search_space
-from tuning.spaces import SPACES, TrialSpec
+from tuning.spaces import SPACES
 
 PROG = "python -m tuning.study"
 SECTIONS = ("mlp", "cnn", "activation", "optimizer", "training", "regularization", "input")

@@ -14,7 +14,7 @@ import fnmatch
 import keras
 
 from zoo.builders import build_model
-from zoo.config import GRAMMAR_HELP, ModelConfig, parse_name
+from zoo.config import ModelConfig, parse_name
 
 # The study's architectures, section by section.
 STUDY_MLP = (
