@@ -1,3 +1,4 @@
+import gc
 import json
 import subprocess
 import sys
@@ -5,6 +6,8 @@ from pathlib import Path
 
 import keras
 import pytest
+
+from tensorflow.python.framework import func_graph, ops
 
 from tuning import hypermodel as hypermodel_module
 from tuning import search
@@ -82,6 +85,21 @@ def test_nan_trial_is_failed_and_the_search_goes_on(tiny_gtzan, tmp_path, monkey
     assert "NaN" in by_trial["1cnn-32-2fc-128"]["error"]
     assert by_trial["1cnn-32-3fc-256-128"]["status"] == "completed"
     assert records[0]["trial"] == "1cnn-32-3fc-256-128"
+
+
+def live_training_graphs() -> int:
+    gc.collect()
+    return sum(isinstance(o, func_graph.FuncGraph) and o.name == "one_step_on_data" for o in gc.get_objects())
+
+
+def test_finished_trials_leave_no_training_graph_or_gradient_entry_behind(tiny_gtzan, tmp_path):
+    # TensorFlow's gradient registry kept every traced training step alive (memory grew per trial).
+    registry = ops._gradient_registry._registry
+    gradients, graphs = set(registry), live_training_graphs()
+    records = search.run_search(search_args(tiny_gtzan, tmp_path))
+    assert len(records) == 2 and all(r["rss_mb"] > 0 for r in records)
+    assert set(registry) == gradients
+    assert live_training_graphs() <= graphs
 
 
 def test_split_lists_that_match_no_clip(tiny_gtzan, tmp_path, capsys):
