@@ -87,6 +87,15 @@ def test_nan_trial_is_failed_and_the_search_goes_on(tiny_gtzan, tmp_path, monkey
     assert records[0]["trial"] == "1cnn-32-3fc-256-128"
 
 
+def test_same_seed_repeats_each_trial_exactly(tiny_gtzan, tmp_path):
+    first = search.run_search(search_args(tiny_gtzan, tmp_path / "first"))
+    again = search.run_search(search_args(tiny_gtzan, tmp_path / "again"))
+    other = search.run_search(search_args(tiny_gtzan, tmp_path / "other", "--seed", "7"))
+    losses = lambda records: {r["trial"]: (r["loss"], r["val_loss"]) for r in records}
+    assert losses(first) == losses(again)
+    assert losses(first) != losses(other)
+
+
 def live_training_graphs() -> int:
     gc.collect()
     return sum(isinstance(o, func_graph.FuncGraph) and o.name == "one_step_on_data" for o in gc.get_objects())

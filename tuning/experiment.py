@@ -48,18 +48,15 @@ class ExperimentData:
     train_decoded: tf.data.Dataset
     valid: tuple[np.ndarray, np.ndarray, np.ndarray]
     valid_labels: np.ndarray
-    _train: dict[int, tf.data.Dataset] = dataclasses.field(default_factory=dict, repr=False)
 
     def train(self, batch_size: int) -> tf.data.Dataset:
-        """Random training windows in batches of ``batch_size``.
+        """Random training windows in batches of ``batch_size``, from the shared decoded cache.
 
-        One dataset per batch size, reused by every trial: a new one per trial would add its
-        functions to TensorFlow's runtime each time and memory would grow trial after trial.
+        A new dataset per call, seeded with ``seed``: every trial sees the same windows in the
+        same order, whichever trials ran before it.
         """
-        if batch_size not in self._train:
-            self._train[batch_size] = train_dataset(self.train_decoded, window_seconds=self.window_seconds,
-                                                    batch_size=batch_size, seed=self.seed)
-        return self._train[batch_size]
+        return train_dataset(self.train_decoded, window_seconds=self.window_seconds, batch_size=batch_size,
+                             seed=self.seed)
 
 
 def prepare_data(

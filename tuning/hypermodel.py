@@ -141,6 +141,8 @@ class SpaceHyperModel(keras_tuner.HyperModel):
         return dataclasses.replace(spec, **self.carried)
 
     def build(self, hp: keras_tuner.HyperParameters) -> keras.Model:
+        # Same initial weights and random layers for the same seed: a rerun repeats each trial.
+        keras.utils.set_random_seed(self.data.seed)
         spec = self.spec(hp)
         model = zoo.build(spec.model, window_seconds=self.data.window_seconds, n_genres=len(self.data.genres))
         # XLA helps on GPUs; on CPUs it measured slower for these models (see zoo.bench).

@@ -172,7 +172,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--split", default="random", choices=["random", "lists"],
                         help="random stratified 80/10/10, or list files in --split-dir")
     parser.add_argument("--split-dir", help="folder with train*.txt, valid*.txt, test*.txt")
-    parser.add_argument("--seed", type=int, default=42, help="seed of the split, windows and tuner (default: 42)")
+    parser.add_argument("--seed", type=int, default=42,
+                        help="seed of the split, windows, initial weights and tuner (default: 42)")
     parser.add_argument("--out", default="runs", help="output folder (default: runs)")
     parser.add_argument("--fresh", action="store_true", help="discard earlier results of this space and start over")
     parser.add_argument("--base", help="zoo name the space starts from instead of the study's carried-forward model")
