@@ -20,7 +20,7 @@ logger = logging.getLogger(__name__)
 
 # Size of the embedded default: small enough that the default search runs in minutes on
 # 2 CPU cores, large enough for a 3-s window model to learn the styles.
-DEFAULT_SYNTHETIC = {"clips_per_genre": 16, "seconds": 6.0, "seed": 0}
+DEFAULT_SYNTHETIC = {"clips_per_genre": 15, "seconds": 6.0, "seed": 0}
 
 
 def cache_dir() -> Path:

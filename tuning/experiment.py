@@ -128,7 +128,9 @@ class ClipMetrics(keras.callbacks.Callback):
 
     def on_epoch_end(self, epoch, logs=None):
         x, labels, index = self.data.valid
-        probabilities = self.model.predict(x, batch_size=EVAL_BATCH_SIZE, verbose=0)
+        # predict_on_batch skips predict()'s per-call dataset set-up (~70 ms, every epoch).
+        probabilities = np.concatenate([self.model.predict_on_batch(x[start:start + EVAL_BATCH_SIZE])
+                                        for start in range(0, len(x), EVAL_BATCH_SIZE)])
         metrics = window_and_track_metrics(probabilities, labels, index, self.data.valid_labels)
         if logs is not None:
             logs.update({f"val_{key}": value for key, value in metrics.items()})

@@ -53,7 +53,7 @@ class TrainingSettings:
 
     epochs: int = 20
     batch_size: int = 32
-    patience: int = 5
+    patience: int = 4
     wandb_mode: str = "disabled"
     wandb_project: str = "gtzan-keras"
     verbose: int = 2
