@@ -9,6 +9,7 @@ from __future__ import annotations
 import math
 
 import keras
+import tensorflow as tf
 from keras import ops
 
 from data.catalogue import SAMPLE_RATE
@@ -61,7 +62,9 @@ class RandomTimeShift(keras.layers.Layer):
 class LogMelSpectrogram(keras.layers.Layer):
     """Waveform ``[batch, samples]`` -> normalized log-mel ``[batch, frames, n_mels]``.
 
-    Power spectrogram (Hann window, ``keras.layers.MelSpectrogram``), mel filter bank, then
+    Power spectrogram (``keras.ops.stft``, Hann window, centered frames with reflect padding),
+    the mel filter bank of ``keras.layers.MelSpectrogram`` (so the values equal that layer's
+    with ``mag_exp=2``, ``power_to_db=False``; a test checks it), then
     ``db = 10 * log10(max(mel, 1e-10) / ref)`` with ``ref = (n_fft / 4) ** 2``, the power a
     full-scale sine puts in its bin, so 0 dB is full scale. The output is
     ``(db - db_offset) / db_scale``: a fixed affine map, so the result of one example never
@@ -106,23 +109,26 @@ class LogMelSpectrogram(keras.layers.Layer):
         self.f_max = float(f_max) if f_max is not None else None
         self.db_offset = float(db_offset)
         self.db_scale = float(db_scale)
-        self.mel = keras.layers.MelSpectrogram(
-            fft_length=self.n_fft,
-            sequence_stride=self.hop_length,
-            sampling_rate=self.sample_rate,
-            num_mel_bins=self.n_mels,
-            min_freq=self.f_min,
-            max_freq=self.f_max,
-            power_to_db=False,
-            mag_exp=2.0,
-        )
         self._log_ref = 20.0 * math.log10(self.n_fft / 4)
+        self._filter_bank = None
 
     def build(self, input_shape):
-        self.mel.build(input_shape)
+        # Computed once, as a numpy constant, rather than on every call as
+        # keras.layers.MelSpectrogram does (init_scope: build may run inside a traced function).
+        # Not a weight, so saved models hold nothing for it.
+        mel = keras.layers.MelSpectrogram(fft_length=self.n_fft, sampling_rate=self.sample_rate,
+                                          num_mel_bins=self.n_mels, min_freq=self.f_min, max_freq=self.f_max)
+        with tf.init_scope():
+            self._filter_bank = ops.convert_to_numpy(mel.linear_to_mel_weight_matrix(
+                num_mel_bins=self.n_mels, num_spectrogram_bins=self.n_fft // 2 + 1, sampling_rate=self.sample_rate,
+                lower_edge_hertz=self.f_min, upper_edge_hertz=mel.max_freq,
+            ))
 
     def call(self, inputs):
-        power = ops.swapaxes(self.mel(inputs), 1, 2)  # [batch, frames, n_mels]
+        # |X|^2 directly: MelSpectrogram takes a square root and then a power of it.
+        real, imag = ops.stft(inputs, sequence_length=self.n_fft, sequence_stride=self.hop_length,
+                              fft_length=self.n_fft, window="hann", center=True)
+        power = ops.matmul(real * real + imag * imag, self._filter_bank)  # [batch, frames, n_mels]
         db = 10.0 * ops.log10(ops.maximum(power, 1e-10)) - self._log_ref
         return (db - self.db_offset) / self.db_scale
 

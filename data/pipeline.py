@@ -19,7 +19,7 @@ import numpy as np
 import tensorflow as tf
 
 from data.catalogue import CODECS, SAMPLE_RATE, Clip
-from data.decode import decode_file
+from data.decode import decode_file, int16_to_float
 
 AUTOTUNE = tf.data.AUTOTUNE
 
@@ -51,17 +51,11 @@ def decoded_dataset(clips: Sequence[Clip], cache: bool = True) -> tf.data.Datase
     )
 
     def decode(path, codec, label, index):
-        audio = decode_file(path, codec)
-        audio = tf.cast(tf.round(tf.clip_by_value(audio * 32768.0, -32768.0, 32767.0)), tf.int16)
-        return audio, label, index
+        return decode_file(path, codec, dtype=tf.int16), label, index
 
     ds = ds.map(decode, num_parallel_calls=AUTOTUNE, deterministic=True)
     ds = ds.filter(lambda audio, label, index: tf.size(audio) > 0)
     return ds.cache() if cache else ds
-
-
-def _to_float(audio: tf.Tensor) -> tf.Tensor:
-    return tf.cast(audio, tf.float32) / 32768.0
 
 
 def _pad_to(audio: tf.Tensor, length: int) -> tf.Tensor:
@@ -91,7 +85,7 @@ def train_dataset(
         audio, label, _ = element
         audio = _pad_to(audio, window)
         start = tf.cast(draw % tf.cast(tf.size(audio) - window + 1, tf.int64), tf.int32)
-        return _to_float(audio[start : start + window]), label
+        return int16_to_float(audio[start : start + window]), label
 
     ds = tf.data.Dataset.zip(ds, starts).map(crop, num_parallel_calls=AUTOTUNE)
     return ds.batch(batch_size).prefetch(AUTOTUNE)
@@ -107,7 +101,7 @@ def eval_windows(decoded: tf.data.Dataset, *, window_seconds: float) -> tf.data.
         return frames, tf.fill([count], label), tf.fill([count], index)
 
     ds = decoded.map(frame, num_parallel_calls=AUTOTUNE, deterministic=True).unbatch()
-    return ds.map(lambda audio, label, index: (_to_float(audio), label, index), num_parallel_calls=AUTOTUNE)
+    return ds.map(lambda audio, label, index: (int16_to_float(audio), label, index), num_parallel_calls=AUTOTUNE)
 
 
 def eval_dataset(decoded: tf.data.Dataset, *, window_seconds: float, batch_size: int) -> tf.data.Dataset:

@@ -27,6 +27,27 @@ def test_graph_decode_matches_soundfile(tmp_path, audio, suffix, codec, channels
     np.testing.assert_allclose(decoded, expected, atol=TOLERANCE)
 
 
+@pytest.mark.parametrize("suffix,codec,subtype", [(".wav", "wav", "PCM_16"), (".au", "au", "PCM_16"),
+                                                  (".flac", "soundfile", "PCM_16")])
+@pytest.mark.parametrize("channels", [1, 2])
+def test_int16_decoding_keeps_the_stored_samples(tmp_path, audio, suffix, codec, subtype, channels):
+    # The pipeline caches int16: PCM16 files go straight from their bytes to the cache.
+    path = tmp_path / f"clip{suffix}"
+    soundfile.write(path, audio[:, :channels], 22050, subtype=subtype)
+    decode = lambda dtype: decode_file(tf.constant(str(path)), tf.constant(CODECS.index(codec)), dtype=dtype).numpy()
+    as_int16, as_float = decode(tf.int16), decode(tf.float32)
+    assert as_int16.dtype == np.int16 and as_int16.shape == as_float.shape
+    if channels == 1:
+        np.testing.assert_array_equal(as_int16, soundfile.read(path, dtype="int16")[0])
+    # Stereo is averaged, then rounded to the nearest int16.
+    np.testing.assert_allclose(as_int16 / 32768, as_float, atol=0.5 / 32768 + 1e-9)
+
+
+def test_decode_file_rejects_other_dtypes():
+    with pytest.raises(ValueError, match="dtype must be tf.float32 or tf.int16"):
+        decode_file(tf.constant("x.wav"), tf.constant(0), dtype=tf.float64)
+
+
 def test_au_with_unknown_data_size_reads_to_end(tmp_path, audio):
     path = tmp_path / "clip.au"
     soundfile.write(path, audio[:, 0], 22050, subtype="PCM_16")

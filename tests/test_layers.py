@@ -43,6 +43,21 @@ def test_log_mel_shape_range_and_batch_independence(waves):
     np.testing.assert_allclose(np.asarray(layer(waves[:1])), out[:1], atol=1e-5)
 
 
+def test_log_mel_equals_keras_mel_spectrogram(waves):
+    layer = LogMelSpectrogram(n_fft=512, hop_length=256, n_mels=40, f_min=30.0, f_max=8000.0)
+    reference = keras.layers.MelSpectrogram(fft_length=512, sequence_stride=256, sampling_rate=22050, num_mel_bins=40,
+                                            min_freq=30.0, max_freq=8000.0, power_to_db=False, mag_exp=2.0)
+    power = np.swapaxes(np.asarray(reference(waves)), 1, 2)
+    expected = (10 * np.log10(np.maximum(power, 1e-10)) - 20 * np.log10(512 / 4) + 40) / 20
+    np.testing.assert_allclose(np.asarray(layer(waves)), expected, atol=1e-4)
+
+
+def test_log_mel_first_built_inside_tf_data_then_used_eagerly(waves):
+    layer = LogMelSpectrogram(n_mels=32)
+    mapped = next(iter(tf.data.Dataset.from_tensors(waves).map(lambda x: layer(x)))).numpy()
+    np.testing.assert_allclose(np.asarray(layer(waves)), mapped, atol=1e-4)
+
+
 @pytest.mark.parametrize("layer", [LogMelSpectrogram(n_mels=32), RandomTimeShift(0.15, seed=3)])
 def test_eager_and_tf_data_agree(layer, waves):
     eager = np.asarray(layer(waves))
