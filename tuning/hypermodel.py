@@ -179,8 +179,9 @@ class SpaceHyperModel(keras_tuner.HyperModel):
         start = time.perf_counter()
         try:
             with released_custom_gradients():
+                # shuffle=False: the dataset shuffles itself (Keras would only warn that it cannot).
                 history = model.fit(self.data.train(batch_size), epochs=epochs, initial_epoch=kwargs.get("initial_epoch", 0),
-                                    callbacks=ours + theirs, verbose=self.settings.verbose)
+                                    callbacks=ours + theirs, verbose=self.settings.verbose, shuffle=False)
         finally:
             if run is not None:
                 run.finish()
