@@ -8,12 +8,12 @@ Both paths compute the same features (same FFT size, hop and mel bands) from the
 in the same run: the project's path (in-graph decoding to int16 as the pipeline caches it,
 then ``LogMelSpectrogram``, parallel tf.data map) and librosa's (``librosa.load(sr=22050)`` +
 ``melspectrogram`` + ``power_to_db``, one file after another, as it is usually written).
-Each is warmed up first, then timed three times, keeping the best run.
+Each is warmed up first, then all are timed three times in turns, keeping each one's best run.
 
 First the whole set is decoded into the int16 in-memory cache and the growth and peak of
 resident memory are reported. From that cache, two parts of the path are timed alone: the
 log-mel layer, and the STFT it starts with. Every path that computes these features does the
-STFT, so its rate bounds the speed-up any implementation can reach on this machine. The
+STFT, so with this STFT its rate bounds the speed-up reachable on this machine. The
 ratio is printed last. Without ``--data-dir`` a synthetic GTZAN-shaped set of 30-s clips is
 generated into the cache. Needs the ``bench`` extra (librosa).
 """
@@ -24,6 +24,7 @@ import argparse
 import resource
 import sys
 import time
+from collections.abc import Callable
 
 import tensorflow as tf
 from keras import ops
@@ -44,27 +45,22 @@ def _peak_rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # kB on Linux
 
 
-def clips_per_second(dataset: tf.data.Dataset) -> float:
-    """Iterates ``dataset`` (one element per clip) after a warm-up; the best of ``REPEATS`` rates."""
-    for _ in dataset.take(1):  # warm-up: tracing and thread pools
+def dataset_run(dataset: tf.data.Dataset) -> Callable[[], float]:
+    """Warms ``dataset`` up (tracing, thread pools); returns a function timing one pass in clips/s."""
+    for _ in dataset.take(1):
         pass
-    rates = []
-    for _ in range(REPEATS):
+
+    def run() -> float:
         start = time.perf_counter()
         count = sum(1 for _ in dataset)
-        rates.append(count / (time.perf_counter() - start))
-    return max(rates)
+        return count / (time.perf_counter() - start)
+
+    return run
 
 
 def on_clips(audio: tf.data.Dataset, fn) -> tf.data.Dataset:
     """Maps ``fn`` over int16 clips as a batch of one float waveform, in parallel."""
     return audio.map(lambda samples: fn(int16_to_float(samples)[None]), num_parallel_calls=AUTOTUNE)
-
-
-def project_clips_per_second(clips, layer: LogMelSpectrogram) -> float:
-    """Decodes ``clips`` from their files and computes their log-mel features; clips per second."""
-    decoded = decoded_dataset(clips, cache=False).map(lambda audio, label, index: audio)
-    return clips_per_second(on_clips(decoded, layer))
 
 
 def stft(layer: LogMelSpectrogram):
@@ -82,8 +78,8 @@ def stft(layer: LogMelSpectrogram):
     return power
 
 
-def librosa_clips_per_second(clips, layer: LogMelSpectrogram) -> float:
-    """The librosa baseline on ``clips``; returns clips per second."""
+def librosa_run(clips, layer: LogMelSpectrogram) -> Callable[[], float]:
+    """The librosa baseline, warmed up; returns a function timing one pass in clips/s."""
     import librosa
 
     def features(path: str):
@@ -93,14 +89,28 @@ def librosa_clips_per_second(clips, layer: LogMelSpectrogram) -> float:
         )
         return librosa.power_to_db(mel)
 
-    features(clips[0].path)  # warm-up: librosa's lazy imports and caches
-    rates = []
-    for _ in range(REPEATS):
+    features(clips[0].path)  # librosa's lazy imports and caches
+
+    def run() -> float:
         start = time.perf_counter()
         for clip in clips:
             features(clip.path)
-        rates.append(len(clips) / (time.perf_counter() - start))
-    return max(rates)
+        return len(clips) / (time.perf_counter() - start)
+
+    return run
+
+
+def best_rates(runs: dict[str, Callable[[], float]]) -> dict[str, float]:
+    """Times every path ``REPEATS`` times, taking turns, and keeps each path's best rate.
+
+    Taking turns spreads each path's runs over the whole measurement, so a slow spell of a
+    shared machine does not fall on all the runs of one path.
+    """
+    best = dict.fromkeys(runs, 0.0)
+    for _ in range(REPEATS):
+        for name, run in runs.items():
+            best[name] = max(best[name], run())
+    return best
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -138,15 +148,18 @@ def main(argv: list[str] | None = None) -> int:
           f"({growth / max(seconds, 1e-9) * 30 * 1000 / 1024:.2f} GB per 1000 clips of 30 s), peak RSS {_peak_rss_mb():.0f} MB")
 
     cached = cache.take(len(clips))
-    stft_rate = clips_per_second(on_clips(cached, stft(layer)))
-    print(f"from the cache, STFT alone:     {stft_rate:8.1f} clips/s")
-    print(f"from the cache, log-mel:        {clips_per_second(on_clips(cached, layer)):8.1f} clips/s")
-    ours = project_clips_per_second(clips, layer)
-    print(f"project decode + log-mel:       {ours:8.1f} clips/s")
-    theirs = librosa_clips_per_second(clips, layer)
-    print(f"librosa load + mel + dB:        {theirs:8.1f} clips/s")
-    print(f"bound from the STFT alone:      {stft_rate / theirs:8.1f}x librosa")
-    print(f"speed-up over librosa: {ours / theirs:.1f}x")
+    decoded = decoded_dataset(clips, cache=False).map(lambda audio, label, index: audio)
+    rates = best_rates({
+        "from the cache, STFT alone": dataset_run(on_clips(cached, stft(layer))),
+        "from the cache, log-mel": dataset_run(on_clips(cached, layer)),
+        "project decode + log-mel": dataset_run(on_clips(decoded, layer)),
+        "librosa load + mel + dB": librosa_run(clips, layer),
+    })
+    for name, rate in rates.items():
+        print(f"{name + ':':31s} {rate:8.1f} clips/s")
+    theirs = rates["librosa load + mel + dB"]
+    print(f"{'bound from the STFT alone:':31s} {rates['from the cache, STFT alone'] / theirs:8.1f}x librosa")
+    print(f"speed-up over librosa: {rates['project decode + log-mel'] / theirs:.1f}x")
     return 0
 
 
