@@ -64,18 +64,12 @@ def on_clips(audio: tf.data.Dataset, fn) -> tf.data.Dataset:
 
 
 def stft(layer: LogMelSpectrogram):
-    """The layer's STFT alone (the same ``keras.ops.stft`` call), as power summed per frame.
+    """The layer's STFT alone, as power summed per frame.
 
     Summed so that the element handed back is as small as the log-mel one: copying out the
     whole spectrogram would be timed otherwise.
     """
-
-    def power(waveform):
-        real, imag = ops.stft(waveform, sequence_length=layer.n_fft, sequence_stride=layer.hop_length,
-                              fft_length=layer.n_fft, window="hann", center=True)
-        return ops.sum(real * real + imag * imag, axis=-1)
-
-    return power
+    return lambda waveform: ops.sum(layer.power_spectrogram(waveform), axis=-1)
 
 
 def librosa_run(clips, layer: LogMelSpectrogram) -> Callable[[], float]:

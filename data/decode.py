@@ -36,14 +36,14 @@ def float_to_int16(audio: tf.Tensor) -> tf.Tensor:
 
 def _to_mono(samples: tf.Tensor, channels: tf.Tensor, dtype: tf.DType) -> tf.Tensor:
     """Interleaved int16 samples -> mono ``dtype`` (channels averaged; mono is not copied)."""
-    as_float = int16_to_float(samples) if dtype == tf.float32 else samples
+    converted = int16_to_float(samples) if dtype == tf.float32 else samples
 
     def mix() -> tf.Tensor:
-        frames = tf.reshape(tf.cast(as_float, tf.float32), tf.stack([-1, channels]))
+        frames = tf.reshape(tf.cast(converted, tf.float32), tf.stack([-1, channels]))
         mean = tf.reduce_mean(frames, axis=-1)
         return mean if dtype == tf.float32 else tf.cast(tf.round(mean), tf.int16)
 
-    return tf.cond(tf.equal(channels, 1), lambda: as_float, mix)
+    return tf.cond(tf.equal(channels, 1), lambda: converted, mix)
 
 
 def decode_wav_pcm16(contents: tf.Tensor, dtype: tf.DType = tf.float32) -> tf.Tensor:

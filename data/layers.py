@@ -124,11 +124,17 @@ class LogMelSpectrogram(keras.layers.Layer):
                 lower_edge_hertz=self.f_min, upper_edge_hertz=mel.max_freq,
             ))
 
-    def call(self, inputs):
-        # |X|^2 directly: MelSpectrogram takes a square root and then a power of it.
+    def power_spectrogram(self, inputs):
+        """STFT power ``|X|^2``, ``[batch, frames, n_fft // 2 + 1]``.
+
+        Squared directly: ``keras.layers.MelSpectrogram`` takes a square root, then a power.
+        """
         real, imag = ops.stft(inputs, sequence_length=self.n_fft, sequence_stride=self.hop_length,
                               fft_length=self.n_fft, window="hann", center=True)
-        power = ops.matmul(real * real + imag * imag, self._filter_bank)  # [batch, frames, n_mels]
+        return real * real + imag * imag
+
+    def call(self, inputs):
+        power = ops.matmul(self.power_spectrogram(inputs), self._filter_bank)  # [batch, frames, n_mels]
         db = 10.0 * ops.log10(ops.maximum(power, 1e-10)) - self._log_ref
         return (db - self.db_offset) / self.db_scale
 

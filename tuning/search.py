@@ -165,7 +165,8 @@ def build_parser() -> argparse.ArgumentParser:
                         help="grid: the study's grid (default); others sample the wider range")
     parser.add_argument("--max-trials", type=int, help=f"trials at most (grid: all; others: {DEFAULT_WIDE_TRIALS})")
     parser.add_argument("--epochs", type=int, default=20, help="epochs per trial, early stopping aside (default: 20)")
-    parser.add_argument("--patience", type=int, default=4, help="early-stopping patience in epochs (default: 4)")
+    parser.add_argument("--patience", type=int, default=TrainingSettings.patience,
+                        help=f"early-stopping patience in epochs (default: {TrainingSettings.patience})")
     parser.add_argument("--batch-size", type=int, default=32, help="batch size (default: 32)")
     parser.add_argument("--window-seconds", type=float, default=3.0, help="window length in seconds (default: 3)")
     parser.add_argument("--data-dir", help="GTZAN folder (default: $GTZAN_DIR, else synthetic GTZAN)")

@@ -173,7 +173,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=42, help="seed (default: 42)")
     parser.add_argument("--window-seconds", type=float, default=3.0, help="window length (default: 3)")
     parser.add_argument("--epochs", type=int, default=20, help="epochs per trial (default: 20)")
-    parser.add_argument("--patience", type=int, default=4, help="early-stopping patience (default: 4)")
+    parser.add_argument("--patience", type=int, default=TrainingSettings.patience,
+                        help=f"early-stopping patience (default: {TrainingSettings.patience})")
     parser.add_argument("--out", default="runs/study", help="output folder (default: runs/study)")
     parser.add_argument("--exports", default="exports", help="SavedModel root (default: exports)")
     parser.add_argument("--no-export", action="store_true", help="do not export the winner")
