@@ -1,1 +1,3 @@
-"""GTZAN data: catalogue, decoding, track-level splits, synthetic data, tf.data pipeline."""
+"""Data: GTZAN catalogue, audio decoding, track-level splits, the tf.data pipeline, front-end layers."""
+
+__version__ = "0.2.0"

@@ -20,7 +20,6 @@ generated into the cache. Needs the ``bench`` extra (librosa).
 
 from __future__ import annotations
 
-import argparse
 import resource
 import sys
 import time
@@ -29,6 +28,7 @@ from collections.abc import Callable
 import tensorflow as tf
 from keras import ops
 
+from data import cli
 from data.catalogue import SAMPLE_RATE, DataError, scan
 from data.decode import int16_to_float
 from data.layers import LogMelSpectrogram
@@ -109,7 +109,7 @@ def best_rates(runs: dict[str, Callable[[], float]]) -> dict[str, float]:
 
 def main(argv: list[str] | None = None) -> int:
     """Command line entry point; returns the exit code."""
-    parser = argparse.ArgumentParser(prog=PROG, description=__doc__.split("\n\n")[0])
+    parser = cli.parser(PROG, __doc__)
     parser.add_argument("--data-dir", help="dataset folder (default: synthetic 30-s clips, generated once)")
     parser.add_argument("--clips", type=int, default=200, help="clips to time (default: 200)")
     args = parser.parse_args(argv)

@@ -87,10 +87,6 @@ class Catalogue:
     clips: tuple[Clip, ...]
     problems: tuple[Problem, ...]
 
-    def by_id(self) -> dict[str, Clip]:
-        """Returns the clips keyed by clip id."""
-        return {clip.clip_id: clip for clip in self.clips}
-
 
 def find_root(data_dir: str | os.PathLike) -> Path:
     """Returns the folder that holds the class folders of ``data_dir``.

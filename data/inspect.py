@@ -11,7 +11,6 @@ Exit status: 0 when at least one clip is usable, 2 otherwise (with a one-line re
 
 from __future__ import annotations
 
-import argparse
 import collections
 import json
 import logging
@@ -19,6 +18,7 @@ import sys
 
 import soundfile
 
+from data import cli
 from data.catalogue import SAMPLE_RATE, DataError, Problem, scan
 from data.decode import decode_path
 
@@ -96,7 +96,7 @@ def format_report(report: dict) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     """Command line entry point; returns the exit code."""
-    parser = argparse.ArgumentParser(prog=PROG, description=__doc__.split("\n\n")[0])
+    parser = cli.parser(PROG, __doc__)
     parser.add_argument("data_dir", metavar="DATA_DIR", help="genre folders, or a parent of genres_original/ or genres/")
     parser.add_argument("--json", action="store_true", help="print the report as JSON")
     args = parser.parse_args(argv)

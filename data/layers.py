@@ -154,3 +154,65 @@ class LogMelSpectrogram(keras.layers.Layer):
             "db_offset": self.db_offset,
             "db_scale": self.db_scale,
         }
+
+
+@keras.saving.register_keras_serializable(package="gtzan")
+class SpecAugment(keras.layers.Layer):
+    """SpecAugment masks (Park et al., 2019) on a spectrogram, in training only.
+
+    Each example gets ``masks`` frequency masks of up to ``freq_width`` bands and ``masks``
+    time masks of up to ``time_width`` frames, at random places; masked cells are set to the
+    example's mean value, so the mask adds no new level. At inference the layer is the identity.
+    It makes a model rely on no single band or moment of a window: on a few hundred training
+    clips it is one of the cheapest ways to generalize.
+
+    Args:
+        freq_width: Largest frequency-mask width in bands; 0 disables frequency masks.
+        time_width: Largest time-mask width in frames; 0 disables time masks.
+        masks: Masks of each kind per example.
+        seed: Optional seed of the layer's random generator.
+        **kwargs: Base layer arguments.
+    """
+
+    def __init__(self, freq_width: int = 8, time_width: int = 16, masks: int = 2, seed: int | None = None, **kwargs):
+        super().__init__(**kwargs)
+        for name, value in (("freq_width", freq_width), ("time_width", time_width), ("masks", masks)):
+            if int(value) != value or value < 0:
+                raise ValueError(f"{name} must be a non-negative integer. Received: {name}={value!r}")
+        self.freq_width = int(freq_width)
+        self.time_width = int(time_width)
+        self.masks = int(masks)
+        self.seed = seed
+        self.seed_generator = keras.random.SeedGenerator(seed)
+
+    def _mask(self, batch, size, width):
+        """``[batch, size]`` booleans, true inside ``masks`` random spans of up to ``width``."""
+        positions = ops.arange(size, dtype="int32")[None, :]
+        masked = ops.zeros((batch, size), dtype="bool")
+        for _ in range(self.masks):
+            widths = keras.random.randint((batch, 1), 0, width + 1, seed=self.seed_generator, dtype="int32")
+            # A start drawn uniformly from the places where the whole span fits.
+            room = ops.cast(ops.maximum(size - widths, 0) + 1, "float32")
+            draw = keras.random.uniform((batch, 1), seed=self.seed_generator)
+            starts = ops.minimum(ops.cast(draw * room, "int32"), size - 1)
+            masked = ops.logical_or(masked, ops.logical_and(positions >= starts, positions < starts + widths))
+        return masked
+
+    def call(self, inputs, training=None):
+        if not training or self.masks == 0 or (self.freq_width == 0 and self.time_width == 0):
+            return inputs
+        batch, frames, bands = ops.shape(inputs)[0], ops.shape(inputs)[1], ops.shape(inputs)[2]
+        masked = ops.zeros_like(inputs, dtype="bool")
+        if self.time_width:
+            masked = ops.logical_or(masked, self._mask(batch, frames, self.time_width)[:, :, None])
+        if self.freq_width:
+            masked = ops.logical_or(masked, self._mask(batch, bands, self.freq_width)[:, None, :])
+        fill = ops.mean(inputs, axis=(1, 2), keepdims=True)
+        return ops.where(masked, fill, inputs)
+
+    def compute_output_shape(self, input_shape):
+        return input_shape
+
+    def get_config(self):
+        return {**super().get_config(), "freq_width": self.freq_width, "time_width": self.time_width,
+                "masks": self.masks, "seed": self.seed}

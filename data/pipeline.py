@@ -91,6 +91,30 @@ def train_dataset(
     return ds.batch(batch_size).prefetch(AUTOTUNE)
 
 
+def mixup(batches: tf.data.Dataset, *, alpha: float, n_classes: int, seed: int) -> tf.data.Dataset:
+    """Mixup (Zhang et al., 2018) on training batches: ``(waveform, label)`` -> ``(mixed, soft label)``.
+
+    Each example is mixed with another example of its batch with a weight drawn from
+    Beta(alpha, alpha); labels become one-hot and are mixed with the same weights. With
+    ``alpha`` 0 only the labels become one-hot. Seeded: the same mixes for the same seed.
+    """
+
+    def mix(element, seeds):
+        (waveform, label), seed_pair = element, tf.reshape(seeds, [2])
+        target = tf.one_hot(label, n_classes)
+        if alpha <= 0:
+            return waveform, target
+        n = tf.shape(waveform)[0]
+        gammas = tf.random.stateless_gamma([2, n], seed_pair, alpha)
+        weight = gammas[0] / (gammas[0] + gammas[1])
+        partner = tf.argsort(tf.random.stateless_uniform([n], seed_pair + 1))
+        mixed = weight[:, None] * waveform + (1 - weight[:, None]) * tf.gather(waveform, partner)
+        return mixed, weight[:, None] * target + (1 - weight[:, None]) * tf.gather(target, partner)
+
+    seeds = tf.data.Dataset.random(seed=seed, rerandomize_each_iteration=True).batch(2)
+    return tf.data.Dataset.zip(batches, seeds).map(mix, num_parallel_calls=AUTOTUNE)
+
+
 def eval_windows(decoded: tf.data.Dataset, *, window_seconds: float) -> tf.data.Dataset:
     """Every window of every clip, in order: ``(waveform [window], label, clip index)``."""
     window = window_samples(window_seconds)
@@ -104,36 +128,22 @@ def eval_windows(decoded: tf.data.Dataset, *, window_seconds: float) -> tf.data.
     return ds.map(lambda audio, label, index: (int16_to_float(audio), label, index), num_parallel_calls=AUTOTUNE)
 
 
-def eval_dataset(decoded: tf.data.Dataset, *, window_seconds: float, batch_size: int) -> tf.data.Dataset:
-    """Batched evaluation windows: ``(waveform [batch, window], label [batch], clip index [batch])``.
+def average_per_clip(probabilities, clip_index, n_clips):
+    """Averages window probabilities per clip: the one track-level rule of the toolkit.
 
-    Deterministic: the same windows in the same order on every pass. Use
-    :func:`drop_index` for ``model.fit(validation_data=...)`` / ``model.evaluate``.
-    """
-    return eval_windows(decoded, window_seconds=window_seconds).batch(batch_size).prefetch(AUTOTUNE)
-
-
-def drop_index(ds: tf.data.Dataset) -> tf.data.Dataset:
-    """``(waveform, label, clip index)`` -> ``(waveform, label)``."""
-    return ds.map(lambda audio, label, index: (audio, label))
-
-
-def clip_average(probabilities: np.ndarray, clip_index: np.ndarray, n_clips: int) -> np.ndarray:
-    """Averages window probabilities per clip.
+    Validation, evaluation and the exported model's serving signature all call it; it runs
+    eagerly on numpy arrays and inside a ``tf.function`` alike.
 
     Args:
         probabilities: ``[windows, n_genres]``.
-        clip_index: ``[windows]``, the clip each window comes from.
+        clip_index: ``[windows]`` int, the clip each window comes from.
         n_clips: Number of clips.
 
     Returns:
-        ``[n_clips, n_genres]``; rows of clips without windows are NaN.
+        ``[n_clips, n_genres]`` tensor, in the dtype of ``probabilities``; a clip without
+        windows gets a row of zeros.
     """
-    sums = np.zeros((n_clips, probabilities.shape[1]), np.float64)
-    np.add.at(sums, clip_index, probabilities)
-    counts = np.bincount(clip_index, minlength=n_clips)[:, None]
-    with np.errstate(invalid="ignore", divide="ignore"):
-        return sums / counts
+    return tf.math.unsorted_segment_mean(probabilities, clip_index, n_clips)
 
 
 def eval_arrays(decoded: tf.data.Dataset, *, window_seconds: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

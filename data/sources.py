@@ -14,7 +14,8 @@ from pathlib import Path
 
 from data import synthetic
 from data.catalogue import Catalogue, scan
-from data.splits import DEFAULT_SEED, Split, make_split
+from data.config import DataConfig
+from data.splits import Split, make_split
 
 logger = logging.getLogger(__name__)
 
@@ -66,32 +67,20 @@ def resolve_data_dir(data_dir: str | os.PathLike | None) -> tuple[Path, bool]:
     return synthetic_data_dir(**DEFAULT_SYNTHETIC), True
 
 
-def load_split(
-    data_dir: str | os.PathLike | None,
-    *,
-    split: str = "random",
-    split_dir: str | os.PathLike | None = None,
-    seed: int = DEFAULT_SEED,
-) -> tuple[Catalogue, Split, bool]:
-    """Scans the chosen dataset and splits it by track.
-
-    Args:
-        data_dir: ``--data-dir`` or None (see :func:`resolve_data_dir`).
-        split: ``"random"`` (stratified 80/10/10) or ``"lists"`` (list files in ``split_dir``).
-        split_dir: Folder of ``train*.txt``, ``valid*.txt``, ``test*.txt`` for ``"lists"``.
-        seed: Seed of the random split.
+def load_split(config: DataConfig) -> tuple[Catalogue, Split, bool]:
+    """Scans the dataset ``config`` names and splits it by track.
 
     Returns:
         ``(catalogue, split, is_synthetic)``; ``is_synthetic`` is also true for a folder
         written by ``python -m data.synthetic``.
 
     Raises:
-        DataError: for a missing or empty data folder, or split lists that match no clip.
+        DataError: for a missing or empty data folder, or split lists that cannot be used.
     """
-    folder, is_synthetic = resolve_data_dir(data_dir)
+    folder, is_synthetic = resolve_data_dir(config.data_dir)
     catalogue = scan(folder)
     if catalogue.problems:
         logger.warning("%d unreadable files left out (python -m data.inspect %s lists them)",
                        len(catalogue.problems), catalogue.root)
     is_synthetic = is_synthetic or synthetic.is_synthetic(catalogue.root)
-    return catalogue, make_split(catalogue.clips, split, split_dir=split_dir, seed=seed), is_synthetic
+    return catalogue, make_split(catalogue.clips, config), is_synthetic

@@ -14,13 +14,14 @@ from pathlib import Path
 import numpy as np
 
 from data.catalogue import AUDIO_EXTENSIONS, Clip, DataError
+from data.config import DataConfig
 
 logger = logging.getLogger(__name__)
 
-DEFAULT_SEED = 42
 DEFAULT_FRACTIONS = (0.8, 0.1, 0.1)
 PARTS = ("train", "valid", "test")
-SPLIT_METHODS = ("random", "lists")
+# Share of the non-test clips of each genre that k-fold keeps for validation.
+KFOLD_VALID_FRACTION = 0.1
 
 
 @dataclasses.dataclass(frozen=True)
@@ -53,7 +54,7 @@ class Split:
 def random_split(
     clips: Sequence[Clip],
     *,
-    seed: int = DEFAULT_SEED,
+    seed: int = 42,
     fractions: Sequence[float] = DEFAULT_FRACTIONS,
 ) -> Split:
     """Splits each genre separately into train / valid / test at random.
@@ -91,6 +92,45 @@ def random_split(
     return Split(*(tuple(parts[name]) for name in PARTS))
 
 
+def kfold_split(clips: Sequence[Clip], *, folds: int, fold: int, seed: int = 42,
+                valid_fraction: float = KFOLD_VALID_FRACTION) -> Split:
+    """Stratified k-fold split by track: fold ``fold`` is the test part.
+
+    Each genre's clips (sorted by id, then shuffled with ``seed``) are dealt to the folds in
+    turn, so every clip is in exactly one test fold and each fold holds about ``1 / folds`` of
+    every genre. From the other folds, a seeded ``valid_fraction`` of each genre (at least one
+    clip when the genre has three or more) is the validation part; the rest is training.
+
+    Args:
+        clips: The clips to split.
+        folds: Number of folds, at least 2.
+        fold: The test fold, from 0 to ``folds - 1``.
+        seed: Seed of the fold assignment and of the validation draw.
+        valid_fraction: Share of the non-test clips per genre used for validation.
+
+    Raises:
+        ValueError: for a bad ``folds`` or ``fold``.
+    """
+    if folds < 2 or not 0 <= fold < folds:
+        raise ValueError(f"need folds >= 2 and 0 <= fold < folds. Received: folds={folds}, fold={fold}")
+    rng = np.random.default_rng(seed)
+    parts: dict[str, list[Clip]] = {name: [] for name in PARTS}
+    for label in sorted({clip.label for clip in clips}):
+        group = sorted((c for c in clips if c.label == label), key=lambda c: c.clip_id)
+        order = rng.permutation(len(group))
+        test = {int(i) for position, i in enumerate(order) if position % folds == fold}
+        rest = [i for i in range(len(group)) if i not in test]
+        # Drawn from a generator of its own per fold, so the folds' test parts do not depend on it.
+        draw = np.random.default_rng([seed, fold, label]).permutation(len(rest))
+        n_valid = int(round(valid_fraction * len(rest)))
+        if len(group) >= 3 and valid_fraction > 0:
+            n_valid = max(n_valid, 1)
+        valid = {rest[i] for i in draw[:n_valid]}
+        for i, clip in enumerate(group):
+            parts["test" if i in test else "valid" if i in valid else "train"].append(clip)
+    return Split(*(tuple(parts[name]) for name in PARTS))
+
+
 def split_from_lists(clips: Sequence[Clip], split_dir: str | os.PathLike) -> Split:
     """Builds a split from list files ``train*.txt``, ``valid*.txt``, ``test*.txt``.
 
@@ -103,13 +143,15 @@ def split_from_lists(clips: Sequence[Clip], split_dir: str | os.PathLike) -> Spl
         split_dir: Folder holding one list file per part.
 
     Raises:
-        DataError: if the folder or a list file is missing, or no listed clip is found.
+        DataError: if the folder or a list file is missing, a clip is listed twice (in one
+            part or in two), or no listed clip is found.
     """
     folder = Path(split_dir).expanduser()
     if not folder.is_dir():
         raise DataError(f"split directory not found: {folder}")
     by_id = {clip.clip_id: clip for clip in clips}
     parts: dict[str, list[Clip]] = {}
+    listed: dict[str, list[str]] = {}
     missing: list[str] = []
     for name in PARTS:
         files = sorted(folder.glob(f"{name}*.txt"))
@@ -117,10 +159,12 @@ def split_from_lists(clips: Sequence[Clip], split_dir: str | os.PathLike) -> Spl
             found = ", ".join(f.name for f in files) or "none"
             raise DataError(f"expected exactly one {name}*.txt in {folder}; found {found}")
         ids = [_clip_id(line) for line in files[0].read_text().splitlines() if line.strip()]
+        listed[name] = ids
         parts[name] = [by_id[i] for i in ids if i in by_id]
         missing.extend(i for i in ids if i not in by_id)
     if not any(parts.values()):
         raise DataError(f"the split lists in {folder} match no clip of the data directory")
+    _check_no_repeats(listed, folder)
     if missing:
         logger.warning(
             "%d clips listed in %s are missing or unreadable in the data (e.g. %s)",
@@ -129,24 +173,32 @@ def split_from_lists(clips: Sequence[Clip], split_dir: str | os.PathLike) -> Spl
     return Split(*(tuple(parts[name]) for name in PARTS), missing=tuple(missing))
 
 
+def _check_no_repeats(listed: dict[str, list[str]], folder: Path) -> None:
+    """Raises DataError if a clip is listed twice: that would leak it between parts or weigh it twice."""
+    seen: dict[str, str] = {}
+    repeats: list[str] = []
+    for name in PARTS:
+        for clip_id in listed[name]:
+            if clip_id in seen:
+                where = f"twice in {name}" if seen[clip_id] == name else f"in {seen[clip_id]} and {name}"
+                repeats.append(f"{clip_id} ({where})")
+            seen.setdefault(clip_id, name)
+    if repeats:
+        shown = ", ".join(repeats[:3]) + (", ..." if len(repeats) > 3 else "")
+        raise DataError(f"the split lists in {folder} name {len(repeats)} clip(s) more than once: {shown}; "
+                        "each clip must be listed once, in one part")
+
+
 def _clip_id(entry: str) -> str:
     """``"blues/blues.00012.wav"`` -> ``"blues.00012"`` (an entry without extension is kept)."""
     name = Path(entry.strip()).name
     return Path(name).stem if name.lower().endswith(AUDIO_EXTENSIONS) else name
 
 
-def make_split(
-    clips: Sequence[Clip],
-    method: str = "random",
-    *,
-    split_dir: str | os.PathLike | None = None,
-    seed: int = DEFAULT_SEED,
-) -> Split:
-    """Splits ``clips`` with ``method`` (``"random"`` or ``"lists"``, which needs ``split_dir``)."""
-    if method == "random":
-        return random_split(clips, seed=seed)
-    if method == "lists":
-        if split_dir is None:
-            raise DataError("--split lists needs --split-dir, the folder holding train*.txt, valid*.txt, test*.txt")
-        return split_from_lists(clips, split_dir)
-    raise DataError(f"unknown split method {method!r}; expected one of {SPLIT_METHODS}")
+def make_split(clips: Sequence[Clip], config: DataConfig) -> Split:
+    """Splits ``clips`` as ``config`` says (``random``, ``lists`` or ``kfold``)."""
+    if config.split == "lists":
+        return split_from_lists(clips, config.split_dir)
+    if config.split == "kfold":
+        return kfold_split(clips, folds=config.folds, fold=config.fold, seed=config.split_seed)
+    return random_split(clips, seed=config.split_seed)

@@ -16,7 +16,6 @@ Usage::
 
 from __future__ import annotations
 
-import argparse
 import concurrent.futures
 import ctypes
 import json
@@ -28,6 +27,7 @@ from pathlib import Path
 import numpy as np
 import soundfile
 
+from data import cli
 from data.catalogue import GTZAN_GENRES, SAMPLE_RATE
 
 logger = logging.getLogger(__name__)
@@ -376,7 +376,7 @@ def generate(out_dir: str | os.PathLike, *, clips_per_genre: int = 100, seconds:
 
 def main(argv: list[str] | None = None) -> int:
     """Command line entry point; returns the exit code."""
-    parser = argparse.ArgumentParser(prog="python -m data.synthetic", description=__doc__.split("\n\n")[0])
+    parser = cli.parser("python -m data.synthetic", __doc__)
     parser.add_argument("out_dir", help="folder to write <genre>/<genre>.NNNNN.wav into")
     parser.add_argument("--clips-per-genre", type=int, default=100, help="clips per genre (default: 100)")
     parser.add_argument("--seconds", type=float, default=30.0, help="clip length in seconds (default: 30)")

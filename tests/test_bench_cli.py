@@ -3,7 +3,7 @@
 import pytest
 
 from data import bench as data_bench
-from zoo import bench_serving
+from serving import bench as bench_serving
 
 
 def test_data_bench_rejects_bad_flags_and_folders(tmp_path, capsys):

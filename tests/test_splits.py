@@ -1,7 +1,8 @@
 import pytest
 
-from data.catalogue import Clip, DataError, GTZAN_GENRES, scan
-from data.splits import PARTS, make_split, random_split, split_from_lists
+from data.catalogue import GTZAN_GENRES, Clip, DataError, scan
+from data.config import DataConfig
+from data.splits import PARTS, kfold_split, make_split, random_split, split_from_lists
 from tests.conftest import SHARED_SPLITS
 
 
@@ -72,7 +73,7 @@ def test_fault_filtered_lists_with_every_clip_readable():
 
 @pytest.mark.skipif(not SHARED_SPLITS.is_dir(), reason="published split lists not available")
 def test_stratified_lists():
-    split = make_split(gtzan_clips(), "lists", split_dir=SHARED_SPLITS / "stratified")
+    split = make_split(gtzan_clips(), DataConfig(split="lists", split_dir=str(SHARED_SPLITS / "stratified")))
     assert split.sizes() == {"train": 500, "valid": 250, "test": 250}
     assert_disjoint(split)
 
@@ -86,7 +87,45 @@ def test_list_errors(tmp_path):
         (tmp_path / f"{name}.txt").write_text("polka/polka.00001.wav\n")
     with pytest.raises(DataError, match="match no clip"):
         split_from_lists(gtzan_clips(), tmp_path)
-    with pytest.raises(DataError, match="--split-dir"):
-        make_split(gtzan_clips(), "lists")
-    with pytest.raises(DataError, match="unknown split method 'kfold'"):
-        make_split(gtzan_clips(), "kfold")
+    with pytest.raises(ValueError, match="--split-dir"):
+        make_split(gtzan_clips(), DataConfig(split="lists"))
+    with pytest.raises(ValueError, match="unknown split method 'folds'"):
+        make_split(gtzan_clips(), DataConfig(split="folds"))
+
+
+@pytest.mark.parametrize("lists,message", [
+    ({"train": ["blues/blues.00001.wav"], "valid": ["blues/blues.00002.wav"], "test": ["blues/blues.00001.au"]},
+     r"1 clip\(s\) more than once: blues.00001 \(in train and test\)"),
+    ({"train": ["rock/rock.00003.wav", "rock/rock.00003.wav"], "valid": [], "test": ["rock/rock.00004.wav"]},
+     r"rock.00003 \(twice in train\)"),
+])
+def test_lists_that_repeat_a_clip_are_rejected(tmp_path, lists, message):
+    for name, entries in lists.items():
+        (tmp_path / f"{name}.txt").write_text("\n".join(entries) + "\n")
+    with pytest.raises(DataError, match=message) as info:
+        split_from_lists(gtzan_clips(), tmp_path)
+    assert str(tmp_path) in str(info.value) and "\n" not in str(info.value)
+
+
+def test_kfold_every_clip_in_exactly_one_test_fold_stratified_and_disjoint():
+    clips = [c for c in gtzan_clips() if int(c.clip_id.split(".")[1]) < 25]
+    folds = [kfold_split(clips, folds=5, fold=i, seed=3) for i in range(5)]
+    tested = [c.clip_id for split in folds for c in split.test]
+    assert sorted(tested) == sorted(c.clip_id for c in clips)  # each clip once
+    for split in folds:
+        assert_disjoint(split)
+        assert len(split.train) + len(split.valid) + len(split.test) == len(clips)
+        for label in range(10):
+            assert sum(c.label == label for c in split.test) == 5
+            assert sum(c.label == label for c in split.valid) == 2
+    assert kfold_split(clips, folds=5, fold=2, seed=3) == folds[2]
+    assert kfold_split(clips, folds=5, fold=2, seed=4) != folds[2]
+
+
+@pytest.mark.parametrize("changes,message", [({"folds": 1}, "--folds must be at least 2"),
+                                             ({"fold": 5}, "--fold must be from 0 to --folds - 1 = 4, got 5"),
+                                             ({"window_seconds": float("nan")}, "--window-seconds"),
+                                             ({"window_seconds": 0.00001}, "--window-seconds")])
+def test_bad_kfold_and_window_settings(changes, message):
+    with pytest.raises(ValueError, match=message):
+        DataConfig(split="kfold", **changes)

@@ -6,19 +6,19 @@ from pathlib import Path
 import pytest
 
 from tuning import report, study
-from tuning.experiment import write_history, write_json
+from tuning.runstore import RunStore, write_json
 
 ALL_SECTIONS = ("mlp", "cnn", "activation", "optimizer", "training", "regularization", "input")
 
 
 def test_carried_choices_follow_the_study_order():
     finished = {
-        "cnn": {"best": {"model": "2cnn-32-64-2fc-128", "spec": {}}},
-        "activation": {"best": {"model": "2cnn-32-64-2fc-128_act=elu1", "spec": {}}},
-        "optimizer": {"best": {"model": "x", "spec": {"optimizer": "rmsprop", "learning_rate": 1e-3,
-                                                     "schedule": "steplr", "gamma": 0.1}}},
-        "training": {"best": {"model": "x", "spec": {"batch_size": 64}}},
-        "regularization": {"best": {"model": "2cnn-32-64-2fc-128_act=elu1_l2=1e-05", "spec": {}}},
+        "cnn": {"best": {"model": "2cnn-32-64-2fc-128", "training": {}}},
+        "activation": {"best": {"model": "2cnn-32-64-2fc-128_act=elu1", "training": {}}},
+        "optimizer": {"best": {"model": "x", "training": {"optimizer": "rmsprop", "learning_rate": 1e-3,
+                                                         "schedule": "steplr", "gamma": 0.1}}},
+        "training": {"best": {"model": "x", "training": {"batch_size": 64}}},
+        "regularization": {"best": {"model": "2cnn-32-64-2fc-128_act=elu1_l2=1e-05", "training": {}}},
     }
     assert study.carried_choices("mlp", finished) == (None, {})
     assert study.carried_choices("activation", finished) == ("2cnn-32-64-2fc-128", {})
@@ -57,12 +57,12 @@ def _fake_runs(root: Path) -> dict[str, list[dict]]:
             history = {"loss": [2.0 - 0.1 * e - 0.01 * t for e in range(4)], "accuracy": [0.1 * e for e in range(4)],
                        "val_loss": [2.1 - 0.1 * e for e in range(4)], "val_accuracy": [0.2] * 4,
                        "val_track_accuracy": [0.1 * (t + 1) + 0.01 * e + 0.001 * s for e in range(4)]}
-            folder = root / section / "trials" / trial
-            write_history(folder, history)
+            store = RunStore(root / section)
+            folder = store.trial_dir(trial)
             record = {"trial": trial, "model": "m", "status": "completed", "epochs_run": 4, "seconds": 1.5 + t,
                       "best_epoch": 4, "val_track_accuracy": history["val_track_accuracy"][-1],
                       "val_accuracy": 0.2, "val_loss": history["val_loss"][-1], "loss": 1.0, "accuracy": 0.5}
-            write_json(folder / "record.json", record)
+            store.write_results(trial, history, record)
             write_json(folder / "config.json", {"training": {"batch_size": (16, 32, 16)[t]},
                                                 "data": {"synthetic": False, "data_dir": "/gtzan", "split": "lists"}})
             records.append(record)

@@ -6,20 +6,26 @@ from pathlib import Path
 
 import keras
 import pytest
-
 from tensorflow.python.framework import func_graph, ops
 
 from tuning import hypermodel as hypermodel_module
 from tuning import search
+from tuning.runstore import RunStore, rank
 
 ROOT = Path(__file__).resolve().parents[1]
 
 
 def search_args(data_dir, out, *extra):
-    return search.build_parser().parse_args(
-        ["--space", "cnn", "--data-dir", str(data_dir), "--out", str(out), "--epochs", "1", "--max-trials", "2",
-         "--window-seconds", "1", "--batch-size", "16", "--wandb", "disabled", *extra]
-    )
+    return ["--space", "cnn", "--data-dir", str(data_dir), "--out", str(out), "--epochs", "1", "--max-trials", "2",
+            "--window-seconds", "1", "--batch-size", "16", "--wandb", "disabled", *extra]
+
+
+def run_search(argv):
+    """Runs the command; returns its records, best first (as summary.csv lists them)."""
+    assert search.main(argv) == 0
+    out = Path(argv[argv.index("--out") + 1]) / "cnn"
+    by_name = {r["trial"]: r for r in RunStore(out).records()}
+    return [by_name[line.split(",")[0]] for line in (out / "summary.csv").read_text().splitlines()[1:]]
 
 
 def test_tiny_search_writes_results_best_model_and_config(tiny_gtzan, tmp_path, capsys):
@@ -36,14 +42,14 @@ def test_tiny_search_writes_results_best_model_and_config(tiny_gtzan, tmp_path, 
         assert (space_dir / "trials" / trial / "history.csv").read_text().startswith("epoch,")
     config = json.loads((space_dir / "best" / "config.json").read_text())
     assert config["data"]["data_dir"] == str(tiny_gtzan) and config["data"]["synthetic"] is True
-    assert config["data"]["window_seconds"] == 1.0 and config["data"]["seed"] == 42
+    assert config["data"]["window_seconds"] == 1.0 and config["data"]["split_seed"] == 42
     assert config["model"] in trials and config["metrics"]["trial"] == config["trial"]
     best = keras.saving.load_model(space_dir / "best" / "model.keras")
     assert best.input_shape == (None, 22050)
     summary = (space_dir / "summary.csv").read_text().splitlines()
     assert summary[0].startswith("trial,val_track_accuracy") and len(summary) == 3
     # Best first: the table's order is the records' rank order.
-    records = search.read_records(space_dir)
+    records = rank(RunStore(space_dir).records())
     assert [line.split()[0] for line in table[1:3]] == [r["trial"] for r in records]
     assert records[0]["trial"] == config["trial"]
 
@@ -60,12 +66,12 @@ def test_interrupted_search_resumes_without_rerunning_finished_trials(tiny_gtzan
 
     monkeypatch.setattr(hypermodel_module.SpaceHyperModel, "fit", interrupt_second)
     with pytest.raises(KeyboardInterrupt):
-        search.run_search(search_args(tiny_gtzan, tmp_path))
+        search.main(search_args(tiny_gtzan, tmp_path))
     assert calls == ["1cnn-32-2fc-128", "1cnn-32-3fc-256-128"]
-    records = search.run_search(search_args(tiny_gtzan, tmp_path))
+    records = run_search(search_args(tiny_gtzan, tmp_path))
     assert calls[2:] == ["1cnn-32-3fc-256-128"]  # the finished trial was not rerun
     assert sorted(r["trial"] for r in records) == ["1cnn-32-2fc-128", "1cnn-32-3fc-256-128"]
-    search.run_search(search_args(tiny_gtzan, tmp_path, "--fresh"))
+    run_search(search_args(tiny_gtzan, tmp_path, "--fresh"))
     assert calls[3:] == ["1cnn-32-2fc-128", "1cnn-32-3fc-256-128"]
 
 
@@ -79,7 +85,7 @@ def test_nan_trial_is_failed_and_the_search_goes_on(tiny_gtzan, tmp_path, monkey
         return model
 
     monkeypatch.setattr(hypermodel_module.SpaceHyperModel, "build", exploding_first)
-    records = search.run_search(search_args(tiny_gtzan, tmp_path))
+    records = run_search(search_args(tiny_gtzan, tmp_path))
     by_trial = {r["trial"]: r for r in records}
     assert by_trial["1cnn-32-2fc-128"]["status"] == "failed"
     assert "NaN" in by_trial["1cnn-32-2fc-128"]["error"]
@@ -88,9 +94,9 @@ def test_nan_trial_is_failed_and_the_search_goes_on(tiny_gtzan, tmp_path, monkey
 
 
 def test_same_seed_repeats_each_trial_exactly(tiny_gtzan, tmp_path):
-    first = search.run_search(search_args(tiny_gtzan, tmp_path / "first"))
-    again = search.run_search(search_args(tiny_gtzan, tmp_path / "again"))
-    other = search.run_search(search_args(tiny_gtzan, tmp_path / "other", "--seed", "7"))
+    first = run_search(search_args(tiny_gtzan, tmp_path / "first"))
+    again = run_search(search_args(tiny_gtzan, tmp_path / "again"))
+    other = run_search(search_args(tiny_gtzan, tmp_path / "other", "--seed", "7"))
     losses = lambda records: {r["trial"]: (r["loss"], r["val_loss"]) for r in records}
     assert losses(first) == losses(again)
     assert losses(first) != losses(other)
@@ -105,7 +111,7 @@ def test_finished_trials_leave_no_training_graph_or_gradient_entry_behind(tiny_g
     # TensorFlow's gradient registry kept every traced training step alive (memory grew per trial).
     registry = ops._gradient_registry._registry
     gradients, graphs = set(registry), live_training_graphs()
-    records = search.run_search(search_args(tiny_gtzan, tmp_path))
+    records = run_search(search_args(tiny_gtzan, tmp_path))
     assert len(records) == 2 and all(r["rss_mb"] > 0 for r in records)
     assert set(registry) == gradients
     assert live_training_graphs() <= graphs
@@ -158,9 +164,7 @@ def test_unknown_space_or_tuner_exit_2(flags, message):
 def test_wandb_offline_run_writes_metrics(tiny_gtzan, tmp_path, monkeypatch):
     monkeypatch.delenv("WANDB_MODE", raising=False)
     monkeypatch.setenv("WANDB_SILENT", "true")
-    args = search_args(tiny_gtzan, tmp_path, "--max-trials", "1")
-    args.wandb = "offline"
-    search.run_search(args)
+    run_search(search_args(tiny_gtzan, tmp_path, "--max-trials", "1", "--wandb", "offline"))
     runs = list((tmp_path / "cnn" / "wandb").glob("offline-run-*"))
     assert len(runs) == 1
     # The run log is protobuf records; metric names are stored as plain UTF-8 keys.
@@ -172,13 +176,13 @@ def test_wandb_offline_run_writes_metrics(tiny_gtzan, tmp_path, monkeypatch):
 
 @pytest.mark.parametrize("tuner", ["random", "bayesian"])
 def test_wide_tuners_sample_the_wider_range(tuner, tiny_gtzan, tmp_path):
-    records = search.run_search(search_args(tiny_gtzan, tmp_path, "--tuner", tuner, "--max-trials", "1"))
+    records = run_search(search_args(tiny_gtzan, tmp_path, "--tuner", tuner, "--max-trials", "1"))
     assert len(records) == 1 and records[0]["status"] == "completed"
     assert (tmp_path / "cnn" / "best" / "model.keras").is_file()
 
 
 @pytest.mark.slow
 def test_hyperband_continues_trials_from_checkpoints(tiny_gtzan, tmp_path):
-    records = search.run_search(search_args(tiny_gtzan, tmp_path, "--tuner", "hyperband", "--epochs", "3"))
+    records = run_search(search_args(tiny_gtzan, tmp_path, "--tuner", "hyperband", "--epochs", "3"))
     assert records and all(r["status"] == "completed" for r in records)
     assert any(r["trial"].endswith("-e3") for r in records)

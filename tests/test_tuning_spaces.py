@@ -3,8 +3,9 @@ import keras_tuner
 import numpy as np
 import pytest
 
-from tuning.experiment import prepare_data
-from tuning.hypermodel import SpaceHyperModel, TrainingSettings
+from data.config import DataConfig
+from tuning.config import TrainConfig
+from tuning.hypermodel import SpaceHyperModel
 from tuning.schedules import exponential_lr, make_optimizer, schedule_callback, step_lr
 from tuning.spaces import SPACES
 
@@ -13,7 +14,9 @@ STUDY_COUNTS = {"mlp": 9, "cnn": 14, "activation": 8, "optimizer": 18, "training
 
 @pytest.fixture(scope="module")
 def data(tiny_gtzan):
-    return prepare_data(tiny_gtzan, window_seconds=0.5, seed=1)
+    from tuning.training import prepare_data
+
+    return prepare_data(DataConfig(str(tiny_gtzan), window_seconds=0.5, split_seed=1))
 
 
 def test_grid_sizes_are_the_studys():
@@ -28,8 +31,9 @@ def test_grid_trial_names_follow_the_study():
     assert {"weight_decay-1e-05", "dropout0.1cnn-0.2fc", "time_shift-0.15"} <= set(names["regularization"])
     assert names["input"] == ["spectrogram", "waveform"]
     training = SPACES["training"].grid(SPACES["training"].default_base)
-    assert {(t.batch_size, t.epochs) for t in training} == {(b, e) for b in (16, 32, 64, 128) for e in (5, 20, 35)}
-    assert not any(t.early_stopping for t in training)
+    assert {(t.training["batch_size"], t.training["epochs"]) for t in training} == {
+        (b, e) for b in (16, 32, 64, 128) for e in (5, 20, 35)}
+    assert not any(t.training["early_stopping"] for t in training)
 
 
 def _sample(hp: keras_tuner.HyperParameters, seed: int) -> None:
@@ -40,7 +44,7 @@ def _sample(hp: keras_tuner.HyperParameters, seed: int) -> None:
 @pytest.mark.parametrize("space", list(SPACES))
 @pytest.mark.parametrize("wide", [False, True])
 def test_every_space_builds_with_default_and_sampled_values(space, wide, data, tmp_path):
-    hypermodel = SpaceHyperModel(SPACES[space], data, TrainingSettings(), tmp_path, wide=wide)
+    hypermodel = SpaceHyperModel(SPACES[space], data, TrainConfig(), wide=wide)
     hp = keras_tuner.HyperParameters()
     model = hypermodel.build(hp)
     assert model.output_shape == (None, 10) and model.input_shape == (None, 11025)
@@ -57,19 +61,19 @@ def test_every_space_builds_with_default_and_sampled_values(space, wide, data, t
 
 
 def test_fixed_values_override_the_default(data, tmp_path):
-    hypermodel = SpaceHyperModel(SPACES["optimizer"], data, TrainingSettings(), tmp_path)
+    hypermodel = SpaceHyperModel(SPACES["optimizer"], data, TrainConfig())
     hp = keras_tuner.HyperParameters()
     hp.Fixed("trial", "rmsprop-exponentiallr-0.9")
-    spec = hypermodel.spec(hp)
-    assert (spec.optimizer, spec.schedule, spec.gamma) == ("rmsprop", "exponentiallr", 0.9)
+    training = hypermodel.training(hp)
+    assert (training.optimizer, training.schedule, training.gamma) == ("rmsprop", "exponentiallr", 0.9)
     assert isinstance(hypermodel.build(hp).optimizer, keras.optimizers.RMSprop)
 
 
 def test_base_replaces_the_carried_forward_model(data, tmp_path):
-    hypermodel = SpaceHyperModel(SPACES["activation"], data, TrainingSettings(), tmp_path, base="3cnn-32-64-128-2fc-128")
+    hypermodel = SpaceHyperModel(SPACES["activation"], data, TrainConfig(), base="3cnn-32-64-128-2fc-128")
     assert list(hypermodel.grid)[1] == "3cnn-32-64-128-2fc-128_act=elu1"
     with pytest.raises(ValueError, match="spectrogram and waveform CNNs"):
-        SpaceHyperModel(SPACES["input"], data, TrainingSettings(), tmp_path, base="3fcLayers-512-256")
+        SpaceHyperModel(SPACES["input"], data, TrainConfig(), base="3fcLayers-512-256")
 
 
 def _rates_per_epoch(callback, epochs):
@@ -98,7 +102,8 @@ def test_exponential_lr_matches_pytorch_epoch_by_epoch():
 
 def test_schedule_and_optimizer_errors():
     assert schedule_callback("constant", initial=1e-3) is None
-    with pytest.raises(ValueError, match="unknown schedule 'cosine'"):
-        schedule_callback("cosine", initial=1e-3)
+    assert schedule_callback("cosine", initial=1e-3) is None  # per step, held by the optimizer
+    with pytest.raises(ValueError, match="unknown schedule 'linear'"):
+        schedule_callback("linear", initial=1e-3)
     with pytest.raises(ValueError, match="unknown optimizer 'sgd'"):
         make_optimizer("sgd", 1e-3)

@@ -13,18 +13,17 @@ which data the runs used, so synthetic numbers are never taken for GTZAN results
 
 from __future__ import annotations
 
-import argparse
-import json
 import shutil
 import sys
 from collections import defaultdict
 from pathlib import Path
 
-from tuning.experiment import OBJECTIVE, read_records
-from tuning.hypermodel import trial_dir_name
+from data.cli import fail, parser
+from tuning.callbacks import OBJECTIVE
+from tuning.runstore import RunStore, RunStoreError, rank, read_json
+from tuning.spaces import SPACES
 
 PROG = "python -m tuning.report"
-SECTION_ORDER = ("mlp", "cnn", "activation", "optimizer", "training", "regularization", "input")
 # The study's published validation accuracy: (best, worst) per section.
 STUDY_VALIDATION = {"mlp": (0.30, 0.21), "cnn": (0.50, 0.39), "activation": (0.54, 0.43), "optimizer": (0.54, 0.37),
                     "training": (0.53, 0.48), "regularization": (0.56, 0.41)}
@@ -43,10 +42,10 @@ def _plt():
 
 def load_section(folder: Path) -> list[dict]:
     """The section's records (best first), each with its per-epoch ``history``."""
-    records = read_records(folder)
+    store = RunStore(folder)
+    records = rank(store.records())
     for record in records:
-        path = folder / "trials" / trial_dir_name(record["trial"]) / "history.json"
-        record["history"] = json.loads(path.read_text()) if path.is_file() else {}
+        record["history"] = store.read_history(record["trial"])
     return records
 
 
@@ -170,12 +169,12 @@ def write_report(runs: Path, out: Path) -> Path:
     Raises:
         ValueError: if ``runs`` holds no finished trial.
     """
-    sections = [s for s in SECTION_ORDER if (runs / s / "trials").is_dir()]
+    sections = [s for s in SPACES if (runs / s / "trials").is_dir()]
     sections += sorted(p.parent.name for p in runs.glob("*/trials") if p.parent.name not in sections)
     if not sections:
         raise ValueError(f"no runs under {runs}; expected <section>/trials/ folders from tuning.search or tuning.study")
     out.mkdir(parents=True, exist_ok=True)
-    study = json.loads((runs / "study.json").read_text()) if (runs / "study.json").is_file() else {}
+    study = read_json(runs / "study.json") if (runs / "study.json").is_file() else {}
     data = study.get("data") or _first_data(runs, sections)
     kind = "synthetic GTZAN-shaped data" if data.get("synthetic") else "real audio (GTZAN or the folder given)"
     lines = ["# Report", "", f"Data: **{kind}**, `{data.get('data_dir')}`, split `{data.get('split')}` "
@@ -194,6 +193,9 @@ def write_report(runs: Path, out: Path) -> Path:
         if carried and carried.get("base"):
             lines.append(f"Started from `{carried['base']}`" + (f", carrying {carried['carried']}" if carried["carried"] else "")
                          + ".")
+            if carried.get("best", {}).get("same_as"):
+                lines.append(f"Its winner `{carried['best']['trial']}` is the configuration carried forward from "
+                             f"`{carried['best']['same_as']}` (same model and training choices).")
             lines.append("")
         elif carried:
             lines += ["Each trial is an architecture of its own, trained with Adam at 1e-3, batch 32.", ""]
@@ -209,8 +211,7 @@ def write_report(runs: Path, out: Path) -> Path:
             lines.append("Ours: " + " vs ".join(f"{k} {v:.2f}" for k, v in ours.items())
                          + f". Study: spectrogram {STUDY_INPUT['spectrogram']:.2f} vs waveform {STUDY_INPUT['waveform']:.2f}.")
         if section == "training" and completed:
-            configs = {r["trial"]: json.loads((runs / section / "trials" / trial_dir_name(r["trial"]) / "config.json").read_text())
-                       for r in completed}
+            configs = {r["trial"]: RunStore(runs / section).read_config(r["trial"]) for r in completed}
             path, means = plot_batch_sizes(completed, configs, out)
             figures.append(path)
             lines.append("Mean best validation accuracy per batch size: "
@@ -219,12 +220,21 @@ def write_report(runs: Path, out: Path) -> Path:
     final = study.get("final") or []
     if final:
         lines += ["", "## Final evaluation (test split)", "",
-                  "| trial | section | model | val accuracy | test accuracy (track) |", "| --- | --- | --- | ---: | ---: |"]
+                  "The two best distinct configurations (model, optimizer, schedule, batch size, epochs, "
+                  "regularization) of the sections' winners.", "",
+                  "| trial | section | model | optimizer | schedule | batch size | epochs | val accuracy | "
+                  "test accuracy (track) |", "| --- | --- | --- | --- | --- | ---: | ---: | ---: | ---: |"]
         for item in final:
-            lines.append(f"| `{item['trial']}` | {item['space']} | `{item.get('model', '')}` | {item['val']:.3f} | "
-                         f"{item['test_track_accuracy']:.3f} |")
+            training = item.get("training", {})
+            schedule = training.get("schedule", "")
+            if schedule in ("steplr", "exponentiallr"):
+                schedule += f" {training.get('gamma', 1.0):g}"
+            section = item["space"] + (f" (also the winner of {', '.join(item['same_as'])})" if item.get("same_as") else "")
+            lines.append(f"| `{item['trial']}` | {section} | `{item.get('model', '')}` | {training.get('optimizer', '')} "
+                         f"{training.get('learning_rate', '')} | {schedule} | {training.get('batch_size', '')} | "
+                         f"{training.get('epochs', '')} | {item['val']:.3f} | {item['test_track_accuracy']:.3f} |")
         lines += ["", "Study: test accuracy " + ", ".join(f"{v:.2f} (`{k}`)" for k, v in STUDY_TEST.items()) + "."]
-        png = Path(json.loads(Path(final[0]["metrics"]).read_text())["confusion_matrix_png"])
+        png = Path(read_json(Path(final[0]["metrics"]))["confusion_matrix_png"])
         if png.is_file():
             shutil.copy(png, out / "final_confusion_matrix.png")
             lines += ["", "![final confusion matrix](final_confusion_matrix.png)"]
@@ -236,22 +246,21 @@ def write_report(runs: Path, out: Path) -> Path:
 def _first_data(runs: Path, sections: list[str]) -> dict:
     for section in sections:
         for config in (runs / section / "trials").glob("*/config.json"):
-            return json.loads(config.read_text()).get("data", {})
+            return read_json(config).get("data", {})
     return {}
 
 
 def main(argv: list[str] | None = None) -> int:
     """Command line entry point; returns the exit code."""
-    parser = argparse.ArgumentParser(prog=PROG, description=__doc__.split("\n\n")[0])
-    parser.add_argument("--runs", help="folder of the runs (default: runs/study if it exists, else runs)")
-    parser.add_argument("--out", default="reports", help="output folder (default: reports)")
-    args = parser.parse_args(argv)
+    arguments = parser(PROG, __doc__)
+    arguments.add_argument("--runs", help="folder of the runs (default: runs/study if it exists, else runs)")
+    arguments.add_argument("--out", default="reports", help="output folder (default: reports)")
+    args = arguments.parse_args(argv)
     runs = Path(args.runs) if args.runs else (Path("runs/study") if Path("runs/study").is_dir() else Path("runs"))
     try:
         report = write_report(runs, Path(args.out))
-    except ValueError as error:
-        print(f"{PROG}: error: {error}", file=sys.stderr)
-        return 2
+    except (ValueError, RunStoreError) as error:
+        return fail(PROG, error)
     print(f"wrote {report} and its figures")
     return 0
 

@@ -2,7 +2,8 @@
 
 Each space has the study's exact grid (used by ``--tuner grid``) and a wider range for
 random, Hyperband and Bayesian search. Both produce :class:`TrialSpec` values: what model
-to build and how to train it. ``tuning.hypermodel`` turns them into a KerasTuner HyperModel.
+to build and which training settings the trial sets. ``tuning.hypermodel`` turns them into a
+KerasTuner HyperModel.
 
 Carried-forward choices (the study moved section by section; where this module cannot know
 the study's exact winner it uses the choice below, and ``--base NAME`` replaces the model):
@@ -17,12 +18,13 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Callable
+from typing import Any
 
 import keras_tuner
 
 import zoo
-from tuning.schedules import OPTIMIZERS
-from zoo.registry import (
+from zoo.config import ModelConfig
+from zoo.presets import (
     ACTIVATION_BASE,
     REFERENCE_CNN,
     STUDY_ACTIVATIONS,
@@ -31,10 +33,7 @@ from zoo.registry import (
     regularization_variants,
 )
 
-DEFAULT_OPTIMIZER = "adam"
-DEFAULT_LEARNING_RATE = 1e-3
-DEFAULT_BATCH_SIZE = 32
-STEP_SIZE = 5  # epochs between StepLR decays, as in the study
+STUDY_OPTIMIZERS = ("adagrad", "adam", "rmsprop")
 STEP_GAMMAS = (0.1, 0.05, 0.01)
 EXPONENTIAL_GAMMAS = (0.99, 0.95, 0.9)
 TRAINING_BATCH_SIZES = (16, 32, 64, 128)
@@ -43,30 +42,19 @@ TRAINING_EPOCHS = (5, 20, 35)
 
 @dataclasses.dataclass(frozen=True)
 class TrialSpec:
-    """What one trial builds and how it trains it.
+    """What one trial builds and the training settings it sets.
 
     Attributes:
         name: Readable trial name, like the study's (``3cnn-32-64-128-2fc-128``,
             ``rmsprop-exponentiallr-0.9``, ``batch_size-16-epochs-5``).
         model: A zoo name.
-        optimizer: ``adagrad``, ``adam`` or ``rmsprop``.
-        learning_rate: Initial learning rate.
-        schedule: ``constant``, ``steplr`` or ``exponentiallr`` (per epoch, PyTorch semantics).
-        gamma: Decay factor of the schedule.
-        batch_size: Batch size, or None for the command's ``--batch-size``.
-        epochs: Epochs, or None for the command's ``--epochs``.
-        early_stopping: Stop on validation loss and restore the best weights.
+        training: ``tuning.config.TrainConfig`` fields the trial sets (optimizer, schedule,
+            batch size, epochs, ...); every other field comes from the command's recipe.
     """
 
     name: str
     model: str
-    optimizer: str = DEFAULT_OPTIMIZER
-    learning_rate: float = DEFAULT_LEARNING_RATE
-    schedule: str = "constant"
-    gamma: float = 1.0
-    batch_size: int | None = None
-    epochs: int | None = None
-    early_stopping: bool = True
+    training: dict[str, Any] = dataclasses.field(default_factory=dict)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -79,7 +67,7 @@ class Space:
         grid: ``grid(base)`` -> the study's trials, in the study's order.
         wide: ``wide(hp, base)`` -> a trial drawn from the wider range.
         default_base: The carried-forward model, or None when the space defines architectures.
-        varies: The TrialSpec fields the space chooses; the others can be carried forward
+        varies: The training fields the space chooses; the others can be carried forward
             from earlier sections (see ``tuning.study``).
     """
 
@@ -88,7 +76,7 @@ class Space:
     grid: Callable[[str], list[TrialSpec]]
     wide: Callable[[keras_tuner.HyperParameters, str], TrialSpec]
     default_base: str | None = None
-    varies: tuple[str, ...] = ("model",)
+    varies: tuple[str, ...] = ()
 
 
 def _variant(base: str, **fields) -> str:
@@ -102,8 +90,8 @@ def _mlp_grid(base: str) -> list[TrialSpec]:
 
 def _mlp_wide(hp: keras_tuner.HyperParameters, base: str) -> TrialSpec:
     layers = hp.Int("layers", 3, 5)
-    units = [hp.Choice(f"units_{i + 1}", [128, 256, 512, 1024, 2048]) for i in range(layers - 1)]
-    name = f"{layers}fcLayers" + "".join(f"-{u}" for u in units)
+    units = tuple(hp.Choice(f"units_{i + 1}", [128, 256, 512, 1024, 2048]) for i in range(layers - 1))
+    name = ModelConfig("dense", dense_units=units).name
     return TrialSpec(name, name)
 
 
@@ -114,10 +102,10 @@ def _cnn_grid(base: str) -> list[TrialSpec]:
 
 def _cnn_wide(hp: keras_tuner.HyperParameters, base: str) -> TrialSpec:
     blocks = hp.Int("conv_blocks", 1, 3)
-    filters = [hp.Choice(f"filters_{i + 1}", [16, 32, 64, 128]) for i in range(blocks)]
+    filters = tuple(hp.Choice(f"filters_{i + 1}", [16, 32, 64, 128]) for i in range(blocks))
     layers = hp.Int("dense_layers", 1, 5)
-    units = [hp.Choice(f"units_{i + 1}", [64, 128, 256, 512]) for i in range(layers - 1)]
-    name = f"{blocks}cnn" + "".join(f"-{f}" for f in filters) + f"-{layers}fc" + "".join(f"-{u}" for u in units)
+    units = tuple(hp.Choice(f"units_{i + 1}", [64, 128, 256, 512]) for i in range(layers - 1))
+    name = ModelConfig("cnn", conv_filters=filters, dense_units=units).name
     return TrialSpec(name, name)
 
 
@@ -158,15 +146,16 @@ def _activation_wide(hp: keras_tuner.HyperParameters, base: str) -> TrialSpec:
 # optimizer ---------------------------------------------------------------------------
 def _optimizer_grid(base: str) -> list[TrialSpec]:
     specs = []
-    for optimizer in OPTIMIZERS:
+    for optimizer in STUDY_OPTIMIZERS:
         for schedule, gammas in (("steplr", STEP_GAMMAS), ("exponentiallr", EXPONENTIAL_GAMMAS)):
             for gamma in gammas:
-                specs.append(TrialSpec(f"{optimizer}-{schedule}-{gamma:g}", base, optimizer, schedule=schedule, gamma=gamma))
+                specs.append(TrialSpec(f"{optimizer}-{schedule}-{gamma:g}", base,
+                                       {"optimizer": optimizer, "schedule": schedule, "gamma": gamma}))
     return specs
 
 
 def _optimizer_wide(hp: keras_tuner.HyperParameters, base: str) -> TrialSpec:
-    optimizer = hp.Choice("optimizer", list(OPTIMIZERS))
+    optimizer = hp.Choice("optimizer", list(STUDY_OPTIMIZERS))
     rate = hp.Float("learning_rate", 1e-4, 3e-2, sampling="log")
     schedule = hp.Choice("schedule", ["constant", "steplr", "exponentiallr"])
     gamma = 1.0
@@ -175,13 +164,13 @@ def _optimizer_wide(hp: keras_tuner.HyperParameters, base: str) -> TrialSpec:
     elif schedule == "exponentiallr":
         gamma = hp.Float("exponential_gamma", 0.8, 0.999)
     name = f"{optimizer}-{schedule}" + (f"-{gamma:.3g}" if schedule != "constant" else "") + f"-lr{rate:.2g}"
-    return TrialSpec(name, base, optimizer, rate, schedule, gamma)
+    return TrialSpec(name, base, {"optimizer": optimizer, "learning_rate": rate, "schedule": schedule, "gamma": gamma})
 
 
 # training ----------------------------------------------------------------------------
 def _training_grid(base: str) -> list[TrialSpec]:
     return [
-        TrialSpec(f"batch_size-{b}-epochs-{e}", base, batch_size=b, epochs=e, early_stopping=False)
+        TrialSpec(f"batch_size-{b}-epochs-{e}", base, {"batch_size": b, "epochs": e, "early_stopping": False})
         for b in TRAINING_BATCH_SIZES
         for e in TRAINING_EPOCHS
     ]
@@ -190,7 +179,8 @@ def _training_grid(base: str) -> list[TrialSpec]:
 def _training_wide(hp: keras_tuner.HyperParameters, base: str) -> TrialSpec:
     batch = hp.Choice("batch_size", [8, 16, 32, 64, 128, 256])
     epochs = hp.Int("epochs", 5, 50, step=5)
-    return TrialSpec(f"batch_size-{batch}-epochs-{epochs}", base, batch_size=batch, epochs=epochs, early_stopping=False)
+    return TrialSpec(f"batch_size-{batch}-epochs-{epochs}", base,
+                     {"batch_size": batch, "epochs": epochs, "early_stopping": False})
 
 
 # regularization ----------------------------------------------------------------------
@@ -212,12 +202,16 @@ def _waveform_variant(base: str) -> str:
     config = zoo.resolve(base)
     if config.family not in ("cnn", "wave"):
         raise ValueError(f"the input space compares spectrogram and waveform CNNs; base {base!r} is a {config.family} model")
-    return dataclasses.replace(config, family="wave").name
+    return config.replace(family="wave").name
+
+
+def _spectrogram_variant(base: str) -> str:
+    return zoo.resolve(base).replace(family="cnn").name
 
 
 def _input_grid(base: str) -> list[TrialSpec]:
     waveform = _waveform_variant(base)  # checks that the base is a CNN
-    spectrogram = dataclasses.replace(zoo.resolve(base), family="cnn").name
+    spectrogram = _spectrogram_variant(base)
     return [TrialSpec("spectrogram", spectrogram), TrialSpec("waveform", waveform)]
 
 
@@ -227,7 +221,7 @@ def _input_wide(hp: keras_tuner.HyperParameters, base: str) -> TrialSpec:
     if hp.Choice("input", ["spectrogram", "waveform"]) == "waveform":
         model = _waveform_variant(architecture)
     else:
-        model = dataclasses.replace(zoo.resolve(architecture), family="cnn").name
+        model = _spectrogram_variant(architecture)
     return TrialSpec(model, model)
 
 

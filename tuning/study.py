@@ -2,8 +2,8 @@
 
 Usage::
 
-    python -m tuning.study [--sections mlp cnn ...] [--quick] [--data-dir DIR] [--split random|lists]
-        [--split-dir DIR] [--seed 42] [--window-seconds 3] [--epochs 20] [--out runs/study]
+    python -m tuning.study [--sections mlp cnn ...] [--quick] [--data-dir DIR] [--split random|lists|kfold]
+        [--split-dir DIR] [--split-seed 42] [--seed 42] [--window-seconds 3] [--epochs 20] [--out runs/study]
 
 Sections run in the study's order, ``mlp -> cnn -> activation -> optimizer -> training ->
 regularization -> input``, each over its grid, each starting from the best choices of the
@@ -15,35 +15,34 @@ sections before it (as the study did):
 * ``regularization`` adds its variants to that model, with the best optimizer and batch size;
 * ``input`` compares the best regularized model on spectrogram and waveform input.
 
-The carried-forward choices are recorded in ``<out>/study.json``. Then the two best models of
-the study (by track-level validation accuracy) are evaluated on the test split, as the study's
-final evaluation, and the better of them on validation is exported. ``--quick`` runs every trial
-for 2 epochs on a small synthetic set (when no data is given): a smoke run of a few minutes.
-Rerunning resumes: finished sections and trials are skipped.
+The carried-forward choices are recorded in ``<out>/study.json``. Then the two best *distinct*
+configurations of the study (by track-level validation accuracy; model and training settings
+differ) are evaluated on the test split, as the study's final evaluation, and the better of them
+on validation is exported. ``--quick`` runs every trial for 2 epochs on a small synthetic set
+(when no data is given): a smoke run of a few minutes. Rerunning resumes: finished sections and
+trials are skipped.
 """
 
 from __future__ import annotations
 
-import argparse
-import json
+import dataclasses
 import logging
 import sys
 import time
 from pathlib import Path
 
-import keras
-
 from data.catalogue import DataError
-from data.sources import synthetic_data_dir
-from tuning.experiment import OBJECTIVE, prepare_data, rank_key, write_json
-from tuning.hypermodel import TrainingSettings
-from tuning.search import UsageError, WANDB_MODES, default_wandb_mode, search_space
+from data.cli import fail, parser, quiet_tensorflow
+from tuning import cli
+from tuning.callbacks import OBJECTIVE
+from tuning.config import RECIPES, RunConfig, TrainConfig
+from tuning.runstore import RunStore, RunStoreError, rank, read_json, write_json
 from tuning.spaces import SPACES
+from zoo.config import ModelConfig
 
 PROG = "python -m tuning.study"
-SECTIONS = ("mlp", "cnn", "activation", "optimizer", "training", "regularization", "input")
+SECTIONS = tuple(SPACES)  # the study's order
 QUICK = {"epochs": 2, "window_seconds": 1.5, "synthetic": {"clips_per_genre": 8, "seconds": 3.0, "seed": 0}}
-
 
 # Where each section takes its base model from: the first of these sections that finished.
 BASE_FROM = {
@@ -53,17 +52,22 @@ BASE_FROM = {
     "regularization": ("activation", "cnn"),
     "input": ("regularization", "activation", "cnn"),
 }
-# Which TrialSpec fields each section carries from which earlier section.
+# Which training fields each section carries from which earlier section.
 CARRY_FROM = {
     "optimizer": ("optimizer", "learning_rate", "schedule", "gamma"),
     "training": ("batch_size",),
 }
 CARRIED_INTO = {"training": ("optimizer",), "regularization": ("optimizer", "training"),
                 "input": ("optimizer", "training")}
+# The training fields that make two configurations different, with the model (and so its
+# regularization): the study's "model, optimizer, schedule, batch size, epochs". Early stopping,
+# patience and the seed are not choices of a configuration.
+CHOICES = ("optimizer", "learning_rate", "schedule", "gamma", "step_size", "batch_size", "epochs",
+           "warmup_epochs", "weight_decay", "label_smoothing", "mixup")
 
 
 def carried_choices(section: str, finished: dict[str, dict]) -> tuple[str | None, dict]:
-    """The base model and TrialSpec fields ``section`` starts from, given the finished sections.
+    """The base model and training fields ``section`` starts from, given the finished sections.
 
     Returns:
         ``(base, carried)``: base is None where the section keeps its default base.
@@ -73,29 +77,29 @@ def carried_choices(section: str, finished: dict[str, dict]) -> tuple[str | None
     carried = {}
     for source in CARRIED_INTO.get(section, ()):
         if source in finished:
-            carried.update({field: finished[source]["best"]["spec"][field] for field in CARRY_FROM[source]})
+            carried.update({field: finished[source]["best"]["training"][field] for field in CARRY_FROM[source]})
     return base, carried
 
 
-def run_study(args: argparse.Namespace) -> dict:
-    """Runs (or resumes) the study; returns the study record written to ``study.json``."""
-    out = Path(args.out)
+def configuration(config: dict) -> tuple:
+    """What a run resolved to: its canonical model name and training choices (for distinctness)."""
+    training = TrainConfig.from_dict(config["training"])
+    return ModelConfig.from_dict(config["model_config"]).name, tuple(getattr(training, field) for field in CHOICES)
+
+
+def run_study(out: Path, data_config, training: TrainConfig, sections: list[str], *, seed: int, quick: bool,
+              reporting, exports: Path | None) -> dict:
+    """Runs (or resumes) the study into ``out``; returns the study record written to ``study.json``."""
+    from tuning.search import search_space
+    from tuning.training import prepare_data
+
     state_path = out / "study.json"
-    state = json.loads(state_path.read_text()) if state_path.is_file() else {"sections": {}}
-    data_dir = args.data_dir
-    epochs, window = args.epochs, args.window_seconds
-    if args.quick:
-        epochs, window = QUICK["epochs"], QUICK["window_seconds"]
-        if data_dir is None:
-            data_dir = str(synthetic_data_dir(**QUICK["synthetic"]))
-    data = prepare_data(data_dir, split=args.split, split_dir=args.split_dir, seed=args.seed, window_seconds=window)
-    settings = TrainingSettings(epochs=epochs, batch_size=32, patience=args.patience,
-                                wandb_mode=args.wandb or default_wandb_mode(), wandb_project=args.wandb_project,
-                                verbose=0, max_epochs=epochs if args.quick else None)
-    state.update(data=data.description, quick=args.quick)
+    state = read_json(state_path) if state_path.is_file() else {"sections": {}}
+    data = prepare_data(data_config)
+    state.update(data={**data.config.to_dict(), **data.dataset}, training=training.to_dict(), quick=quick)
     start = time.perf_counter()
     for section in SECTIONS:
-        if section not in args.sections:
+        if section not in sections:
             continue
         if state["sections"].get(section, {}).get("status") == "done":
             print(f"[{section}] finished earlier: best {state['sections'][section]['best']['trial']}")
@@ -103,98 +107,123 @@ def run_study(args: argparse.Namespace) -> dict:
         base, carried = carried_choices(section, state["sections"])
         space = SPACES[section]
         total = len(space.grid(base or space.default_base or ""))
-        section_dir = out / section
+        done = [0]
 
-        def progress(record: dict, section=section, total=total, section_dir=section_dir) -> None:
-            done = len(list((section_dir / "trials").glob("*/record.json")))
-            best = min((json.loads(p.read_text()) for p in (section_dir / "trials").glob("*/record.json")), key=rank_key)
+        def progress(record: dict, best: dict, section=section, total=total, done=done) -> None:
+            done[0] += 1
             score = f"{record[OBJECTIVE]:.3f}" if record.get("status") == "completed" else "failed"
-            print(f"[{section}] trial {done} of {total}: {record['trial']} {score} | "
+            print(f"[{section}] trial {done[0]} of {total}: {record['trial']} {score} | "
                   f"elapsed {time.perf_counter() - start:.0f} s | best so far {best['trial']} "
                   f"{best.get(OBJECTIVE, float('nan')):.3f}", flush=True)
 
-        records = search_space(space, data, settings, section_dir, seed=args.seed, base=base, carried=carried,
+        records = search_space(space, data, training, out / section, seed=seed, base=base, carried=carried,
+                               max_epochs=training.epochs if quick else None, reporting=reporting,
                                on_trial_end=progress)
-        completed = [r for r in records if r.get("status") == "completed"]
-        if not completed:
-            raise RuntimeError(f"no trial of section {section} finished; see {section_dir}/trials")
-        config = json.loads((section_dir / "best" / "config.json").read_text())
-        state["sections"][section] = {"status": "done", "base": base or space.default_base, "carried": carried,
-                                      "best": {"trial": config["trial"], "model": config["model"],
-                                               "spec": config["spec"], OBJECTIVE: config["metrics"][OBJECTIVE]}}
+        best = RunStore(out / section).read_best()
+        if not records or records[0].get("status") != "completed" or best is None:
+            raise RuntimeError(f"no trial of section {section} finished; see {out / section}/trials")
+        config = best[1]
+        # A winner that resolves to an earlier section's winner only kept what it carried forward.
+        same_as = next((name for name, earlier in state["sections"].items() if name != section
+                        and earlier.get("configuration") == list(map(_listed, configuration(config)))), None)
+        state["sections"][section] = {
+            "status": "done", "base": base or space.default_base, "carried": carried,
+            "configuration": list(map(_listed, configuration(config))),
+            "best": {"trial": config["trial"], "model": config["model"], "training": config["training"],
+                     OBJECTIVE: config["metrics"][OBJECTIVE], "same_as": same_as}}
+        if same_as:
+            print(f"[{section}] the winner {config['trial']} is the configuration carried forward from {same_as}")
         write_json(state_path, state)
-    state["final"] = final_evaluation(out, args)
+    state["final"] = final_evaluation(out, exports)
     write_json(state_path, state)
     return state
 
 
-def final_evaluation(out: Path, args: argparse.Namespace) -> list[dict]:
-    """Evaluates the two best section winners on the test split; exports the better one on validation."""
-    from zoo.evaluate import evaluate
-    from zoo.export import export_saved_model, next_version_dir
-    from zoo.metrics import plot_confusion_matrix
+def _listed(value):
+    return list(value) if isinstance(value, tuple) else value
 
-    winners = []
-    for folder in sorted(out.glob("*/best")):
-        config = json.loads((folder / "config.json").read_text())
-        winners.append((rank_key(config["metrics"]), folder, config))
-    winners.sort(key=lambda item: item[0])
+
+def final_evaluation(out: Path, exports: Path | None) -> list[dict]:
+    """Evaluates the two best distinct section winners on the test split; exports the better one on validation.
+
+    Sections whose winner resolved to the same model and training choices as a better one are
+    skipped (a later section often keeps what it carried forward), so the two configurations
+    compared always differ.
+    """
+    import keras
+
+    from tuning.evaluation import evaluate_run
+    from zoo.export import export_saved_model, next_version_dir
+
+    winners = {}
+    for section in SECTIONS:
+        best = RunStore(out / section).read_best()
+        if best is not None:
+            winners[section] = best
+    ranked = rank([{**config["metrics"], "section": section} for section, (_, config) in winners.items()])
+    keys = {section: configuration(config) for section, (_, config) in winners.items()}
+    chosen, seen = [], set()
+    for metrics in ranked:
+        section = metrics["section"]
+        if keys[section] in seen:
+            continue
+        seen.add(keys[section])
+        alike = [m["section"] for m in ranked if keys[m["section"]] == keys[section]]
+        chosen.append((section, *winners[section], alike))
+        if len(chosen) == 2:
+            break
     results = []
-    for place, (_, folder, config) in enumerate(winners[:2]):
-        model = keras.saving.load_model(folder / "model.keras")
-        metrics = evaluate(model, config)
-        name = f"{config['space']}-{config['trial']}"
-        metrics["confusion_matrix_png"] = str(plot_confusion_matrix(
-            metrics["confusion_matrix"], list(metrics["per_genre"]), out / "final" / f"{name}.png",
-            f"{config['trial']}: test track accuracy {metrics['track_accuracy']:.3f}"))
-        if place == 0 and not args.no_export:
+    for place, (section, path, config, alike) in enumerate(chosen):
+        run = RunConfig.from_dict(config)
+        model = keras.saving.load_model(path)
+        name = f"{section}-{run.trial}"
+        metrics = evaluate_run(model, run, out / "final" / name)
+        if place == 0 and exports is not None:
             metrics["export"] = str(export_saved_model(model, list(metrics["per_genre"]),
-                                                       next_version_dir(args.exports, config["trial"])))
-        write_json(out / "final" / f"{name}.json", metrics)
-        print(f"[final] {config['trial']} ({config['space']}): test track accuracy {metrics['track_accuracy']:.3f}, "
-              f"window accuracy {metrics['window_accuracy']:.3f}, macro F1 {metrics['macro_f1']:.3f}"
-              + (f", exported to {metrics['export']}" if "export" in metrics else ""))
-        results.append({"space": config["space"], "trial": config["trial"], "model": config["model"],
-                        "val": config["metrics"][OBJECTIVE],
-                        "test_track_accuracy": metrics["track_accuracy"], "metrics": str(out / "final" / f"{name}.json"),
-                        "export": metrics.get("export")})
+                                                       next_version_dir(exports, run.trial)))
+            write_json(out / "final" / name / "metrics.json", metrics)
+        also = [s for s in alike if s != section]
+        print(f"[final] {run.trial} (section {section}{', also the winner of ' + ', '.join(also) if also else ''}): "
+              f"test track accuracy {metrics['track_accuracy']:.3f}, window accuracy {metrics['window_accuracy']:.3f}, "
+              f"macro F1 {metrics['macro_f1']:.3f}" + (f", exported to {metrics['export']}" if "export" in metrics else ""))
+        results.append({"space": section, "trial": run.trial, "model": run.model, "training": run.training.to_dict(),
+                        "same_as": also, "val": config["metrics"][OBJECTIVE],
+                        "test_track_accuracy": metrics["track_accuracy"],
+                        "metrics": str(out / "final" / name / "metrics.json"), "export": metrics.get("export")})
     return results
+
+
+def build_parser():
+    """The command-line parser."""
+    result = parser(PROG, __doc__, [cli.data_flags(), cli.training_flags(), cli.reporting_flags()])
+    result.add_argument("--sections", nargs="+", default=list(SECTIONS), choices=SECTIONS, help="sections to run")
+    result.add_argument("--quick", action="store_true", help="2 epochs a trial on a small synthetic set: a smoke run")
+    result.add_argument("--out", default="runs/study", help="output folder (default: runs/study)")
+    result.add_argument("--exports", default="exports", help="SavedModel root (default: exports)")
+    result.add_argument("--no-export", action="store_true", help="do not export the winner")
+    return result
 
 
 def main(argv: list[str] | None = None) -> int:
     """Command line entry point; returns the exit code."""
+    quiet_tensorflow()
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s: %(message)s")
-    parser = argparse.ArgumentParser(prog=PROG, description=__doc__.split("\n\n")[0])
-    parser.add_argument("--sections", nargs="+", default=list(SECTIONS), choices=SECTIONS, help="sections to run")
-    parser.add_argument("--quick", action="store_true", help="2 epochs a trial on a small synthetic set: a smoke run")
-    parser.add_argument("--data-dir", help="GTZAN folder (default: $GTZAN_DIR, else synthetic GTZAN)")
-    parser.add_argument("--split", default="random", choices=["random", "lists"], help="split method")
-    parser.add_argument("--split-dir", help="folder with train*.txt, valid*.txt, test*.txt")
-    parser.add_argument("--seed", type=int, default=42, help="seed (default: 42)")
-    parser.add_argument("--window-seconds", type=float, default=3.0, help="window length (default: 3)")
-    parser.add_argument("--epochs", type=int, default=20, help="epochs per trial (default: 20)")
-    parser.add_argument("--patience", type=int, default=TrainingSettings.patience,
-                        help=f"early-stopping patience (default: {TrainingSettings.patience})")
-    parser.add_argument("--out", default="runs/study", help="output folder (default: runs/study)")
-    parser.add_argument("--exports", default="exports", help="SavedModel root (default: exports)")
-    parser.add_argument("--no-export", action="store_true", help="do not export the winner")
-    parser.add_argument("--wandb", choices=WANDB_MODES, help="W&B mode (default: online if logged in, else offline)")
-    parser.add_argument("--wandb-project", default="gtzan-keras", help="W&B project (default: gtzan-keras)")
-    args = parser.parse_args(argv)
-    problems = [f"--{flag} must be at least 1, got {getattr(args, flag)}" for flag in ("epochs", "patience")
-                if getattr(args, flag) < 1]
-    if args.window_seconds <= 0:
-        problems.append(f"--window-seconds must be positive, got {args.window_seconds}")
-    if args.split == "lists" and not args.split_dir:
-        problems.append("--split lists needs --split-dir, the folder holding train*.txt, valid*.txt, test*.txt")
-    if problems:
-        print(f"{PROG}: error: {problems[0]}", file=sys.stderr)
-        return 2
+    args = build_parser().parse_args(argv)
+    from data.sources import synthetic_data_dir
+
     try:
-        run_study(args)
-    except (UsageError, DataError) as error:
-        print(f"{PROG}: error: {error}", file=sys.stderr)
-        return 2
+        if args.quick:
+            args.epochs, args.window_seconds = QUICK["epochs"], QUICK["window_seconds"]
+            if args.data_dir is None:
+                args.data_dir = str(synthetic_data_dir(**QUICK["synthetic"]))
+        data_config = cli.data_config(args)
+        training = cli.train_config(args, RECIPES["study"])
+        # One progress line per trial instead of Keras' per-epoch lines.
+        reporting = dataclasses.replace(cli.reporting(args, "study"), verbose=0)
+        run_study(Path(args.out), data_config, training, args.sections, seed=args.seed, quick=args.quick,
+                  reporting=reporting, exports=None if args.no_export else Path(args.exports))
+    except (cli.UsageError, DataError, RunStoreError) as error:
+        return fail(PROG, error)
     return 0
 
 

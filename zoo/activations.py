@@ -18,7 +18,6 @@ import re
 import keras
 from keras import ops
 
-ACTIVATIONS = ("relu", "leakyrelu", "elu", "shiftedrelu", "swish", "maxout")
 _DEFAULTS = {"leakyrelu": 0.01, "elu": 1.0, "shiftedrelu": 1.0, "maxout": 2}
 _SPEC = re.compile(r"^(relu|leakyrelu|elu|shiftedrelu|swish|maxout)(\d+(?:\.\d+)?(?:e-?\d+)?)?$")
 

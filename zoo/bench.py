@@ -12,7 +12,6 @@ float32 matmul rate, measured in the same run on 2048 x 2048 matrices.
 
 from __future__ import annotations
 
-import argparse
 import sys
 import time
 
@@ -21,8 +20,9 @@ import numpy as np
 import tensorflow as tf
 
 import zoo
+from data import cli
 from data.pipeline import window_samples
-from zoo.registry import REFERENCE_CNN, STRONG_MODEL
+from zoo.presets import REFERENCE_CNN, STRONG_MODEL
 
 PROG = "python -m zoo.bench"
 
@@ -71,7 +71,7 @@ def training_samples_per_second(model: keras.Model, batch_size: int, steps: int,
 
 def main(argv: list[str] | None = None) -> int:
     """Command line entry point; returns the exit code."""
-    parser = argparse.ArgumentParser(prog=PROG, description=__doc__.split("\n\n")[0])
+    parser = cli.parser(PROG, __doc__)
     parser.add_argument("--window-seconds", type=float, default=3.0, help="input window (default: 3)")
     parser.add_argument("--batch-size", type=int, default=32, help="batch size (default: 32)")
     parser.add_argument("--steps", type=int, default=10, help="timed training steps per run (default: 10)")

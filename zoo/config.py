@@ -1,60 +1,53 @@
 """Model names <-> :class:`ModelConfig`.
 
-Canonical grammar (the study's architecture names, plus options)::
+Grammar::
 
     NAME    := ARCH ("_" OPTION)*
-    ARCH    := Dfc "Layers" ("-" UNITS){D-1}                 dense net, D = 3..5 layers
-             | ["wave-"] C "cnn" ("-" FILTERS){C} "-" D "fc" ("-" UNITS){D-1}
-                                                            CNN, C = 1..3 conv blocks, D = 1..5 dense
-                                                            layers; "wave-": 1-D convs on the waveform
-             | "bncnn" ("-" FILTERS){2..6}                   batch-normalized CNN, global pooling
+    ARCH    := one family's pattern (see zoo.families):
+               4fcLayers-1024-512-512          dense net, 3 to 5 layers
+               3cnn-32-64-128-2fc-128          2-D CNN, 1 to 3 conv blocks, 1 to 5 dense layers
+               wave-3cnn-32-64-128-2fc-128     1-D CNN on the raw waveform
+               bncnn-32-64-128-256             batch-normalized CNN, global pooling
+               rescnn-32-64-128-256            residual short-chunk CNN, global pooling
     OPTION  := "act=" ACTS | "conv=" ACTS | "fc=" ACTS       activations (both parts / conv / dense)
              | "l2=" FLOAT                                  L2 weight decay on every kernel
              | "dropout=" FLOAT "," FLOAT                   dropout after conv blocks, dense layers
              | "shift=" FLOAT                               random time shift, fraction of the window
+             | "specaug=" INT "," INT                       SpecAugment: largest frequency-mask width
+                                                            (bands) and time-mask width (frames)
     ACTS    := SPEC ("," SPEC)*                             several: alternate layer by layer
     SPEC    := see zoo.activations (relu, leakyrelu0.01, elu1, shiftedrelu0.3, swish, maxout2)
 
-Examples: ``4fcLayers-1024-512-512``, ``3cnn-32-64-128-2fc-128``,
-``3cnn-32-64-128-5fc-256-256-256-128_act=elu1,shiftedrelu0.3``,
-``wave-3cnn-32-64-128-2fc-128_dropout=0.1,0.2``. The study's own names for its variants
-(``3cnn5fc-ELU-1alpha``, ``weight_decay-1e-05``, ...) are aliases, see ``zoo.registry``.
+Examples: ``4fcLayers-1024-512-512``, ``3cnn-32-64-128-5fc-256-256-256-128_act=elu1,shiftedrelu0.3``,
+``wave-3cnn-32-64-128-2fc-128_dropout=0.1,0.2``, ``rescnn-32-64-128-256_specaug=8,16``. Registered
+names (the study's own names of its variants, ...) are listed in ``zoo.presets``.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import re
+from collections.abc import Callable
 
 from data.catalogue import GTZAN_GENRES
+from data.config import DictConfig
 from zoo.activations import parse_activation
+from zoo.families import FAMILIES
 
-FAMILIES = ("dense", "cnn", "wave", "bncnn")
 DEFAULT_ACTIVATION = "leakyrelu"
 GRAMMAR_HELP = (
-    "names look like 4fcLayers-1024-512-512 (3 to 5 dense layers), 3cnn-32-64-128-2fc-128 "
-    "(1 to 3 conv blocks, 1 to 5 dense layers), wave-3cnn-32-64-128-2fc-128 (waveform input) or "
-    "bncnn-32-64-128-256, optionally followed by _act=elu1, _conv=..., _fc=maxout2, _l2=1e-05, "
-    "_dropout=0.1,0.2, _shift=0.15"
+    "names look like " + ", ".join(family.syntax for family in FAMILIES.values())
+    + ", optionally followed by _act=elu1, _conv=..., _fc=maxout2, _l2=1e-05, _dropout=0.1,0.2, _shift=0.15, "
+    "_specaug=8,16"
 )
-
-# Per-family defaults that differ from the dataclass defaults; names omit default options.
-FAMILY_DEFAULTS: dict[str, dict] = {
-    "bncnn": {"conv_activation": ("relu",), "dense_activation": ("relu",), "dense_dropout": 0.3},
-}
-
-_DENSE = re.compile(r"^(?P<layers>\d+)fcLayers(?P<units>(?:-\d+)*)$")
-_CNN = re.compile(r"^(?P<wave>wave-)?(?P<blocks>\d+)cnn(?P<filters>(?:-\d+)+)-(?P<layers>\d+)fc(?P<units>(?:-\d+)*)$")
-_BNCNN = re.compile(r"^bncnn(?P<filters>(?:-\d+)+)$")
 
 
 @dataclasses.dataclass(frozen=True)
-class ModelConfig:
-    """Everything a builder needs; the name's part plus the input and output settings.
+class ModelConfig(DictConfig):
+    """Everything a builder needs: the name's parts plus the input and output settings.
 
     Attributes:
-        family: ``"dense"``, ``"cnn"`` (2-D convs on the log-mel spectrogram), ``"wave"``
-            (1-D convs on the waveform) or ``"bncnn"`` (batch-normalized CNN).
+        family: A key of ``zoo.families.FAMILIES``.
         conv_filters: Filters of each conv block.
         dense_units: Sizes of the hidden dense layers (the output layer is not listed).
         conv_activation: Activation specs cycled over the conv blocks.
@@ -62,8 +55,11 @@ class ModelConfig:
         weight_decay: PyTorch-style weight decay on every kernel (adds
             ``weight_decay / 2 * sum(w ** 2)`` to the loss, i.e. ``weight_decay * w`` to the gradient).
         conv_dropout: Dropout rate after each conv block.
-        dense_dropout: Dropout rate after each hidden dense layer.
+        dense_dropout: Dropout rate after each hidden dense layer (before the softmax for
+            the global-pooling families).
         time_shift: Largest random time shift in training, as a fraction of the window.
+        spec_augment: Largest (frequency, time) mask widths of SpecAugment in training, in
+            bands and frames; ``(0, 0)`` disables it. Spectrogram families only.
         window_seconds: Input length in seconds at 22050 Hz.
         n_genres: Number of output classes.
         n_fft: Spectrogram FFT length (spectrogram models).
@@ -80,6 +76,7 @@ class ModelConfig:
     conv_dropout: float = 0.0
     dense_dropout: float = 0.0
     time_shift: float = 0.0
+    spec_augment: tuple[int, int] = (0, 0)
     window_seconds: float = 3.0
     n_genres: int = len(GTZAN_GENRES)
     n_fft: int = 1024
@@ -87,17 +84,9 @@ class ModelConfig:
     n_mels: int = 64
 
     def __post_init__(self):
-        problems = []
         if self.family not in FAMILIES:
-            problems.append(f"family must be one of {FAMILIES}. Received: family={self.family!r}")
-        if self.family in ("cnn", "wave") and not 1 <= len(self.conv_filters) <= 3:
-            problems.append(f"a CNN has 1 to 3 conv blocks. Received: conv_filters={self.conv_filters}")
-        if self.family == "bncnn" and not 2 <= len(self.conv_filters) <= 6:
-            problems.append(f"bncnn has 2 to 6 conv blocks. Received: conv_filters={self.conv_filters}")
-        if self.family == "dense" and not 2 <= len(self.dense_units) <= 4:
-            problems.append(f"a dense net has 3 to 5 layers (2 to 4 hidden). Received: dense_units={self.dense_units}")
-        if self.family in ("cnn", "wave") and len(self.dense_units) > 4:
-            problems.append(f"a CNN has 1 to 5 dense layers (0 to 4 hidden). Received: dense_units={self.dense_units}")
+            raise ValueError(f"family must be one of {tuple(FAMILIES)}. Received: family={self.family!r}")
+        problems = FAMILIES[self.family].check(self)
         if any(int(v) != v or v < 1 for v in (*self.conv_filters, *self.dense_units)):
             problems.append(f"filters and units must be positive integers. Received: {self.conv_filters}, {self.dense_units}")
         for field in ("conv_activation", "dense_activation"):
@@ -112,14 +101,16 @@ class ModelConfig:
                     continue
                 if kind == "maxout" and field == "conv_activation":
                     problems.append(f"maxout is for dense layers only. Received: conv_activation={specs}")
-        for field in ("conv_dropout", "dense_dropout"):
+        for field in ("conv_dropout", "dense_dropout", "time_shift"):
             if not 0.0 <= getattr(self, field) < 1.0:
                 problems.append(f"{field} must be in [0, 1). Received: {field}={getattr(self, field)!r}")
-        if not 0.0 <= self.time_shift < 1.0:
-            problems.append(f"time_shift must be in [0, 1). Received: time_shift={self.time_shift!r}")
         if self.weight_decay < 0:
             problems.append(f"weight_decay must be non-negative. Received: weight_decay={self.weight_decay!r}")
-        if self.window_seconds <= 0 or self.n_genres < 2:
+        if len(self.spec_augment) != 2 or any(int(v) != v or v < 0 for v in self.spec_augment):
+            problems.append(f"spec_augment must be two non-negative integers. Received: spec_augment={self.spec_augment!r}")
+        elif any(self.spec_augment) and self.family == "wave":
+            problems.append("spec_augment applies to spectrogram models, not to waveform (wave-) models")
+        if not self.window_seconds > 0 or self.n_genres < 2:
             problems.append(
                 f"window_seconds must be positive and n_genres at least 2. "
                 f"Received: window_seconds={self.window_seconds!r}, n_genres={self.n_genres!r}"
@@ -127,40 +118,68 @@ class ModelConfig:
         if problems:
             raise ValueError("; ".join(problems))
 
+    def default(self, field: str):
+        """The value ``field`` takes when a name does not mention it (family defaults first)."""
+        family_defaults = FAMILIES[self.family].defaults
+        if field in family_defaults:
+            return family_defaults[field]
+        return next(f.default for f in dataclasses.fields(self) if f.name == field)
+
     @property
     def name(self) -> str:
         """The canonical name of the architecture and its options (not of window or output size)."""
-        units = "".join(f"-{u}" for u in self.dense_units)
-        filters = "".join(f"-{f}" for f in self.conv_filters)
-        if self.family == "dense":
-            arch = f"{len(self.dense_units) + 1}fcLayers{units}"
-        elif self.family == "bncnn":
-            arch = f"bncnn{filters}"
-        else:
-            prefix = "wave-" if self.family == "wave" else ""
-            arch = f"{prefix}{len(self.conv_filters)}cnn{filters}-{len(self.dense_units) + 1}fc{units}"
-        defaults = {field.name: field.default for field in dataclasses.fields(self)}
-        defaults.update(FAMILY_DEFAULTS.get(self.family, {}))
-        differs = lambda field: getattr(self, field) != defaults[field]  # noqa: E731
-        options = []
-        if self.conv_activation == self.dense_activation and differs("conv_activation"):
-            options.append("act=" + ",".join(self.conv_activation))
-        else:
-            if differs("conv_activation"):
-                options.append("conv=" + ",".join(self.conv_activation))
-            if differs("dense_activation"):
-                options.append("fc=" + ",".join(self.dense_activation))
-        if differs("weight_decay"):
-            options.append(f"l2={self.weight_decay:g}")
-        if differs("conv_dropout") or differs("dense_dropout"):
-            options.append(f"dropout={self.conv_dropout:g},{self.dense_dropout:g}")
-        if differs("time_shift"):
-            options.append(f"shift={self.time_shift:g}")
-        return "_".join([arch, *options])
+        options = [f"{key}={value}" for key, _, render in OPTIONS if (value := render(self)) is not None]
+        return "_".join([FAMILIES[self.family].render(self), *options])
 
 
-def _numbers(text: str) -> tuple[int, ...]:
-    return tuple(int(v) for v in text.split("-") if v)
+def _differs(config: ModelConfig, *fields: str) -> bool:
+    return any(getattr(config, f) != config.default(f) for f in fields)
+
+
+def _render_activations(part: str) -> Callable[[ModelConfig], str | None]:
+    def render(config: ModelConfig) -> str | None:
+        same = config.conv_activation == config.dense_activation
+        if part == "act":
+            return ",".join(config.conv_activation) if same and _differs(config, "conv_activation") else None
+        if same:
+            return None
+        field = "conv_activation" if part == "conv" else "dense_activation"
+        return ",".join(getattr(config, field)) if _differs(config, field) else None
+
+    return render
+
+
+def _parse_activations(part: str) -> Callable[[str], dict]:
+    def parse(value: str) -> dict:
+        specs = tuple(value.split(","))
+        for spec in specs:
+            parse_activation(spec)
+        fields = {"act": ("conv_activation", "dense_activation"), "conv": ("conv_activation",),
+                  "fc": ("dense_activation",)}[part]
+        return dict.fromkeys(fields, specs)
+
+    return parse
+
+
+def _pair(value: str, kind: type) -> tuple:
+    first, second = value.split(",")
+    return kind(first), kind(second)
+
+
+# The options of the grammar: (key, value -> fields, config -> value or None when default).
+OPTIONS: tuple[tuple[str, Callable[[str], dict], Callable[[ModelConfig], str | None]], ...] = (
+    ("act", _parse_activations("act"), _render_activations("act")),
+    ("conv", _parse_activations("conv"), _render_activations("conv")),
+    ("fc", _parse_activations("fc"), _render_activations("fc")),
+    ("l2", lambda v: {"weight_decay": float(v)},
+     lambda c: f"{c.weight_decay:g}" if _differs(c, "weight_decay") else None),
+    ("dropout", lambda v: dict(zip(("conv_dropout", "dense_dropout"), _pair(v, float))),
+     lambda c: f"{c.conv_dropout:g},{c.dense_dropout:g}" if _differs(c, "conv_dropout", "dense_dropout") else None),
+    ("shift", lambda v: {"time_shift": float(v)},
+     lambda c: f"{c.time_shift:g}" if _differs(c, "time_shift") else None),
+    ("specaug", lambda v: {"spec_augment": _pair(v, int)},
+     lambda c: "{},{}".format(*c.spec_augment) if _differs(c, "spec_augment") else None),
+)
 
 
 def parse_name(name: str) -> ModelConfig:
@@ -170,47 +189,30 @@ def parse_name(name: str) -> ModelConfig:
         ValueError: if the name does not follow the grammar; the message echoes it.
     """
     arch, *options = name.split("_")
-    fields: dict = {}
-    if match := _DENSE.match(arch):
-        units = _numbers(match["units"])
-        if int(match["layers"]) != len(units) + 1:
-            raise ValueError(f"{name!r}: {match['layers']}fcLayers needs {int(match['layers']) - 1} hidden sizes, got {len(units)}")
-        fields.update(family="dense", dense_units=units)
-    elif match := _CNN.match(arch):
-        filters, units = _numbers(match["filters"]), _numbers(match["units"])
-        if int(match["blocks"]) != len(filters) or int(match["layers"]) != len(units) + 1:
-            raise ValueError(
-                f"{name!r}: {match['blocks']}cnn needs {match['blocks']} filter counts and "
-                f"{match['layers']}fc needs {int(match['layers']) - 1} hidden sizes"
-            )
-        fields.update(family="wave" if match["wave"] else "cnn", conv_filters=filters, dense_units=units)
-    elif match := _BNCNN.match(arch):
-        fields.update(family="bncnn", conv_filters=_numbers(match["filters"]), **FAMILY_DEFAULTS["bncnn"])
+    for family in FAMILIES.values():
+        if match := family.pattern.match(arch):
+            try:
+                fields = {"family": family.name, **family.defaults, **family.parse(match)}
+            except ValueError as error:
+                raise ValueError(f"{name!r}: {error}") from None
+            break
     else:
         raise ValueError(f"unknown model name {name!r}: {GRAMMAR_HELP}")
+    parsers = {key: parse for key, parse, _ in OPTIONS}
     for option in options:
         key, _, value = option.partition("=")
         try:
-            if key in ("act", "conv", "fc"):
-                specs = tuple(value.split(","))
-                for spec in specs:
-                    parse_activation(spec)
-                if key in ("act", "conv"):
-                    fields["conv_activation"] = specs
-                if key in ("act", "fc"):
-                    fields["dense_activation"] = specs
-            elif key == "l2":
-                fields["weight_decay"] = float(value)
-            elif key == "dropout":
-                conv, dense = value.split(",")
-                fields.update(conv_dropout=float(conv), dense_dropout=float(dense))
-            elif key == "shift":
-                fields["time_shift"] = float(value)
-            else:
+            if key not in parsers:
                 raise ValueError(f"unknown option {key!r}")
+            fields.update(parsers[key](value))
         except ValueError as error:
             raise ValueError(f"bad option {option!r} in model name {name!r} ({error}): {GRAMMAR_HELP}") from None
     try:
         return ModelConfig(**fields)
     except ValueError as error:
         raise ValueError(f"model name {name!r}: {error}") from None
+
+
+def file_safe(name: str) -> str:
+    """A name that is safe as a file or folder name (trial folders, export folders)."""
+    return re.sub(r"[^A-Za-z0-9_.,=+-]", "_", name)

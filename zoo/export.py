@@ -10,16 +10,18 @@ repeated per row so that every output has the batch dimension TF Serving's row f
 
 from __future__ import annotations
 
-import re
 from pathlib import Path
 
 import keras
 import tensorflow as tf
 
+from data.pipeline import average_per_clip
+from zoo.config import file_safe
+
 
 def next_version_dir(exports_dir: str | Path, model_name: str) -> Path:
     """``<exports_dir>/<model_name>/<N>``, N one more than the highest version there (from 1)."""
-    base = Path(exports_dir) / re.sub(r"[^A-Za-z0-9_.,=+-]", "_", model_name)
+    base = Path(exports_dir) / file_safe(model_name)
     versions = [int(p.name) for p in base.glob("*") if p.is_dir() and p.name.isdigit()]
     return base / str(max(versions, default=0) + 1)
 
@@ -44,7 +46,8 @@ def export_saved_model(model: keras.Model, genres: list[str] | tuple[str, ...], 
         count = tf.shape(waveform)[1] // window
         windows = tf.reshape(waveform[:, : count * window], [batch * count, window])
         probabilities = model(windows, training=False)
-        probabilities = tf.reduce_mean(tf.reshape(probabilities, [batch, count, -1]), axis=1)
+        clip_index = tf.repeat(tf.range(batch), count)
+        probabilities = average_per_clip(probabilities, clip_index, batch)
         return {"probabilities": probabilities, "genres": tf.tile(names[None], [batch, 1])}
 
     archive = keras.export.ExportArchive()

@@ -7,17 +7,17 @@ Usage::
 
 from __future__ import annotations
 
-import argparse
 import sys
 
 import zoo
+from data import cli
 
 PROG = "python -m zoo.list"
 
 
 def main(argv: list[str] | None = None) -> int:
     """Command line entry point; returns the exit code."""
-    parser = argparse.ArgumentParser(prog=PROG, description=__doc__.split("\n\n")[0])
+    parser = cli.parser(PROG, __doc__)
     parser.add_argument("pattern", nargs="?", default="*", help="shell-style pattern, e.g. '3cnn*' (default: all)")
     parser.add_argument("--window-seconds", type=float, default=3.0, help="input window for the counts (default: 3)")
     args = parser.parse_args(argv)

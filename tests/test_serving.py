@@ -1,4 +1,4 @@
-"""zoo.evaluate, the SavedModel export and zoo.predict, on a model from a tiny search."""
+"""serving.evaluate, the SavedModel export and serving.predict, on a model from a tiny search."""
 
 import json
 import shutil
@@ -11,8 +11,8 @@ import numpy as np
 import pytest
 import soundfile
 
+from serving import evaluate, predict
 from tuning import search
-from zoo import evaluate, predict
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -21,11 +21,8 @@ ROOT = Path(__file__).resolve().parents[1]
 def searched(tiny_gtzan, tmp_path_factory):
     """A finished one-trial search on the tiny set, its evaluation and its export."""
     work = tmp_path_factory.mktemp("evaluate")
-    args = search.build_parser().parse_args(
-        ["--space", "cnn", "--data-dir", str(tiny_gtzan), "--out", str(work / "runs"), "--epochs", "1",
-         "--max-trials", "1", "--window-seconds", "1", "--wandb", "disabled"]
-    )
-    search.run_search(args)
+    assert search.main(["--space", "cnn", "--data-dir", str(tiny_gtzan), "--out", str(work / "runs"), "--epochs", "1",
+                        "--max-trials", "1", "--window-seconds", "1", "--wandb", "disabled"]) == 0
     assert evaluate.main(["best", "--runs", str(work / "runs"), "--exports", str(work / "exports"), "--json"]) == 0
     return work
 
@@ -53,11 +50,13 @@ def test_evaluate_writes_metrics_png_and_export(searched, capsys):
 def test_track_metrics_match_a_direct_computation(searched):
     model = keras.saving.load_model(searched / "runs" / "cnn" / "best" / "model.keras")
     config = json.loads((searched / "runs" / "cnn" / "best" / "config.json").read_text())
-    metrics = evaluate.evaluate(model, config)
     from data.catalogue import scan
     from data.splits import random_split
+    from tuning.config import RunConfig
+    from tuning.evaluation import evaluate_run
 
-    test = random_split(scan(config["data"]["data_dir"]).clips, seed=config["data"]["seed"]).test
+    metrics = evaluate_run(model, RunConfig.from_dict(config), searched / "direct")
+    test = random_split(scan(config["data"]["data_dir"]).clips, seed=config["data"]["split_seed"]).test
     correct = 0
     for clip in test:
         audio = soundfile.read(clip.path, dtype="float32")[0][: 4 * 22050].reshape(4, 22050)
@@ -69,7 +68,7 @@ SERVING_CHECK = r"""
 import json, sys
 import numpy as np
 import tensorflow as tf
-assert not any(name.split(".")[0] in ("data", "zoo", "tuning", "keras_tuner") for name in sys.modules)
+assert not any(name.split(".")[0] in ("data", "zoo", "tuning", "serving", "keras_tuner") for name in sys.modules)
 serve = tf.saved_model.load(sys.argv[1]).signatures["serving_default"]
 request = json.loads(open(sys.argv[2]).read())
 out = serve(waveform=tf.constant(np.array(request["instances"], np.float32)))

@@ -2,7 +2,7 @@
 
 Usage::
 
-    python -m zoo.bench_serving [--model EXPORT_DIR] [--repeats 10]
+    python -m serving.bench [--model EXPORT_DIR] [--repeats 10]
 
 A new Python process that imports only TensorFlow loads the SavedModel (load time reported
 apart), warms it up, then times ``serving_default`` on one 30-s clip (median latency over
@@ -11,14 +11,14 @@ apart), warms it up, then times ``serving_default`` on one 30-s clip (median lat
 
 from __future__ import annotations
 
-import argparse
 import json
 import subprocess
 import sys
 
-from zoo.predict import PredictError, find_export
+from data import cli
+from serving.predict import PredictError, find_export
 
-PROG = "python -m zoo.bench_serving"
+PROG = "python -m serving.bench"
 
 _SCRIPT = r"""
 import json, sys, time
@@ -47,7 +47,7 @@ print(json.dumps({"load_s": load, "latency_s": float(np.median(latencies)), "bat
 
 def main(argv: list[str] | None = None) -> int:
     """Command line entry point; returns the exit code."""
-    parser = argparse.ArgumentParser(prog=PROG, description=__doc__.split("\n\n")[0])
+    parser = cli.parser(PROG, __doc__)
     parser.add_argument("--model", help="SavedModel folder (default: the newest under exports/)")
     parser.add_argument("--repeats", type=int, default=10, help="timed single-clip calls (default: 10)")
     args = parser.parse_args(argv)

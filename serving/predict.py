@@ -2,7 +2,7 @@
 
 Usage::
 
-    python -m zoo.predict FILE... [--model EXPORT_DIR] [--top 3] [--json]
+    python -m serving.predict FILE... [--model EXPORT_DIR] [--top 3] [--json]
 
 Reads anything soundfile reads (WAV of any bit depth, FLAC, OGG, MP3, .au), at any sample
 rate (resampled to 22050 Hz with soxr) and channel count (mixed to mono), of any length
@@ -14,16 +14,16 @@ predicted, and the exit status is then 1.
 
 from __future__ import annotations
 
-import argparse
 import json
 import sys
 from pathlib import Path
 
 import numpy as np
 
+from data import cli
 from data.decode import read_with_soundfile
 
-PROG = "python -m zoo.predict"
+PROG = "python -m serving.predict"
 
 
 class PredictError(ValueError):
@@ -52,7 +52,7 @@ def find_export(model: str | None, exports: str = "exports") -> Path:
 
 def main(argv: list[str] | None = None) -> int:
     """Command line entry point; returns the exit code."""
-    parser = argparse.ArgumentParser(prog=PROG, description=__doc__.split("\n\n")[0])
+    parser = cli.parser(PROG, __doc__)
     parser.add_argument("files", nargs="+", metavar="FILE", help="audio files")
     parser.add_argument("--model", help="SavedModel folder (default: the newest under exports/)")
     parser.add_argument("--top", type=int, default=3, help="genres to show per file (default: 3)")

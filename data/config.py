@@ -1,0 +1,83 @@
+"""Configuration as data: a frozen dataclass per concern, saved with every run and read back.
+
+``DataConfig`` says which clips a run uses and how they are cut into windows. The model and
+training configurations (``zoo.config.ModelConfig``, ``tuning.config.TrainConfig``) share the
+``to_dict`` / ``from_dict`` round trip defined here.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from typing import Any, TypeVar
+
+SPLIT_METHODS = ("random", "lists", "kfold")
+# The shortest window any model here can take: a few STFT frames of 1024 samples.
+MIN_WINDOW_SECONDS = 0.1
+
+C = TypeVar("C", bound="DictConfig")
+
+
+class DictConfig:
+    """``to_dict`` / ``from_dict`` for frozen dataclasses; ``from_dict`` rejects unknown keys."""
+
+    def to_dict(self) -> dict[str, Any]:
+        """The fields as a JSON-ready dict (tuples become lists)."""
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls: type[C], values: dict[str, Any]) -> C:
+        """Builds the config from ``to_dict`` output; missing keys take their defaults.
+
+        Raises:
+            ValueError: for an unknown key or an invalid value.
+        """
+        fields = {f.name: f for f in dataclasses.fields(cls)}
+        unknown = sorted(set(values) - set(fields))
+        if unknown:
+            raise ValueError(f"unknown {cls.__name__} key(s) {unknown}; accepted: {', '.join(fields)}")
+        converted = {k: tuple(v) if isinstance(v, list) else v for k, v in values.items()}
+        return cls(**converted)
+
+    def replace(self: C, **changes) -> C:
+        """A copy with ``changes`` applied (validated again)."""
+        return dataclasses.replace(self, **changes)
+
+
+@dataclasses.dataclass(frozen=True)
+class DataConfig(DictConfig):
+    """Which clips a run uses, how they are split by track and cut into windows.
+
+    Attributes:
+        data_dir: Dataset folder; None means ``$GTZAN_DIR``, else the generated synthetic set.
+        split: ``random`` (stratified 80/10/10), ``lists`` (list files in ``split_dir``) or
+            ``kfold`` (stratified folds; ``fold`` is the test part).
+        split_dir: Folder of ``train*.txt``, ``valid*.txt``, ``test*.txt`` for ``lists``.
+        split_seed: Seed of the random and k-fold splits. Separate from the training seed, so
+            a sweep over training seeds keeps the same test set.
+        folds: Number of folds of ``kfold``.
+        fold: The test fold of ``kfold``, from 0 to ``folds - 1``.
+        window_seconds: Length of the training and evaluation windows.
+    """
+
+    data_dir: str | None = None
+    split: str = "random"
+    split_dir: str | None = None
+    split_seed: int = 42
+    folds: int = 5
+    fold: int = 0
+    window_seconds: float = 3.0
+
+    def __post_init__(self):
+        if self.split not in SPLIT_METHODS:
+            raise ValueError(f"unknown split method {self.split!r}; expected one of {', '.join(SPLIT_METHODS)}")
+        if self.split == "lists" and not self.split_dir:
+            raise ValueError("--split lists needs --split-dir, the folder holding train*.txt, valid*.txt, test*.txt")
+        if self.split == "kfold":
+            if self.folds < 2:
+                raise ValueError(f"--folds must be at least 2, got {self.folds}")
+            if not 0 <= self.fold < self.folds:
+                raise ValueError(f"--fold must be from 0 to --folds - 1 = {self.folds - 1}, got {self.fold}")
+        seconds = self.window_seconds
+        if not isinstance(seconds, (int, float)) or not math.isfinite(seconds) or seconds < MIN_WINDOW_SECONDS:
+            raise ValueError(f"--window-seconds must be positive, finite and at least {MIN_WINDOW_SECONDS}, got {seconds}")

@@ -1,0 +1,1 @@
+"""Serving: evaluation of trained run folders on their test split, SavedModel export, predictions."""

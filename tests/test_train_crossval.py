@@ -1,0 +1,85 @@
+"""tuning.train and tuning.crossval on tiny synthetic data, and their error paths."""
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from serving import evaluate
+from tuning import crossval, train
+
+ROOT = Path(__file__).resolve().parents[1]
+FAST = ["--window-seconds", "1", "--epochs", "2", "--batch-size", "16", "--wandb", "disabled"]
+
+
+def test_train_writes_a_trial_folder_that_evaluate_and_export_accept(tiny_gtzan, tmp_path, capsys):
+    assert train.main(["2cnn-16-16-1fc", "--data-dir", str(tiny_gtzan), "--out", str(tmp_path), *FAST]) == 0
+    folder = tmp_path / "train" / "trials" / "2cnn-16-16-1fc"
+    assert {p.name for p in folder.iterdir()} >= {"model.keras", "config.json", "record.json", "history.json"}
+    config = json.loads((folder / "config.json").read_text())
+    assert config["training"]["optimizer"] == "adamw" and config["training"]["epochs"] == 2
+    assert config["training"]["batch_size"] == 16 and config["data"]["window_seconds"] == 1.0
+    assert f"python -m zoo.evaluate {folder}" in capsys.readouterr().out
+    assert evaluate.main([str(folder), "--exports", str(tmp_path / "exports"), "--out", str(tmp_path / "e")]) == 0
+    metrics = json.loads((tmp_path / "e" / "metrics.json").read_text())
+    assert metrics["test_clips"] == 10 and (tmp_path / "exports" / "2cnn-16-16-1fc" / "1" / "saved_model.pb").is_file()
+
+
+def test_study_recipe_is_named_in_the_folder(tiny_gtzan, tmp_path):
+    assert train.main(["2cnn-16-16-1fc", "--recipe", "study", "--data-dir", str(tiny_gtzan), "--out", str(tmp_path),
+                       *FAST]) == 0
+    config = json.loads((tmp_path / "train" / "trials" / "2cnn-16-16-1fc-study" / "config.json").read_text())
+    assert config["training"]["optimizer"] == "adam" and config["training"]["early_stopping"] is True
+
+
+def test_crossval_writes_results_and_resumes(tiny_gtzan, tmp_path, capsys):
+    argv = ["2cnn-16-16-1fc", "--folds", "3", "--data-dir", str(tiny_gtzan), "--out", str(tmp_path),
+            "--table", str(tmp_path / "table.csv"), *FAST]
+    assert crossval.main(argv) == 0
+    out = capsys.readouterr().out
+    assert "3 folds: test track accuracy" in out and "+-" in out
+    folder = tmp_path / "crossval" / "2cnn-16-16-1fc"
+    results = json.loads((folder / "results.json").read_text())
+    assert [f["fold"] for f in results["folds"]] == [0, 1, 2]
+    assert sum(f["test_clips"] for f in results["folds"]) == 60  # every clip tested exactly once
+    assert sum(map(sum, results["confusion_matrix"])) == 60
+    assert (folder / "confusion_matrix.png").read_bytes()[:4] == b"\x89PNG"
+    table = (tmp_path / "table.csv").read_text().splitlines()
+    assert table[0].startswith("model,recipe,folds") and table[1].startswith("2cnn-16-16-1fc,recommended,3,")
+    stamp = (folder / "trials" / "fold-1" / "model.keras").stat().st_mtime_ns
+    assert crossval.main(argv) == 0  # resumes: no fold is trained again
+    assert capsys.readouterr().out.count("finished earlier") == 3
+    assert (folder / "trials" / "fold-1" / "model.keras").stat().st_mtime_ns == stamp
+    assert len((tmp_path / "table.csv").read_text().splitlines()) == 2  # the row is replaced, not added
+
+
+@pytest.mark.parametrize("command,flags,message", [
+    ("tuning.crossval", ["2cnn-16-16-1fc", "--folds", "3", "--fold", "3"], "--fold must be from 0 to --folds - 1 = 2, got 3"),
+    ("tuning.crossval", ["2cnn-16-16-1fc", "--folds", "1"], "--folds must be at least 2, got 1"),
+    ("tuning.crossval", ["2cnn-16-16-1fc", "--split", "random"], "--split must be kfold"),
+    ("tuning.train", ["2cnn-16-16-1fc", "--recipe", "magic"], "unknown --recipe 'magic'; expected one of study, recommended"),
+    ("tuning.train", ["resnet50"], "unknown model name 'resnet50'"),
+    ("tuning.crossval", ["resnet50"], "unknown model name 'resnet50'"),
+    ("tuning.train", ["2cnn-16-16-1fc", "--epochs", "0"], "--epochs must be at least 1, got 0"),
+    ("tuning.train", ["2cnn-16-16-1fc", "--window-seconds", "inf"], "--window-seconds must be positive, finite"),
+])
+def test_bad_flags_exit_2_with_one_line(command, flags, message, tmp_path):
+    result = subprocess.run([sys.executable, "-m", command, *flags, "--out", str(tmp_path)], cwd=ROOT,
+                            capture_output=True, text=True)
+    assert result.returncode == 2
+    last = result.stderr.strip().splitlines()[-1]
+    assert last.startswith(f"python -m {command}: error:") and message in last, result.stderr[-800:]
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not (ROOT.parent / "shared" / "real_excerpts").is_dir(), reason="../shared/real_excerpts not available")
+def test_recommended_model_clearly_beats_chance_on_real_music(tmp_path):
+    # Three folds, a short run: far from the documented figures, but far from chance (0.10) too.
+    argv = ["bncnn-32-64-128-256", "--folds", "3", "--data-dir", str(ROOT.parent / "shared" / "real_excerpts"),
+            "--window-seconds", "2", "--epochs", "15", "--out", str(tmp_path), "--wandb", "disabled"]
+    assert crossval.main(argv) == 0
+    results = json.loads((tmp_path / "crossval" / "bncnn-32-64-128-256" / "results.json").read_text())
+    assert all(fold["track_accuracy"] >= 0.3 for fold in results["folds"])
+    assert results["track_accuracy"]["mean"] >= 0.4

@@ -1,0 +1,73 @@
+"""Keras callbacks of the training loop: per-clip validation metrics, and the list every fit uses."""
+
+from __future__ import annotations
+
+import keras
+import numpy as np
+
+from data.pipeline import average_per_clip
+from tuning.config import TrainConfig
+from tuning.schedules import schedule_callback
+
+OBJECTIVE = "val_track_accuracy"
+EVAL_BATCH_SIZE = 64
+
+
+def predict_windows(model: keras.Model, windows: np.ndarray) -> np.ndarray:
+    """Window probabilities ``[windows, n_genres]``, in chunks of ``EVAL_BATCH_SIZE``.
+
+    ``predict_on_batch`` skips ``predict()``'s per-call dataset set-up (~70 ms, every epoch).
+    """
+    if len(windows) == 0:
+        return np.zeros((0, model.output_shape[-1]), np.float32)
+    return np.concatenate([np.asarray(model.predict_on_batch(windows[start:start + EVAL_BATCH_SIZE]))
+                           for start in range(0, len(windows), EVAL_BATCH_SIZE)])
+
+
+def window_and_track_metrics(probabilities: np.ndarray, labels: np.ndarray, clip_index: np.ndarray,
+                             clip_labels: np.ndarray) -> dict[str, float]:
+    """Window-level loss and accuracy, and track-level accuracy (softmax averaged per clip)."""
+    picked = probabilities[np.arange(len(labels)), labels]
+    per_clip = np.asarray(average_per_clip(probabilities.astype(np.float64), clip_index, len(clip_labels)))
+    has_windows = np.bincount(clip_index, minlength=len(clip_labels)) > 0
+    return {
+        "loss": float(np.mean(-np.log(np.clip(picked, 1e-7, 1.0)))),
+        "accuracy": float(np.mean(probabilities.argmax(axis=1) == labels)),
+        "track_accuracy": float(np.mean(per_clip[has_windows].argmax(axis=1) == clip_labels[has_windows])),
+    }
+
+
+class ClipMetrics(keras.callbacks.Callback):
+    """Adds ``val_loss``, ``val_accuracy`` and ``val_track_accuracy`` to each epoch's logs.
+
+    One pass over the validation windows gives all three, so ``fit`` gets no
+    ``validation_data``. It comes before callbacks that read these logs (early stopping,
+    KerasTuner, W&B).
+
+    Args:
+        windows: ``(waveforms, labels, clip index)`` of every validation window.
+        clip_labels: Label of each validation clip.
+    """
+
+    def __init__(self, windows: tuple[np.ndarray, np.ndarray, np.ndarray], clip_labels: np.ndarray):
+        super().__init__()
+        self.windows = windows
+        self.clip_labels = clip_labels
+
+    def on_epoch_end(self, epoch, logs=None):
+        x, labels, index = self.windows
+        metrics = window_and_track_metrics(predict_windows(self.model, x), labels, index, self.clip_labels)
+        if logs is not None:
+            logs.update({f"val_{key}": value for key, value in metrics.items()})
+
+
+def training_callbacks(train: TrainConfig, validation: ClipMetrics) -> list[keras.callbacks.Callback]:
+    """The callbacks of every fit, in order: validation metrics, NaN stop, schedule, early stopping."""
+    callbacks = [validation, keras.callbacks.TerminateOnNaN()]
+    scheduler = schedule_callback(train.schedule, initial=train.learning_rate, gamma=train.gamma,
+                                  step_size=train.step_size)
+    if scheduler is not None:
+        callbacks.append(scheduler)
+    if train.early_stopping:
+        callbacks.append(keras.callbacks.EarlyStopping("val_loss", patience=train.patience, restore_best_weights=True))
+    return callbacks

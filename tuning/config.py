@@ -1,0 +1,152 @@
+"""Training configuration as data, the named recipes, and the record of a trained model.
+
+``TrainConfig`` says how one model is trained; ``RECIPES`` holds the named ones (the study's
+plain recipe and the recommended one); ``RunConfig`` is what a trained model's folder records
+(``config.json``): its model, data and training configurations, so it can be rebuilt and
+evaluated without guessing.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from typing import Any
+
+from data.config import DataConfig, DictConfig
+from zoo.config import ModelConfig
+
+OPTIMIZERS = ("adagrad", "adam", "rmsprop", "adamw")
+SCHEDULES = ("constant", "steplr", "exponentiallr", "cosine")
+
+
+@dataclasses.dataclass(frozen=True)
+class TrainConfig(DictConfig):
+    """How one model is trained.
+
+    Attributes:
+        optimizer: ``adagrad``, ``adam``, ``rmsprop`` or ``adamw``.
+        learning_rate: Initial (or, after warm-up, peak) learning rate.
+        schedule: ``constant``, ``steplr`` / ``exponentiallr`` (per epoch, PyTorch semantics)
+            or ``cosine`` (per step, to zero at the last epoch, after ``warmup_epochs``).
+        gamma: Decay factor of ``steplr`` and ``exponentiallr``.
+        step_size: Epochs between ``steplr`` decays.
+        warmup_epochs: Epochs of linear warm-up from zero (``cosine`` only).
+        weight_decay: Decoupled weight decay of ``adamw``.
+        label_smoothing: Label smoothing of the cross-entropy.
+        mixup: Mixup's Beta(alpha, alpha) parameter; 0 disables mixup.
+        batch_size: Windows per batch.
+        epochs: Epochs at most.
+        early_stopping: Stop when the validation loss has not improved for ``patience``
+            epochs and restore the best weights; otherwise keep the last epoch's weights.
+        patience: Epochs without improvement before early stopping.
+        seed: Seed of the initial weights, the training windows and their order.
+    """
+
+    optimizer: str = "adam"
+    learning_rate: float = 1e-3
+    schedule: str = "constant"
+    gamma: float = 1.0
+    step_size: int = 5
+    warmup_epochs: int = 0
+    weight_decay: float = 0.0
+    label_smoothing: float = 0.0
+    mixup: float = 0.0
+    batch_size: int = 32
+    epochs: int = 20
+    early_stopping: bool = True
+    patience: int = 4
+    seed: int = 42
+
+    def __post_init__(self):
+        if self.optimizer not in OPTIMIZERS:
+            raise ValueError(f"unknown optimizer {self.optimizer!r}; expected one of {', '.join(OPTIMIZERS)}")
+        if self.schedule not in SCHEDULES:
+            raise ValueError(f"unknown schedule {self.schedule!r}; expected one of {', '.join(SCHEDULES)}")
+        for flag in ("batch_size", "epochs", "patience", "step_size"):
+            if getattr(self, flag) < 1:
+                raise ValueError(f"--{flag.replace('_', '-')} must be at least 1, got {getattr(self, flag)}")
+        if not (math.isfinite(self.learning_rate) and self.learning_rate > 0):
+            raise ValueError(f"--learning-rate must be a positive number, got {self.learning_rate}")
+        if self.warmup_epochs < 0 or self.warmup_epochs >= self.epochs and self.schedule == "cosine":
+            raise ValueError(f"warmup_epochs must be from 0 to epochs - 1, got {self.warmup_epochs}")
+        if not 0 <= self.label_smoothing < 1 or self.mixup < 0 or self.weight_decay < 0:
+            raise ValueError("label_smoothing must be in [0, 1), mixup and weight_decay non-negative. Received: "
+                             f"{self.label_smoothing}, {self.mixup}, {self.weight_decay}")
+
+    @property
+    def one_hot(self) -> bool:
+        """Whether training needs one-hot labels (label smoothing or mixup)."""
+        return self.label_smoothing > 0 or self.mixup > 0
+
+
+# The named recipes. "study" is the study's plain training (Adam 1e-3, batch 32, early
+# stopping on the validation loss); the search spaces vary it. "recommended" is what
+# generalized best on real music (README, "Results on real music").
+RECIPES: dict[str, TrainConfig] = {
+    "study": TrainConfig(),
+    "recommended": TrainConfig(optimizer="adamw", learning_rate=3e-3, schedule="cosine", warmup_epochs=3,
+                               weight_decay=1e-2, label_smoothing=0.1, epochs=40, early_stopping=False),
+}
+DEFAULT_RECIPE = "recommended"
+
+
+def recipe(name: str, **changes) -> TrainConfig:
+    """The recipe ``name`` with ``changes`` (fields left None are not changed).
+
+    Raises:
+        ValueError: for an unknown recipe or an invalid change.
+    """
+    if name not in RECIPES:
+        raise ValueError(f"unknown recipe {name!r}; expected one of {', '.join(RECIPES)}")
+    return RECIPES[name].replace(**{k: v for k, v in changes.items() if v is not None})
+
+
+@dataclasses.dataclass(frozen=True)
+class RunConfig:
+    """What a trained model's folder records in ``config.json``.
+
+    Attributes:
+        trial: The run's name (a trial name, or the model name for ``tuning.train``).
+        model: The zoo name the model was built from.
+        model_config: The resolved model configuration.
+        training: The effective training configuration (concrete batch size and epochs).
+        data: The data configuration.
+        dataset: What was found in the data: ``data_dir`` (the resolved folder),
+            ``synthetic``, ``genres``, ``sizes`` and ``unreadable_files``.
+        space: The search space, for search trials.
+    """
+
+    trial: str
+    model: str
+    model_config: ModelConfig
+    training: TrainConfig
+    data: DataConfig
+    dataset: dict[str, Any]
+    space: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready; ``data`` holds the data configuration and what was found in it."""
+        return {"space": self.space, "trial": self.trial, "model": self.model,
+                "model_config": self.model_config.to_dict(), "training": self.training.to_dict(),
+                "data": {**self.data.to_dict(), **self.dataset}}
+
+    @classmethod
+    def from_dict(cls, values: dict[str, Any]) -> RunConfig:
+        """Reads :meth:`to_dict` output back (extra keys such as ``metrics`` are ignored).
+
+        Raises:
+            ValueError: if a section is missing or holds an invalid value.
+        """
+        try:
+            data_fields = {f.name for f in dataclasses.fields(DataConfig)}
+            data = values["data"]
+            return cls(
+                trial=values["trial"], model=values["model"],
+                model_config=ModelConfig.from_dict(values["model_config"]),
+                training=TrainConfig.from_dict(values["training"]),
+                data=DataConfig.from_dict({k: v for k, v in data.items() if k in data_fields}),
+                dataset={k: v for k, v in data.items() if k not in data_fields},
+                space=values.get("space"),
+            )
+        except (KeyError, TypeError) as error:
+            raise ValueError(f"not a run configuration (missing or bad {error})") from None

@@ -1,0 +1,148 @@
+"""Evaluation on held-out clips: classification metrics and the confusion-matrix figure."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import keras
+import numpy as np
+
+from data.catalogue import Clip
+from data.pipeline import average_per_clip, decoded_dataset, eval_arrays
+from data.sources import load_split
+from tuning.callbacks import predict_windows
+from tuning.config import RunConfig
+from tuning.runstore import write_json
+
+
+def classification_report(true: np.ndarray, predicted: np.ndarray, genres: list[str]) -> dict:
+    """Accuracy, per-genre precision / recall / F1, macro F1 and the confusion matrix.
+
+    Args:
+        true: True labels.
+        predicted: Predicted labels.
+        genres: Class names in label order.
+
+    Returns:
+        ``{"accuracy", "macro_f1", "per_genre": {genre: {precision, recall, f1, support}},
+        "confusion_matrix": rows = true genre, columns = predicted genre}``. A genre never
+        predicted has precision 0 (and F1 0), as in scikit-learn's ``zero_division=0``.
+    """
+    n = len(genres)
+    matrix = np.zeros((n, n), np.int64)
+    np.add.at(matrix, (true, predicted), 1)
+    per_genre = {}
+    for i, genre in enumerate(genres):
+        tp = matrix[i, i]
+        precision = tp / matrix[:, i].sum() if matrix[:, i].sum() else 0.0
+        recall = tp / matrix[i].sum() if matrix[i].sum() else 0.0
+        f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
+        per_genre[genre] = {"precision": float(precision), "recall": float(recall), "f1": float(f1),
+                            "support": int(matrix[i].sum())}
+    return {
+        "accuracy": float(np.trace(matrix) / max(matrix.sum(), 1)),
+        "macro_f1": float(np.mean([g["f1"] for g in per_genre.values()])),
+        "per_genre": per_genre,
+        "confusion_matrix": matrix.tolist(),
+    }
+
+
+def plot_confusion_matrix(matrix, genres: list[str], path: str | Path, title: str) -> Path:
+    """Draws the confusion matrix (counts in cells, genre names on both axes) as a PNG."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    matrix = np.asarray(matrix)
+    size = max(5.0, 0.6 * len(genres) + 2)
+    fig, ax = plt.subplots(figsize=(size + 1, size))
+    image = ax.imshow(matrix, cmap="Blues")
+    ax.set_xticks(range(len(genres)), genres, rotation=45, ha="right")
+    ax.set_yticks(range(len(genres)), genres)
+    ax.set_xlabel("predicted genre")
+    ax.set_ylabel("true genre")
+    ax.set_title(title)
+    threshold = matrix.max() / 2 if matrix.size else 0
+    for (row, col), count in np.ndenumerate(matrix):
+        ax.text(col, row, str(count), ha="center", va="center", color="white" if count > threshold else "black")
+    fig.colorbar(image, ax=ax, fraction=0.046, pad=0.04, label="clips")
+    fig.tight_layout()
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return path
+
+
+def evaluate_clips(model: keras.Model, clips: tuple[Clip, ...], genres: list[str], window_seconds: float) -> dict:
+    """Evaluates ``model`` on ``clips``: every window, softmax averaged per clip.
+
+    Returns:
+        ``track_accuracy``, ``window_accuracy``, the track-level report of
+        :func:`classification_report`, ``clips`` (evaluated) and ``windows``. Clips that
+        failed to decode are left out of the counts.
+
+    Raises:
+        ValueError: if no clip could be decoded.
+    """
+    x, labels, index = eval_arrays(decoded_dataset(clips, cache=False), window_seconds=window_seconds)
+    probabilities = predict_windows(model, x)
+    per_clip = np.asarray(average_per_clip(probabilities.astype(np.float64), index, len(clips)))
+    decoded = np.bincount(index, minlength=len(clips)) > 0
+    true = np.array([clip.label for clip in clips])[decoded]
+    report = classification_report(true, per_clip[decoded].argmax(axis=1), genres)
+    return {"track_accuracy": report["accuracy"],
+            "window_accuracy": float(np.mean(probabilities.argmax(axis=1) == labels)),
+            **report, "clips": int(decoded.sum()), "windows": int(len(labels))}
+
+
+class EvaluationError(ValueError):
+    """A model or data folder that cannot be evaluated, with a one-line reason."""
+
+
+def rebuild_split(run: RunConfig, *, data_dir: str | None = None, split_dir: str | None = None):
+    """The catalogue, split and synthetic flag of ``run``'s data, rebuilt exactly as it was trained on.
+
+    Args:
+        run: The trained model's configuration.
+        data_dir: The data folder, if it moved since training.
+        split_dir: The split lists folder, if it moved since training.
+
+    Raises:
+        EvaluationError: if the data folder or split lists have moved, or the genres differ.
+    """
+    config = run.data.replace(data_dir=data_dir or run.data.data_dir, split_dir=split_dir or run.data.split_dir)
+    if config.data_dir is not None and not Path(config.data_dir).is_dir():
+        raise EvaluationError(f"the data folder of {run.trial} has moved or is gone: {config.data_dir}; pass --data-dir")
+    if config.split == "lists" and not Path(config.split_dir).is_dir():
+        raise EvaluationError(f"the split lists of {run.trial} have moved or are gone: {config.split_dir}; "
+                              "pass --split-dir")
+    catalogue, split, synthetic = load_split(config)
+    trained_on = run.dataset.get("genres")
+    if trained_on and list(trained_on) != list(catalogue.genres):
+        raise EvaluationError(f"the data's genres {list(catalogue.genres)} differ from the model's {trained_on}")
+    if not split.test:
+        raise EvaluationError(f"the test split of {catalogue.root} is empty")
+    return catalogue, split, synthetic, config
+
+
+def evaluate_run(model: keras.Model, run: RunConfig, out_dir: Path, *, data_dir: str | None = None,
+                 split_dir: str | None = None) -> dict:
+    """Evaluates a trained model on its test split; writes ``metrics.json`` and ``confusion_matrix.png``.
+
+    Returns:
+        The metrics of :func:`evaluate_clips` plus ``trial``, ``test_clips``, ``test_windows``,
+        ``data`` (the data configuration and what was found) and ``confusion_matrix_png``.
+    """
+    catalogue, split, synthetic, config = rebuild_split(run, data_dir=data_dir, split_dir=split_dir)
+    genres = list(catalogue.genres)
+    result = evaluate_clips(model, split.test, genres, config.window_seconds)
+    metrics = {"trial": run.trial, "model": run.model, **result, "test_clips": result.pop("clips"),
+               "test_windows": result.pop("windows"),
+               "data": {**config.to_dict(), "data_dir": str(catalogue.root), "synthetic": synthetic, "genres": genres}}
+    metrics["confusion_matrix_png"] = str(plot_confusion_matrix(
+        metrics["confusion_matrix"], genres, out_dir / "confusion_matrix.png",
+        f"{run.trial}: test track accuracy {metrics['track_accuracy']:.3f}"))
+    write_json(out_dir / "metrics.json", metrics)
+    return metrics

@@ -1,0 +1,200 @@
+"""The run store: the one owner of a run folder's layout, its files and its best model.
+
+A run folder (``runs/<space>``, ``runs/train``, ``runs/crossval/<model>``) holds::
+
+    trials/<trial>/config.json    the resolved RunConfig (model, training, data)
+    trials/<trial>/history.json   per-epoch metrics (also history.csv)
+    trials/<trial>/record.json    status, metrics at the kept epoch, time, memory
+    trials/<trial>/model.keras    the trained model (tuning.train and tuning.crossval)
+    best/model.keras, best/config.json (with "metrics")   the best trial of a search
+    summary.csv                   the trials, best first
+    keras_tuner/                  KerasTuner's own state (searches)
+
+Every file is written to a temporary name and renamed, and ``best/`` is replaced by a
+rename, so a crash leaves the old or the new version, never a mix or a truncation.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import os
+import shutil
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import keras
+
+from tuning.callbacks import OBJECTIVE
+from zoo.config import file_safe
+
+SUMMARY_COLUMNS = ["trial", OBJECTIVE, "val_accuracy", "val_loss", "epochs_run", "best_epoch", "seconds", "status",
+                   "model"]
+
+
+class RunStoreError(ValueError):
+    """A run folder or file that cannot be read, with a one-line reason naming it."""
+
+
+def write_text(path: Path, text: str) -> None:
+    """Writes ``text`` to ``path`` through a temporary file and a rename (never a truncated file)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    handle, temporary = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    try:
+        with os.fdopen(handle, "w") as f:
+            f.write(text)
+        os.replace(temporary, path)
+    except BaseException:
+        Path(temporary).unlink(missing_ok=True)
+        raise
+
+
+def write_json(path: Path, content: Any) -> None:
+    """Writes ``content`` as indented JSON, atomically."""
+    write_text(path, json.dumps(content, indent=2, default=str))
+
+
+def read_json(path: Path) -> Any:
+    """Reads a JSON file.
+
+    Raises:
+        RunStoreError: naming the file if it is missing, empty or not valid JSON.
+    """
+    try:
+        return json.loads(Path(path).read_text())
+    except FileNotFoundError:
+        raise RunStoreError(f"{path} is missing") from None
+    except (OSError, ValueError) as error:
+        raise RunStoreError(f"{path} is unreadable ({' '.join(str(error).split())}); delete it, or rerun with --fresh") from None
+
+
+def save_model(model: keras.Model, path: Path) -> None:
+    """Saves ``model`` as ``.keras`` through a temporary file and a rename."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    temporary = path.with_name(f".{path.stem}.tmp.keras")
+    model.save(temporary)
+    os.replace(temporary, path)
+
+
+def rank(records: list[dict]) -> list[dict]:
+    """Records best first: completed before failed, then higher track accuracy, then lower loss.
+
+    Searches take their order from KerasTuner's oracle; this orders records that no oracle
+    holds (several spaces' bests for ``serving.evaluate best``, a study's section winners).
+    """
+    def key(record: dict) -> tuple:
+        completed = record.get("status") == "completed"
+        return (not completed, -record.get(OBJECTIVE, 0.0) if completed else 0.0,
+                record.get("val_loss", float("inf")) if completed else 0.0)
+
+    return sorted(records, key=key)
+
+
+class RunStore:
+    """Reads and writes one run folder (see the module docstring).
+
+    Args:
+        root: The run folder.
+    """
+
+    def __init__(self, root: str | os.PathLike):
+        self.root = Path(root)
+        self._recover_best()
+
+    @property
+    def best_dir(self) -> Path:
+        return self.root / "best"
+
+    @property
+    def summary_path(self) -> Path:
+        return self.root / "summary.csv"
+
+    def trial_dir(self, trial: str) -> Path:
+        """The folder of ``trial`` (its name made file-safe)."""
+        return self.root / "trials" / file_safe(trial)
+
+    def write_config(self, trial: str, config: dict) -> None:
+        """Writes the trial's resolved configuration (``config.json``)."""
+        write_json(self.trial_dir(trial) / "config.json", config)
+
+    def write_results(self, trial: str, history: dict[str, list[float]], record: dict) -> None:
+        """Writes the trial's history (JSON and CSV), then its record (written last: it marks the trial done)."""
+        folder = self.trial_dir(trial)
+        write_json(folder / "history.json", history)
+        keys = sorted(history)
+        table = io.StringIO()
+        writer = csv.writer(table)
+        writer.writerow(["epoch", *keys])
+        for epoch in range(max((len(v) for v in history.values()), default=0)):
+            writer.writerow([epoch + 1, *(history[k][epoch] if epoch < len(history[k]) else "" for k in keys)])
+        write_text(folder / "history.csv", table.getvalue())
+        write_json(folder / "record.json", record)
+
+    def read_record(self, trial: str) -> dict | None:
+        """The trial's record, or None if it has none yet."""
+        path = self.trial_dir(trial) / "record.json"
+        return read_json(path) if path.is_file() else None
+
+    def records(self) -> list[dict]:
+        """Every trial record of the folder, in folder order."""
+        return [read_json(path) for path in sorted((self.root / "trials").glob("*/record.json"))]
+
+    def read_history(self, trial: str) -> dict[str, list[float]]:
+        """The trial's per-epoch history (empty if it has none)."""
+        path = self.trial_dir(trial) / "history.json"
+        return read_json(path) if path.is_file() else {}
+
+    def read_config(self, trial: str) -> dict:
+        """The trial's ``config.json``."""
+        return read_json(self.trial_dir(trial) / "config.json")
+
+    def save_model(self, trial: str, model: keras.Model) -> Path:
+        """Saves the trial's model as ``model.keras`` in its folder; returns the path."""
+        path = self.trial_dir(trial) / "model.keras"
+        save_model(model, path)
+        return path
+
+    def drop_model(self, trial: str) -> None:
+        """Deletes the trial's ``model.keras`` (searches keep only the best trial's model)."""
+        (self.trial_dir(trial) / "model.keras").unlink(missing_ok=True)
+
+    def promote(self, trial: str, metrics: dict) -> None:
+        """Makes ``trial`` the folder's best: its model moves to ``best/`` with its config and metrics.
+
+        The new ``best/`` is assembled beside the old one and swapped in by renames.
+        """
+        staging = Path(tempfile.mkdtemp(prefix=".best.", dir=self.root))
+        try:
+            os.replace(self.trial_dir(trial) / "model.keras", staging / "model.keras")
+            write_json(staging / "config.json", {**self.read_config(trial), "metrics": metrics})
+            old = self.root / ".best.old"
+            shutil.rmtree(old, ignore_errors=True)
+            if self.best_dir.exists():
+                os.replace(self.best_dir, old)
+            os.replace(staging, self.best_dir)
+            shutil.rmtree(old, ignore_errors=True)
+        finally:
+            shutil.rmtree(staging, ignore_errors=True)
+
+    def _recover_best(self) -> None:
+        # A crash between the two renames of promote() leaves the old best aside: put it back.
+        old = self.root / ".best.old"
+        if old.is_dir() and not self.best_dir.exists():
+            os.replace(old, self.best_dir)
+
+    def write_summary(self, records: list[dict]) -> None:
+        """Writes ``summary.csv`` with ``records`` in the order given (best first)."""
+        table = io.StringIO()
+        writer = csv.DictWriter(table, SUMMARY_COLUMNS, extrasaction="ignore")
+        writer.writeheader()
+        writer.writerows(records)
+        write_text(self.summary_path, table.getvalue())
+
+    def read_best(self) -> tuple[Path, dict] | None:
+        """``(best/model.keras, best/config.json)``, or None if the folder has no complete best."""
+        model, config = self.best_dir / "model.keras", self.best_dir / "config.json"
+        if not (model.is_file() and config.is_file()):
+            return None
+        return model, read_json(config)

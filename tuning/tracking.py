@@ -1,0 +1,50 @@
+"""Weights & Biases through its Keras integration: one run per trained model, offline by default."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import keras
+
+WANDB_MODES = ("online", "offline", "disabled")
+
+
+def default_wandb_mode() -> str:
+    """``$WANDB_MODE`` if set, else ``online`` when a W&B API key is configured, else ``offline``."""
+    if os.environ.get("WANDB_MODE") in WANDB_MODES:
+        return os.environ["WANDB_MODE"]
+    if os.environ.get("WANDB_API_KEY"):
+        return "online"
+    netrc = Path.home() / ".netrc"
+    return "online" if netrc.is_file() and "api.wandb.ai" in netrc.read_text(errors="ignore") else "offline"
+
+
+@contextlib.contextmanager
+def wandb_run(mode: str, *, project: str, group: str, name: str, config: dict,
+              directory: Path) -> Iterator[list[keras.callbacks.Callback]]:
+    """A W&B run around one fit; yields the callbacks to add (none when ``mode`` is ``disabled``).
+
+    Args:
+        mode: ``online``, ``offline`` or ``disabled``.
+        project: W&B project.
+        group: Run group (the search space, ``train`` or ``crossval``).
+        name: Run name (the trial).
+        config: The resolved configuration, logged as the run's config.
+        directory: Where W&B writes its files (offline runs are synced from there).
+    """
+    if mode == "disabled":
+        yield []
+        return
+    import wandb
+    from wandb.integration.keras import WandbMetricsLogger
+
+    directory.mkdir(parents=True, exist_ok=True)
+    run = wandb.init(project=project, group=group, name=name, config=config, mode=mode, dir=str(directory),
+                     reinit="finish_previous")
+    try:
+        yield [WandbMetricsLogger(log_freq="epoch")]
+    finally:
+        run.finish()

@@ -1,0 +1,194 @@
+"""The training loop: prepared data, one compiled model, one fit. Search trials, ``tuning.train``
+and ``tuning.crossval`` all train through :func:`train_run`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import time
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+import zoo
+from data.catalogue import Clip
+from data.config import DataConfig
+from data.pipeline import decoded_dataset, eval_arrays, mixup, resident_memory_mb, train_dataset
+from data.sources import load_split
+from data.splits import Split
+from tuning.callbacks import OBJECTIVE, ClipMetrics, training_callbacks
+from tuning.config import RunConfig, TrainConfig
+from tuning.memory import released_custom_gradients, return_freed_memory
+from tuning.runstore import RunStore
+from tuning.schedules import learning_rate, make_optimizer
+from tuning.tracking import wandb_run
+
+
+@dataclasses.dataclass
+class PreparedData:
+    """Decoded training clips and in-memory validation windows, prepared once per command.
+
+    Attributes:
+        config: The data configuration.
+        genres: Class names, in label order.
+        split: The track-level split.
+        dataset: What was found (``data_dir``, ``synthetic``, ``genres``, ``sizes``,
+            ``unreadable_files``), saved with every run.
+        train_decoded: Cached decoded training clips.
+        valid: ``(waveforms, labels, clip index)`` of every validation window.
+        valid_labels: Label of each validation clip.
+    """
+
+    config: DataConfig
+    genres: tuple[str, ...]
+    split: Split
+    dataset: dict
+    train_decoded: tf.data.Dataset
+    valid: tuple[np.ndarray, np.ndarray, np.ndarray]
+    valid_labels: np.ndarray
+
+    def steps_per_epoch(self, batch_size: int) -> int:
+        """Training batches per epoch."""
+        return max(1, math.ceil(len(self.split.train) / batch_size))
+
+    def train(self, train: TrainConfig) -> tf.data.Dataset:
+        """Random training windows for ``train`` (batch size, seed, one-hot and mixup if asked).
+
+        A new dataset per call, seeded with ``train.seed``: every trial sees the same windows in
+        the same order, whichever trials ran before it.
+        """
+        batches = train_dataset(self.train_decoded, window_seconds=self.config.window_seconds,
+                                batch_size=train.batch_size, seed=train.seed)
+        if train.one_hot:
+            batches = mixup(batches, alpha=train.mixup, n_classes=len(self.genres), seed=train.seed)
+        return batches
+
+    def validation(self) -> ClipMetrics:
+        """The callback that scores the validation clips each epoch."""
+        return ClipMetrics(self.valid, self.valid_labels)
+
+
+def prepare_data(config: DataConfig) -> PreparedData:
+    """Scans, splits and decodes the data of a command.
+
+    Raises:
+        DataError: for a missing or empty data folder, or split lists that cannot be used.
+        ValueError: if the split leaves the training or validation part empty.
+    """
+    catalogue, parts, synthetic = load_split(config)
+    if not parts.train or not parts.valid:
+        raise ValueError(f"the split leaves {'no training' if not parts.train else 'no validation'} clips; "
+                         f"sizes: {parts.sizes()}")
+    dataset = {"data_dir": str(catalogue.root), "synthetic": synthetic, "genres": list(catalogue.genres),
+               "sizes": parts.sizes(), "unreadable_files": len(catalogue.problems)}
+    return PreparedData(
+        config=dataclasses.replace(config, data_dir=str(catalogue.root)),
+        genres=catalogue.genres,
+        split=parts,
+        dataset=dataset,
+        train_decoded=decoded_dataset(parts.train),
+        valid=eval_arrays(decoded_dataset(parts.valid, cache=False), window_seconds=config.window_seconds),
+        valid_labels=clip_labels(parts.valid),
+    )
+
+
+def clip_labels(clips: tuple[Clip, ...]) -> np.ndarray:
+    """The label of each clip."""
+    return np.array([clip.label for clip in clips])
+
+
+def build_model(model_name: str, data: PreparedData, train: TrainConfig) -> keras.Model:
+    """Builds ``model_name`` for ``data``'s window and genres, seeded, and compiles it for ``train``."""
+    # Same initial weights and random layers for the same seed: a rerun repeats each trial.
+    keras.utils.set_random_seed(train.seed)
+    model = zoo.build(model_name, window_seconds=data.config.window_seconds, n_genres=len(data.genres))
+    optimizer = make_optimizer(train.optimizer, learning_rate(train, data.steps_per_epoch(train.batch_size)),
+                               train.weight_decay)
+    loss = (keras.losses.CategoricalCrossentropy(label_smoothing=train.label_smoothing) if train.one_hot
+            else "sparse_categorical_crossentropy")
+    # XLA helps on GPUs; on CPUs it measured slower for these models (see zoo.bench).
+    jit = "auto" if tf.config.list_physical_devices("GPU") else False
+    model.compile(optimizer=optimizer, loss=loss, metrics=["accuracy"], jit_compile=jit)
+    return model
+
+
+def summarize(history: dict[str, list[float]], train: TrainConfig) -> dict:
+    """Status, epochs and the metrics at the kept epoch of one fit.
+
+    The weights kept are those of the lowest validation loss with early stopping, else those
+    of the last epoch; the run is scored at that epoch.
+    """
+    losses = history.get("loss", [])
+    record = {"status": "completed", "epochs_run": len(losses)}
+    if not losses or any(not math.isfinite(v) for v in losses) or "val_loss" not in history:
+        record.update(status="failed", error="loss became NaN or infinite" if losses else "no epoch finished")
+        return record
+    kept = int(np.argmin(history["val_loss"])) if train.early_stopping else len(losses) - 1
+    record.update(best_epoch=kept + 1, **{key: float(history[key][kept]) for key in
+                                          (OBJECTIVE, "val_accuracy", "val_loss", "loss", "accuracy")})
+    return record
+
+
+@dataclasses.dataclass(frozen=True)
+class Reporting:
+    """How a run reports, not what it computes (never saved as part of its configuration).
+
+    Attributes:
+        verbose: Keras ``fit`` verbosity (0 silent, 1 progress bar, 2 one line per epoch).
+        wandb_mode: ``online``, ``offline`` or ``disabled``.
+        wandb_project: W&B project.
+        wandb_group: W&B run group.
+    """
+
+    verbose: int = 2
+    wandb_mode: str = "disabled"
+    wandb_project: str = "gtzan-keras"
+    wandb_group: str = "train"
+
+
+def train_run(model: keras.Model, data: PreparedData, run: RunConfig, store: RunStore, *,
+              reporting: Reporting = Reporting(), callbacks: list | None = None, initial_epoch: int = 0,
+              **record_fields) -> dict:
+    """Trains ``model`` as ``run`` says and records it in ``store``; returns the record.
+
+    Writes the trial's ``config.json`` first, then trains (with W&B when enabled), then its
+    history and ``record.json`` (``status``, ``epochs_run``, ``best_epoch``, the metrics at the
+    kept epoch, ``seconds`` and the process's resident memory ``rss_mb``).
+
+    Args:
+        model: A compiled model (:func:`build_model`).
+        data: The prepared data.
+        run: What is trained; ``run.training`` is followed.
+        store: Where the run's files go.
+        reporting: Verbosity and W&B.
+        callbacks: More callbacks, after the training loop's own (e.g. KerasTuner's).
+        initial_epoch: Epoch to start from (a Hyperband trial continued from a checkpoint).
+        **record_fields: More fields of the record (e.g. KerasTuner's ``trial_id``).
+    """
+    config = run.to_dict()
+    store.write_config(run.trial, config)
+    train = run.training
+    start = time.perf_counter()
+    with wandb_run(reporting.wandb_mode, project=reporting.wandb_project, group=reporting.wandb_group, name=run.trial,
+                   config=config, directory=store.root) as tracking:
+        with released_custom_gradients():
+            # shuffle=False: the dataset shuffles itself (Keras would only warn that it cannot).
+            history = model.fit(data.train(train), epochs=train.epochs, initial_epoch=initial_epoch,
+                                callbacks=training_callbacks(train, data.validation()) + tracking + (callbacks or []),
+                                verbose=reporting.verbose, shuffle=False)
+    seconds = time.perf_counter() - start
+    return_freed_memory()
+    record = {"trial": run.trial, "model": run.model, **summarize(history.history, train),
+              "seconds": round(seconds, 2), "rss_mb": resident_memory_mb(), **record_fields}
+    store.write_results(run.trial, history.history, record)
+    return record
+
+
+def run_config(trial: str, model_name: str, data: PreparedData, train: TrainConfig, space: str | None = None) -> RunConfig:
+    """The RunConfig of training ``model_name`` on ``data`` with ``train``."""
+    model_config = zoo.configure(model_name, window_seconds=data.config.window_seconds, n_genres=len(data.genres))
+    return RunConfig(trial=trial, model=model_name, model_config=model_config, training=train, data=data.config,
+                     dataset=data.dataset, space=space)
+

@@ -1,0 +1,120 @@
+"""A thin KerasTuner ``Tuner``: trials train through the HyperModel, records go to the run store,
+and the best trial comes from KerasTuner's oracle.
+
+KerasTuner keeps the trial bookkeeping (``keras_tuner/``: which trials ran, their
+hyperparameters, status and objective). The run store keeps what KerasTuner does not: each
+trial's resolved configuration, history, timing and memory, and the best trial's model.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import keras
+import keras_tuner
+from keras_tuner.src.engine import tuner_utils
+
+from tuning.callbacks import OBJECTIVE
+from tuning.hypermodel import SpaceHyperModel
+from tuning.runstore import RunStore
+from tuning.training import Reporting
+
+TUNERS = ("grid", "random", "hyperband", "bayesian")
+DEFAULT_WIDE_TRIALS = 20
+
+
+class SearchTuner(keras_tuner.Tuner):
+    """Runs each trial with the HyperModel and keeps the run store in step with the oracle.
+
+    Args:
+        oracle: The KerasTuner oracle that picks the trials.
+        hypermodel: The space's HyperModel.
+        store: The search's run folder.
+        reporting: Verbosity and W&B of the trials.
+        checkpoints: Keep KerasTuner's per-epoch weight checkpoint of each trial (Hyperband
+            needs it to continue a trial in its next round; it costs the model's size per trial).
+        on_trial_end: Called with each finished trial's record and the best record so far.
+        **kwargs: ``keras_tuner.Tuner`` arguments (``directory``, ``project_name``, ``overwrite``).
+    """
+
+    def __init__(self, oracle, hypermodel: SpaceHyperModel, *, store: RunStore, reporting: Reporting = Reporting(),
+                 checkpoints: bool = False, on_trial_end: Callable[[dict, dict], None] | None = None, **kwargs):
+        super().__init__(oracle=oracle, hypermodel=hypermodel, **kwargs)
+        self.store = store
+        self.reporting = reporting
+        self.checkpoints = checkpoints
+        self.report_trial = on_trial_end
+        # Our records of earlier runs of this search, keyed by KerasTuner's trial id: read once.
+        self.records = {r["trial_id"]: r for r in store.records() if "trial_id" in r}
+
+    def run_trial(self, trial, *args, **kwargs):
+        hp = trial.hyperparameters
+        model = self._try_build(hp)
+        callbacks = [tuner_utils.TunerCallback(self, trial)]
+        if self.checkpoints:
+            callbacks.append(tuner_utils.SaveBestEpoch(self.oracle.objective, self._get_checkpoint_fname(trial.trial_id)))
+        record = self.hypermodel.fit(hp, model, store=self.store, reporting=self.reporting, callbacks=callbacks,
+                                     epochs=kwargs.get("epochs"), initial_epoch=kwargs.get("initial_epoch", 0),
+                                     trial_id=trial.trial_id)
+        self.records[trial.trial_id] = record
+        if record["status"] != "completed":
+            raise keras_tuner.errors.FailedTrialError(f"trial {record['trial']}: {record['error']}")
+        self.save_model(trial.trial_id, model)
+        return {key: record[key] for key in (OBJECTIVE, "val_accuracy", "val_loss")}
+
+    def save_model(self, trial_id, model: keras.Model, step=0):
+        """Keeps the trial's trained model in its folder until the oracle has ranked it."""
+        self.store.save_model(self.records[trial_id]["trial"], model)
+
+    def on_trial_end(self, trial):
+        super().on_trial_end(trial)  # the oracle records the trial's status and saves its state
+        record = self.records.get(trial.trial_id)
+        if record is None:  # the trial failed before training started
+            return
+        ranked = self.ranked_records()
+        if record["status"] == "completed":
+            if ranked[0]["trial_id"] == trial.trial_id:
+                self.store.promote(record["trial"], record)
+            else:
+                self.store.drop_model(record["trial"])
+        self.store.write_summary(ranked)
+        if self.report_trial is not None:
+            self.report_trial(record, ranked[0])
+
+    def ranked_records(self) -> list[dict]:
+        """Our records, best first as KerasTuner's oracle ranks its trials (lower loss breaks ties).
+
+        Failed trials follow, in the order they ran.
+        """
+        # get_best_trials pads its answer with unfinished trials when too few completed.
+        best = [t for t in self.oracle.get_best_trials(len(self.oracle.trials)) if t.status == "COMPLETED"]
+        best.sort(key=lambda t: (-t.score, t.metrics.get_last_value("val_loss")))
+        completed = [self.records[t.trial_id] for t in best if t.trial_id in self.records]
+        return completed + [r for r in self.records.values() if r["status"] != "completed"]
+
+
+class SearchHyperband(keras_tuner.Hyperband, SearchTuner):
+    """Hyperband with :class:`SearchTuner`'s trials: Hyperband sets each round's epochs and
+    reloads the trial's checkpoint; :class:`SearchTuner` trains and records it."""
+
+
+def make_tuner(kind: str, hypermodel: SpaceHyperModel, store: RunStore, *, max_trials: int | None, seed: int,
+               overwrite: bool, reporting: Reporting = Reporting(),
+               on_trial_end: Callable[[dict, dict], None] | None = None) -> SearchTuner:
+    """The tuner ``kind`` over ``hypermodel``, keeping its state in ``store`` (resumable unless ``overwrite``)."""
+    objective = keras_tuner.Objective(OBJECTIVE, direction="max")
+    common = dict(store=store, reporting=reporting, on_trial_end=on_trial_end, directory=str(store.root),
+                  project_name="keras_tuner", overwrite=overwrite)
+    oracle_args = dict(objective=objective, seed=seed, max_consecutive_failed_trials=1000)
+    if kind == "hyperband":
+        return SearchHyperband(hypermodel, max_epochs=hypermodel.base_training.epochs, factor=3, checkpoints=True,
+                               **oracle_args, **common)
+    if kind == "grid":
+        oracle = keras_tuner.oracles.GridSearchOracle(max_trials=max_trials, **oracle_args)
+    elif kind == "random":
+        oracle = keras_tuner.oracles.RandomSearchOracle(max_trials=max_trials or DEFAULT_WIDE_TRIALS, **oracle_args)
+    elif kind == "bayesian":
+        oracle = keras_tuner.oracles.BayesianOptimizationOracle(max_trials=max_trials or DEFAULT_WIDE_TRIALS, **oracle_args)
+    else:
+        raise ValueError(f"unknown tuner {kind!r}; expected one of {', '.join(TUNERS)}")
+    return SearchTuner(oracle, hypermodel, **common)
