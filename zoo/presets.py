@@ -44,6 +44,8 @@ STRONG_MODEL = "bncnn-32-64-128-256"
 RECOMMENDED = {
     STRONG_MODEL: "batch-normalized 4-block CNN with global average+max pooling (~0.4 M weights): "
                   "few weights and no flatten, so it cannot memorize positions in the window",
+    "rescnn-32-64-128-256": "residual short-chunk CNN (two 3x3 convs + BN per block, shortcuts, global pooling; "
+                            "~1.2 M weights): the music-tagging design for 2-4 s chunks",
 }
 
 
