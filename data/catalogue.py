@@ -102,7 +102,22 @@ def find_root(data_dir: str | os.PathLike) -> Path:
     for name in _LAYOUT_SUBDIRS:
         if (path / name).is_dir():
             return path / name
+    if _class_folders(path):
+        return path
+    # An archive unpacked as it is shared, e.g. Kaggle's Data/genres_original/<genre>/.
+    for pattern in ("*/{}", "*/*/{}"):
+        for name in _LAYOUT_SUBDIRS:
+            found = sorted(p for p in path.glob(pattern.format(name)) if p.is_dir())
+            if found:
+                logger.warning("using %s, found below %s", found[0], path)
+                return found[0]
     return path
+
+
+def _class_folders(root: Path) -> list[Path]:
+    """The sub-folders of ``root`` that hold audio files, sorted by name."""
+    folders = sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))
+    return [p for p in folders if any(_is_audio_name(f.name) for f in p.iterdir())]
 
 
 def scan(data_dir: str | os.PathLike) -> Catalogue:
@@ -118,8 +133,7 @@ def scan(data_dir: str | os.PathLike) -> Catalogue:
         DataError: if the folder is missing, has no class folders or no usable clip.
     """
     root = find_root(data_dir)
-    folders = sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))
-    folders = [p for p in folders if any(_is_audio_name(f.name) for f in p.iterdir())]
+    folders = _class_folders(root)
     if not folders:
         raise DataError(
             f"no class folders with audio files in {root}; expected <genre>/<genre>.NNNNN.wav "
@@ -136,7 +150,11 @@ def scan(data_dir: str | os.PathLike) -> Catalogue:
     seen: dict[str, str] = {}
     for label, genre in enumerate(genres):
         for file in sorted((root / genre).iterdir()):
-            if not file.is_file() or not _is_audio_name(file.name):
+            if not _is_audio_name(file.name):
+                continue
+            if not file.is_file():
+                if file.is_symlink():
+                    problems.append(Problem(str(file), f"broken link (to {os.readlink(file)})"))
                 continue
             clip_id = file.stem
             if clip_id in seen:
@@ -152,6 +170,9 @@ def scan(data_dir: str | os.PathLike) -> Catalogue:
         logger.warning("skipping %s: %s", problem.path, problem.reason)
     if not clips:
         raise DataError(f"no readable audio clip in {root} ({len(problems)} unreadable files)")
+    for genre in genres:
+        if not any(clip.genre == genre for clip in clips):
+            logger.warning("genre %s has no usable clip in %s", genre, root)
     return Catalogue(root, genres, tuple(clips), tuple(sorted(problems, key=lambda p: p.path)))
 
 

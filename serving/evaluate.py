@@ -132,7 +132,7 @@ def main(argv: list[str] | None = None) -> int:
             metrics["export"] = str(export_saved_model(model, list(metrics["per_genre"]),
                                                        next_version_dir(args.exports, run.trial)))
             (out / "metrics.json").write_text(json.dumps(metrics, indent=2))
-    except (EvaluationError, DataError, RunStoreError, ValueError) as error:
+    except (EvaluationError, DataError, RunStoreError, ValueError, OSError) as error:
         return fail(PROG, error)
     print(json.dumps(metrics, indent=2) if args.json else format_metrics(metrics))
     if not args.json:

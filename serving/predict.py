@@ -8,8 +8,9 @@ Reads anything soundfile reads (WAV of any bit depth, FLAC, OGG, MP3, .au), at a
 rate (resampled to 22050 Hz with soxr) and channel count (mixed to mono), of any length
 (the export averages over windows). ``--model`` is a SavedModel version folder or a model
 folder of versions (the highest is used); the default is the newest export under
-``exports/``. A file that cannot be read gets a one-line error; the others are still
-predicted, and the exit status is then 1.
+``exports/``. A file that cannot be read (missing, not audio, NaN or infinite samples) gets a
+one-line error on stderr; the others are still predicted, and the exit status is then 1. With
+``--json`` every line on stdout is a valid JSON object.
 """
 
 from __future__ import annotations
@@ -50,6 +51,26 @@ def find_export(model: str | None, exports: str = "exports") -> Path:
     raise PredictError(f"no SavedModel in {path}; expected a folder with saved_model.pb or numbered versions of one")
 
 
+def read_audio(file: str) -> np.ndarray:
+    """The file's samples as the model takes them.
+
+    Raises:
+        ValueError: naming what is wrong: a missing file, a folder, no samples, or NaN or
+            infinite samples (which would make every probability NaN).
+    """
+    path = Path(file)
+    if not path.exists():
+        raise ValueError("file not found")
+    if path.is_dir():
+        raise ValueError("is a folder, not an audio file")
+    audio = read_with_soundfile(path)
+    if audio.size == 0:
+        raise ValueError("no audio samples")
+    if not np.isfinite(audio).all():
+        raise ValueError(f"{int((~np.isfinite(audio)).sum())} samples are NaN or infinite")
+    return audio
+
+
 def main(argv: list[str] | None = None) -> int:
     """Command line entry point; returns the exit code."""
     parser = cli.parser(PROG, __doc__)
@@ -63,20 +84,18 @@ def main(argv: list[str] | None = None) -> int:
     try:
         export = find_export(args.model)
     except PredictError as error:
-        print(f"{PROG}: error: {error}", file=sys.stderr)
-        return 2
+        return cli.fail(PROG, error)
+    cli.quiet_tensorflow()
     import tensorflow as tf
 
     serve = tf.saved_model.load(str(export)).signatures["serving_default"]
     failed = 0
     for file in args.files:
         try:
-            audio = read_with_soundfile(file)
-            if audio.size == 0:
-                raise ValueError("no audio samples")
+            audio = read_audio(file)
         except Exception as error:  # any reader failure: report this file, go on with the others
             failed += 1
-            print(f"{PROG}: error: cannot read {file}: {' '.join(str(error).split())}", file=sys.stderr)
+            cli.fail(PROG, f"cannot read {file}: {error}")
             continue
         outputs = serve(waveform=tf.constant(audio[None]))
         probabilities = outputs["probabilities"].numpy()[0]

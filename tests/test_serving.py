@@ -79,9 +79,20 @@ for bad in (tf.zeros([5], tf.float32), tf.zeros([1, 22050], tf.int32)):
         serve(waveform=bad)
     except (TypeError, ValueError, tf.errors.InvalidArgumentError) as error:
         errors.append(type(error).__name__)
+rules = {}
+for name, bad in (("nan", np.full([1, 30000], np.nan, np.float32)), ("inf", np.full([1, 30000], np.inf, np.float32)),
+                  ("empty", np.zeros([0, 30000], np.float32))):
+    try:
+        serve(waveform=tf.constant(bad))
+        rules[name] = "accepted"
+    except tf.errors.InvalidArgumentError as error:
+        rules[name] = " ".join(error.message.split())
+loud = serve(waveform=tf.constant(np.full([1, 30000], 1e30, np.float32)))["probabilities"].numpy()
+clipped = serve(waveform=tf.ones([1, 30000]))["probabilities"].numpy()
 print(json.dumps({"probabilities": out["probabilities"].numpy().tolist(),
                   "genres": [g.decode() for g in out["genres"].numpy()[0]],
-                  "short": list(short["probabilities"].shape), "errors": errors}))
+                  "short": list(short["probabilities"].shape), "errors": errors, "rules": rules,
+                  "loud_is_clipped": bool(np.allclose(loud, clipped))}))
 """
 
 
@@ -105,6 +116,9 @@ def test_saved_model_serves_in_a_process_without_this_project(searched, tiny_gtz
     assert served["genres"][0] == "blues" and len(served["genres"]) == 10
     assert served["short"] == [1, 10]
     assert len(served["errors"]) == 2
+    assert "NaN or infinite samples" in served["rules"]["nan"] and "NaN or infinite" in served["rules"]["inf"]
+    assert "the batch is empty" in served["rules"]["empty"]
+    assert served["loud_is_clipped"]
 
 
 def test_evaluate_error_paths(searched, tmp_path, capsys):
@@ -166,6 +180,23 @@ def test_predict_many_formats_with_a_corrupt_file_in_the_middle(searched, tiny_g
         assert len(line["top"]) == 3 and sum(t["probability"] for t in line["top"]) <= 1.0 + 1e-6
     error = captured.err.strip().splitlines()
     assert len(error) == 1 and "corrupt.wav" in error[0]
+
+
+def test_predict_names_missing_folder_and_non_finite_files_and_keeps_json_valid(searched, tiny_gtzan, tmp_path, capsys):
+    nan_file = tmp_path / "nan.wav"
+    audio, _ = soundfile.read(tiny_gtzan / "rock" / "rock.00001.wav", dtype="float32")
+    audio[100] = np.nan
+    soundfile.write(nan_file, audio, 22050, subtype="FLOAT")
+    good = tiny_gtzan / "rock" / "rock.00001.wav"
+    files = [tmp_path / "missing.wav", tmp_path, nan_file, good]
+    code = predict.main([*map(str, files), "--model", str(searched / "exports" / "1cnn-32-2fc-128"), "--json"])
+    captured = capsys.readouterr()
+    assert code == 1
+    assert [json.loads(line)["file"] for line in captured.out.splitlines()] == [str(good)]
+    errors = captured.err.strip().splitlines()
+    assert len(errors) == 3
+    assert "missing.wav: file not found" in errors[0] and "is a folder, not an audio file" in errors[1]
+    assert "nan.wav: 1 samples are NaN or infinite" in errors[2]
 
 
 def test_predict_default_model_and_errors(searched, tiny_gtzan, tmp_path, monkeypatch, capsys):

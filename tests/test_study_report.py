@@ -39,6 +39,11 @@ def test_quick_study_section_resumes_evaluates_and_reports(tiny_gtzan, tmp_path,
     assert "[final]" in out and "exported to" in out
     state = json.loads((tmp_path / "study" / "study.json").read_text())
     assert state["sections"]["input"]["status"] == "done" and state["final"]
+    # Every written config names the batch size and epochs the trial really trained with.
+    configs = [json.loads(p.read_text()) for p in (tmp_path / "study").rglob("config.json")]
+    assert len(configs) >= 3
+    for config in configs:
+        assert config["training"]["batch_size"] == 32 and config["training"]["epochs"] == 2
     assert study.main(args) == 0  # resumes: the finished section is skipped
     assert "[input] finished earlier" in capsys.readouterr().out
     assert report.main(["--runs", str(tmp_path / "study"), "--out", str(tmp_path / "report")]) == 0
@@ -116,3 +121,35 @@ def test_full_quick_study_and_report(tiny_gtzan, tmp_path):
     report.write_report(tmp_path / "study", tmp_path / "report")
     for section in ALL_SECTIONS:
         assert (tmp_path / "report" / f"{section}_loss.png").is_file()
+
+
+def _section_winner(root: Path, section: str, data, model_name: str, training) -> None:
+    """A section folder whose best/ holds a (barely trained) model, as a finished search leaves it."""
+    from tuning.training import build_model, run_config
+
+    store = RunStore(root / section)
+    model = build_model(model_name, data, training)
+    run = run_config(f"{section}-winner", model_name, data, training, space=section)
+    store.write_config(run.trial, run.to_dict())
+    store.save_model(run.trial, model)
+    store.promote(run.trial, {"trial": run.trial, "status": "completed", "val_track_accuracy":
+                              {"optimizer": 0.9, "training": 0.8, "regularization": 0.7}[section], "val_loss": 1.0})
+
+
+def test_final_evaluation_compares_two_distinct_configurations(tiny_gtzan, tmp_path, capsys):
+    from data.config import DataConfig
+    from tuning.config import TrainConfig
+    from tuning.training import prepare_data
+
+    data = prepare_data(DataConfig(str(tiny_gtzan), window_seconds=1.0))
+    carried = TrainConfig(optimizer="rmsprop", schedule="exponentiallr", gamma=0.9)
+    _section_winner(tmp_path, "optimizer", data, "2cnn-16-16-1fc", carried)
+    # The training section's winner kept what it carried forward (batch 32, 20 epochs, no early stopping).
+    _section_winner(tmp_path, "training", data, "2cnn-16-16-1fc", carried.replace(early_stopping=False))
+    _section_winner(tmp_path, "regularization", data, "2cnn-16-16-1fc_l2=1e-05", carried)
+    final = study.final_evaluation(tmp_path, exports=None)
+    assert [item["space"] for item in final] == ["optimizer", "regularization"]
+    assert final[0]["same_as"] == ["training"] and final[1]["same_as"] == []
+    assert final[0]["training"]["batch_size"] == 32 and final[0]["training"]["epochs"] == 20
+    out = capsys.readouterr().out
+    assert "(section optimizer, also the winner of training)" in out

@@ -172,6 +172,7 @@ def test_wandb_offline_run_writes_metrics(tiny_gtzan, tmp_path, monkeypatch):
     for key in (b"epoch/val_track_accuracy", b"epoch/val_loss", b"epoch/loss", b"epoch/accuracy"):
         assert key in log, key
     assert b"1cnn-32-2fc-128" in log  # the run is named after the trial
+    assert b'"batch_size":16,"epochs":1' in log  # the config holds the values the trial trained with
 
 
 @pytest.mark.parametrize("tuner", ["random", "bayesian"])

@@ -147,7 +147,7 @@ def main(argv: list[str] | None = None) -> int:
         out = Path(args.out) / "crossval" / run_name(model_name, args.recipe)
         reporting = cli.reporting(args, "crossval")
         results = crossvalidate(model_name, data_config, training, out, reporting=reporting)
-    except (cli.UsageError, DataError, RunStoreError) as error:
+    except (cli.UsageError, DataError, RunStoreError, OSError) as error:
         return fail(PROG, error)
     except RuntimeError as error:
         return fail(PROG, error, 1)

@@ -163,11 +163,17 @@ class RunStore:
     def promote(self, trial: str, metrics: dict) -> None:
         """Makes ``trial`` the folder's best: its model moves to ``best/`` with its config and metrics.
 
-        The new ``best/`` is assembled beside the old one and swapped in by renames.
+        The new ``best/`` is assembled beside the old one (the model hard-linked, so the trial
+        keeps its copy until the swap is done) and swapped in by renames; a kill at any point
+        leaves a complete ``best/`` (old or new) and the trial's model to promote again.
         """
         staging = Path(tempfile.mkdtemp(prefix=".best.", dir=self.root))
+        model = self.trial_dir(trial) / "model.keras"
         try:
-            os.replace(self.trial_dir(trial) / "model.keras", staging / "model.keras")
+            try:
+                os.link(model, staging / "model.keras")
+            except OSError:  # a file system without hard links
+                shutil.copy2(model, staging / "model.keras")
             write_json(staging / "config.json", {**self.read_config(trial), "metrics": metrics})
             old = self.root / ".best.old"
             shutil.rmtree(old, ignore_errors=True)
@@ -175,14 +181,18 @@ class RunStore:
                 os.replace(self.best_dir, old)
             os.replace(staging, self.best_dir)
             shutil.rmtree(old, ignore_errors=True)
+            model.unlink()
         finally:
             shutil.rmtree(staging, ignore_errors=True)
 
     def _recover_best(self) -> None:
         # A crash between the two renames of promote() leaves the old best aside: put it back.
+        # A crash while assembling leaves a staging folder: drop it (the trial kept its model).
         old = self.root / ".best.old"
         if old.is_dir() and not self.best_dir.exists():
             os.replace(old, self.best_dir)
+        for staging in self.root.glob(".best.*"):
+            shutil.rmtree(staging, ignore_errors=True)
 
     def write_summary(self, records: list[dict]) -> None:
         """Writes ``summary.csv`` with ``records`` in the order given (best first)."""

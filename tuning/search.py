@@ -15,19 +15,21 @@ the same command again resumes the search; ``--fresh`` starts over.
 
 from __future__ import annotations
 
+import json
 import logging
 import shutil
 import sys
 from collections.abc import Callable
 from pathlib import Path
 
+import zoo
 from data.catalogue import DataError
 from data.cli import fail, parser, quiet_tensorflow
 from tuning import cli
 from tuning.callbacks import OBJECTIVE
 from tuning.config import RECIPES, TrainConfig
 from tuning.hypermodel import SpaceHyperModel
-from tuning.runstore import RunStore, RunStoreError, write_json
+from tuning.runstore import RunStore, RunStoreError, read_json, write_json
 from tuning.spaces import SPACES, Space
 from tuning.training import PreparedData, Reporting, prepare_data
 from tuning.tuner import DEFAULT_WIDE_TRIALS, TUNERS, make_tuner
@@ -58,6 +60,7 @@ def search_space(space: Space, data: PreparedData, training: TrainConfig, out_di
     """
     if fresh and out_dir.exists():
         shutil.rmtree(out_dir)
+    check_tuner_state(out_dir)
     hypermodel = SpaceHyperModel(space, data, training, base=base, wide=tuner != "grid", carried=carried,
                                  max_epochs=max_epochs)
     store = RunStore(out_dir)
@@ -67,6 +70,47 @@ def search_space(space: Space, data: PreparedData, training: TrainConfig, out_di
     records = search.ranked_records()
     store.write_summary(records)
     return records
+
+
+def check_tuner_state(out_dir: Path) -> None:
+    """Raises RunStoreError naming the first of KerasTuner's state files that cannot be read.
+
+    A full disk or a kill while KerasTuner writes can leave one empty or cut short; KerasTuner
+    itself would fail on it with a bare JSON error at every later resume.
+    """
+    for path in sorted((out_dir / "keras_tuner").rglob("*.json")):
+        try:
+            json.loads(path.read_text())
+        except (OSError, ValueError) as error:
+            raise RunStoreError(f"{path} is unreadable ({' '.join(str(error).split())}): the search's KerasTuner "
+                                "state is damaged; rerun with --fresh to start over, or choose another --out") from None
+
+
+def check_same_settings(path: Path, settings: dict) -> None:
+    """Records ``settings`` in ``path``, or checks that an earlier run there used the same.
+
+    Raises:
+        UsageError: naming each setting that differs, if the earlier run's differ.
+    """
+    if path.is_file():
+        recorded = _flat(read_json(path))
+        changes = [f"{key} was {recorded.get(key)!r}, now {value!r}" for key, value in _flat(settings).items()
+                   if recorded.get(key) != value]
+        if changes:
+            raise cli.UsageError(f"{path.parent} holds a run with other settings ({'; '.join(changes[:3])}"
+                                 f"{'; ...' if len(changes) > 3 else ''}); rerun with --fresh to start over there, "
+                                 "or choose another --out")
+    write_json(path, settings)
+
+
+def _flat(settings: dict, prefix: str = "") -> dict:
+    flat = {}
+    for key, value in settings.items():
+        if isinstance(value, dict):
+            flat.update(_flat(value, f"{prefix}{key}."))
+        else:
+            flat[f"{prefix}{key}"] = list(value) if isinstance(value, tuple) else value
+    return flat
 
 
 def format_summary(records: list[dict]) -> str:
@@ -104,6 +148,7 @@ def check_base(space: Space, base: str | None) -> None:
         with_base = ", ".join(name for name, s in SPACES.items() if s.default_base)
         raise cli.UsageError(f"--base does not apply to --space {space.name}; it applies to {with_base}")
     try:
+        zoo.resolve(base)
         space.grid(base)
     except ValueError as error:
         raise cli.UsageError(f"--base {base}: {error}") from None
@@ -117,6 +162,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if args.max_trials is not None and args.max_trials < 1:
             raise cli.UsageError(f"--max-trials must be at least 1, got {args.max_trials}")
+        if args.max_trials is not None and args.tuner == "hyperband":
+            raise cli.UsageError("--max-trials does not apply to --tuner hyperband, which sets its trials from --epochs")
         space = SPACES[args.space]
         data_config = cli.data_config(args)
         training = cli.train_config(args, RECIPES["study"])
@@ -126,12 +173,14 @@ def main(argv: list[str] | None = None) -> int:
             logging.getLogger(__name__).warning("no --data-dir or GTZAN_DIR: using synthetic GTZAN at %s",
                                                 data.dataset["data_dir"])
         out_dir = Path(args.out) / args.space
+        if args.fresh and out_dir.exists():
+            shutil.rmtree(out_dir)
+        # A rerun resumes only the same search; --max-trials may grow.
+        check_same_settings(out_dir / "search.json", {"space": args.space, "tuner": args.tuner, "base": args.base,
+                                                      "data": data.config.to_dict(), "training": training.to_dict()})
         records = search_space(space, data, training, out_dir, tuner=args.tuner, max_trials=args.max_trials,
-                               seed=args.seed, base=args.base, fresh=args.fresh, reporting=cli.reporting(args, space.name))
-        write_json(out_dir / "search.json", {"space": args.space, "tuner": args.tuner, "max_trials": args.max_trials,
-                                             "base": args.base, "data": data.config.to_dict(),
-                                             "training": training.to_dict()})
-    except (cli.UsageError, DataError, RunStoreError) as error:
+                               seed=args.seed, base=args.base, reporting=cli.reporting(args, space.name))
+    except (cli.UsageError, DataError, RunStoreError, OSError) as error:
         return fail(PROG, error)
     if not records:
         return fail(PROG, "no trial finished", 1)

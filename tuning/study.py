@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import shutil
 import sys
 import time
 from pathlib import Path
@@ -90,12 +91,15 @@ def configuration(config: dict) -> tuple:
 def run_study(out: Path, data_config, training: TrainConfig, sections: list[str], *, seed: int, quick: bool,
               reporting, exports: Path | None) -> dict:
     """Runs (or resumes) the study into ``out``; returns the study record written to ``study.json``."""
-    from tuning.search import search_space
+    from tuning.search import check_same_settings, search_space
     from tuning.training import prepare_data
 
     state_path = out / "study.json"
     state = read_json(state_path) if state_path.is_file() else {"sections": {}}
     data = prepare_data(data_config)
+    # A rerun resumes only the same study.
+    check_same_settings(out / "settings.json", {"data": data.config.to_dict(), "training": training.to_dict(),
+                                                "seed": seed, "quick": quick})
     state.update(data={**data.config.to_dict(), **data.dataset}, training=training.to_dict(), quick=quick)
     start = time.perf_counter()
     for section in SECTIONS:
@@ -199,6 +203,7 @@ def build_parser():
     result.add_argument("--sections", nargs="+", default=list(SECTIONS), choices=SECTIONS, help="sections to run")
     result.add_argument("--quick", action="store_true", help="2 epochs a trial on a small synthetic set: a smoke run")
     result.add_argument("--out", default="runs/study", help="output folder (default: runs/study)")
+    result.add_argument("--fresh", action="store_true", help="discard an earlier study in --out and start over")
     result.add_argument("--exports", default="exports", help="SavedModel root (default: exports)")
     result.add_argument("--no-export", action="store_true", help="do not export the winner")
     return result
@@ -218,11 +223,13 @@ def main(argv: list[str] | None = None) -> int:
                 args.data_dir = str(synthetic_data_dir(**QUICK["synthetic"]))
         data_config = cli.data_config(args)
         training = cli.train_config(args, RECIPES["study"])
+        if args.fresh and Path(args.out).exists():
+            shutil.rmtree(args.out)
         # One progress line per trial instead of Keras' per-epoch lines.
         reporting = dataclasses.replace(cli.reporting(args, "study"), verbose=0)
         run_study(Path(args.out), data_config, training, args.sections, seed=args.seed, quick=args.quick,
                   reporting=reporting, exports=None if args.no_export else Path(args.exports))
-    except (cli.UsageError, DataError, RunStoreError) as error:
+    except (cli.UsageError, DataError, RunStoreError, OSError) as error:
         return fail(PROG, error)
     return 0
 

@@ -89,7 +89,7 @@ def main(argv: list[str] | None = None) -> int:
         if record["status"] != "completed":
             return fail(PROG, f"training {name} failed: {record['error']}", 1)
         store.save_model(name, model)
-    except (cli.UsageError, DataError, RunStoreError) as error:
+    except (cli.UsageError, DataError, RunStoreError, OSError) as error:
         return fail(PROG, error)
     folder = store.trial_dir(name)
     print(f"\n{name}: validation track accuracy {record['val_track_accuracy']:.3f} at epoch {record['best_epoch']} "

@@ -5,6 +5,7 @@ and ``tuning.crossval`` all train through :func:`train_run`.
 from __future__ import annotations
 
 import dataclasses
+import logging
 import math
 import time
 
@@ -13,7 +14,7 @@ import numpy as np
 import tensorflow as tf
 
 import zoo
-from data.catalogue import Clip
+from data.catalogue import Clip, DataError
 from data.config import DataConfig
 from data.pipeline import decoded_dataset, eval_arrays, mixup, resident_memory_mb, train_dataset
 from data.sources import load_split
@@ -74,13 +75,21 @@ def prepare_data(config: DataConfig) -> PreparedData:
     """Scans, splits and decodes the data of a command.
 
     Raises:
-        DataError: for a missing or empty data folder, or split lists that cannot be used.
-        ValueError: if the split leaves the training or validation part empty.
+        DataError: for a missing or empty data folder, split lists that cannot be used, fewer
+            than two genres, or a split that leaves the training or validation part empty.
     """
     catalogue, parts, synthetic = load_split(config)
+    if len(catalogue.genres) < 2:
+        raise DataError(f"{catalogue.root} holds one class folder ({catalogue.genres[0]}); a classifier needs at "
+                        "least two genre folders")
     if not parts.train or not parts.valid:
-        raise ValueError(f"the split leaves {'no training' if not parts.train else 'no validation'} clips; "
-                         f"sizes: {parts.sizes()}")
+        raise DataError(f"the split leaves {'no training' if not parts.train else 'no validation'} clips; "
+                        f"sizes: {parts.sizes()}" + (f" (lists in {config.split_dir})" if config.split == "lists" else ""))
+    valid = eval_arrays(decoded_dataset(parts.valid, cache=False), window_seconds=config.window_seconds)
+    if np.all(valid[0][:, -1] == 0) and np.all(valid[0][:, -100:] == 0):
+        logging.getLogger(__name__).warning(
+            "every validation clip is shorter than the %g-s window (they are zero-padded); "
+            "choose a shorter --window-seconds", config.window_seconds)
     dataset = {"data_dir": str(catalogue.root), "synthetic": synthetic, "genres": list(catalogue.genres),
                "sizes": parts.sizes(), "unreadable_files": len(catalogue.problems)}
     return PreparedData(
@@ -89,7 +98,7 @@ def prepare_data(config: DataConfig) -> PreparedData:
         split=parts,
         dataset=dataset,
         train_decoded=decoded_dataset(parts.train),
-        valid=eval_arrays(decoded_dataset(parts.valid, cache=False), window_seconds=config.window_seconds),
+        valid=valid,
         valid_labels=clip_labels(parts.valid),
     )
 

@@ -13,6 +13,7 @@ from collections.abc import Callable
 import keras
 import keras_tuner
 from keras_tuner.src.engine import tuner_utils
+from keras_tuner.src.engine.trial import TrialStatus
 
 from tuning.callbacks import OBJECTIVE
 from tuning.hypermodel import SpaceHyperModel
@@ -21,6 +22,28 @@ from tuning.training import Reporting
 
 TUNERS = ("grid", "random", "hyperband", "bayesian")
 DEFAULT_WIDE_TRIALS = 20
+
+
+class GridOracle(keras_tuner.Oracle):
+    """The study's grid, in the study's order: each new trial takes the first grid entry that no
+    trial has taken yet.
+
+    The grid spaces have one hyperparameter, ``trial``, a choice over the grid. The next entry is
+    derived from KerasTuner's own trial files alone, so a search killed at any moment resumes
+    with exactly the entries still missing (KerasTuner's ``GridSearchOracle`` keeps its order in
+    memory only and loses or repeats entries on resume, keras-team/keras-tuner#1055). Trials
+    that were running when the search was killed are retried by KerasTuner first.
+    """
+
+    def populate_space(self, trial_id):
+        entries = next((hp.values for hp in self.get_space().space if hp.name == "trial"), [])
+        taken = {trial.hyperparameters.values.get("trial") for trial in self.trials.values()}
+        for entry in entries:
+            if entry not in taken:
+                return {"status": TrialStatus.RUNNING, "values": {"trial": entry}}
+        if self.ongoing_trials:
+            return {"status": TrialStatus.IDLE, "values": None}
+        return {"status": TrialStatus.STOPPED, "values": None}
 
 
 class SearchTuner(keras_tuner.Tuner):
@@ -46,6 +69,28 @@ class SearchTuner(keras_tuner.Tuner):
         self.report_trial = on_trial_end
         # Our records of earlier runs of this search, keyed by KerasTuner's trial id: read once.
         self.records = {r["trial_id"]: r for r in store.records() if "trial_id" in r}
+        self.reconcile()
+
+    def reconcile(self) -> None:
+        """Brings ``best/`` and the summary in step with the oracle after an interrupted run.
+
+        A run killed after KerasTuner ended a trial but before that trial's model was promoted
+        leaves the model in the trial's folder: it is promoted now if the oracle ranks it first,
+        and dropped otherwise.
+        """
+        ranked = self.ranked_records()
+        if not ranked:
+            return
+        completed = [r for r in ranked if r["status"] == "completed"]
+        best = self.store.read_best()
+        for place, record in enumerate(completed):
+            if not (self.store.trial_dir(record["trial"]) / "model.keras").is_file():
+                continue
+            if place == 0 and (best is None or best[1].get("trial") != record["trial"]):
+                self.store.promote(record["trial"], record)
+            else:
+                self.store.drop_model(record["trial"])
+        self.store.write_summary(ranked)
 
     def run_trial(self, trial, *args, **kwargs):
         hp = trial.hyperparameters
@@ -110,7 +155,7 @@ def make_tuner(kind: str, hypermodel: SpaceHyperModel, store: RunStore, *, max_t
         return SearchHyperband(hypermodel, max_epochs=hypermodel.base_training.epochs, factor=3, checkpoints=True,
                                **oracle_args, **common)
     if kind == "grid":
-        oracle = keras_tuner.oracles.GridSearchOracle(max_trials=max_trials, **oracle_args)
+        oracle = GridOracle(max_trials=max_trials, **oracle_args)
     elif kind == "random":
         oracle = keras_tuner.oracles.RandomSearchOracle(max_trials=max_trials or DEFAULT_WIDE_TRIALS, **oracle_args)
     elif kind == "bayesian":

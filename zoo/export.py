@@ -6,6 +6,10 @@ it is cut into non-overlapping windows (the last partial window dropped, as in e
 the model runs on every window and the probabilities are averaged per clip. It returns
 ``probabilities`` ``[batch, n_genres]`` and ``genres`` ``[batch, n_genres]`` (the class names,
 repeated per row so that every output has the batch dimension TF Serving's row format needs).
+
+Input rules: samples are audio in [-1, 1], and values outside are clipped to it (a sample of
+1e30 would otherwise overflow the spectrogram and make every probability NaN); a NaN or
+infinite sample, or an empty batch, is an error (``InvalidArgumentError`` naming the problem).
 """
 
 from __future__ import annotations
@@ -42,6 +46,10 @@ def export_saved_model(model: keras.Model, genres: list[str] | tuple[str, ...], 
 
     def serve(waveform):
         batch = tf.shape(waveform)[0]
+        checks = [tf.debugging.assert_positive(batch, message="waveform: the batch is empty"),
+                  tf.debugging.assert_all_finite(waveform, "waveform: NaN or infinite samples")]
+        with tf.control_dependencies(checks):
+            waveform = tf.clip_by_value(waveform, -1.0, 1.0)
         waveform = tf.pad(waveform, [[0, 0], [0, tf.maximum(0, window - tf.shape(waveform)[1])]])
         count = tf.shape(waveform)[1] // window
         windows = tf.reshape(waveform[:, : count * window], [batch * count, window])
