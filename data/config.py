@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import re
 from typing import Any, TypeVar
 
 SPLIT_METHODS = ("random", "lists", "kfold")
@@ -16,6 +17,11 @@ SPLIT_METHODS = ("random", "lists", "kfold")
 MIN_WINDOW_SECONDS = 0.1
 
 C = TypeVar("C", bound="DictConfig")
+
+
+def file_safe(name: str) -> str:
+    """A name that is safe as a file or folder name (trial, export and run folders)."""
+    return re.sub(r"[^A-Za-z0-9_.,=+-]", "_", name)
 
 
 class DictConfig:

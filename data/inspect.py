@@ -20,7 +20,6 @@ import soundfile
 
 from data import cli
 from data.catalogue import SAMPLE_RATE, DataError, Problem, scan
-from data.decode import decode_path
 
 PROG = "python -m data.inspect"
 
@@ -39,6 +38,8 @@ def inspect_dataset(data_dir: str) -> dict:
     Raises:
         DataError: if the folder is missing or holds no usable clip.
     """
+    from data.decode import decode_path
+
     catalogue = scan(data_dir)
     problems = list(catalogue.problems)
     per_genre = collections.Counter()
@@ -100,6 +101,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("data_dir", metavar="DATA_DIR", help="genre folders, or a parent of genres_original/ or genres/")
     parser.add_argument("--json", action="store_true", help="print the report as JSON")
     args = parser.parse_args(argv)
+    cli.quiet_tensorflow(args.verbose)
     logging.getLogger("data").setLevel(logging.ERROR)  # problems are listed in the report
     try:
         report = inspect_dataset(args.data_dir)

@@ -103,17 +103,17 @@ def build_parser():
 
 def main(argv: list[str] | None = None) -> int:
     """Command line entry point; returns the exit code."""
-    quiet_tensorflow()
     args = build_parser().parse_args(argv)
+    quiet_tensorflow(args.verbose)
     if args.space is not None and args.target != "best":
         return fail(PROG, "--space applies to the target 'best' only")
     import keras
 
     from data.catalogue import DataError
+    from data.config import file_safe
     from tuning.config import RunConfig
     from tuning.evaluation import EvaluationError, evaluate_run
     from tuning.runstore import RunStoreError
-    from zoo.config import file_safe
     from zoo.export import export_saved_model, next_version_dir
 
     try:

@@ -22,7 +22,6 @@ from pathlib import Path
 import numpy as np
 
 from data import cli
-from data.decode import read_with_soundfile
 
 PROG = "python -m serving.predict"
 
@@ -63,6 +62,8 @@ def read_audio(file: str) -> np.ndarray:
         raise ValueError("file not found")
     if path.is_dir():
         raise ValueError("is a folder, not an audio file")
+    from data.decode import read_with_soundfile
+
     audio = read_with_soundfile(path)
     if audio.size == 0:
         raise ValueError("no audio samples")
@@ -85,7 +86,7 @@ def main(argv: list[str] | None = None) -> int:
         export = find_export(args.model)
     except PredictError as error:
         return cli.fail(PROG, error)
-    cli.quiet_tensorflow()
+    cli.quiet_tensorflow(args.verbose)
     import tensorflow as tf
 
     serve = tf.saved_model.load(str(export)).signatures["serving_default"]

@@ -9,7 +9,6 @@ from data.pipeline import average_per_clip
 from tuning.config import TrainConfig
 from tuning.schedules import schedule_callback
 
-OBJECTIVE = "val_track_accuracy"
 EVAL_BATCH_SIZE = 64
 
 

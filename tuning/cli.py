@@ -8,7 +8,6 @@ import sys
 from data.config import SPLIT_METHODS, DataConfig
 from tuning.config import TrainConfig
 from tuning.tracking import WANDB_MODES, default_wandb_mode
-from tuning.training import Reporting
 
 
 class UsageError(ValueError):
@@ -81,7 +80,10 @@ def train_config(args: argparse.Namespace, base: TrainConfig) -> TrainConfig:
         raise UsageError(str(error)) from None
 
 
-def reporting(args: argparse.Namespace, group: str) -> Reporting:
-    """Verbosity (a progress bar on a terminal, a line per epoch otherwise) and W&B of the command."""
+def reporting(args: argparse.Namespace, group: str):
+    """The command's ``tuning.training.Reporting``: a progress bar on a terminal (a line per epoch
+    otherwise) and W&B."""
+    from tuning.training import Reporting
+
     return Reporting(verbose=1 if sys.stdout.isatty() else 2, wandb_mode=args.wandb or default_wandb_mode(),
                      wandb_project=args.wandb_project, wandb_group=group)

@@ -10,13 +10,19 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from data.config import DataConfig, DictConfig
-from zoo.config import ModelConfig
+
+if TYPE_CHECKING:
+    from zoo.config import ModelConfig
 
 OPTIMIZERS = ("adagrad", "adam", "rmsprop", "adamw")
 SCHEDULES = ("constant", "steplr", "exponentiallr", "cosine")
+# What every search ranks trials by: track-level validation accuracy (softmax averaged per clip).
+OBJECTIVE = "val_track_accuracy"
+TUNERS = ("grid", "random", "hyperband", "bayesian")
+DEFAULT_WIDE_TRIALS = 20
 
 
 @dataclasses.dataclass(frozen=True)
@@ -137,6 +143,8 @@ class RunConfig:
         Raises:
             ValueError: if a section is missing or holds an invalid value.
         """
+        from zoo.config import ModelConfig
+
         try:
             data_fields = {f.name for f in dataclasses.fields(DataConfig)}
             data = values["data"]

@@ -132,9 +132,9 @@ def build_parser():
 
 def main(argv: list[str] | None = None) -> int:
     """Command line entry point; returns the exit code."""
-    quiet_tensorflow()
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s: %(message)s")
     args = build_parser().parse_args(argv)
+    quiet_tensorflow(args.verbose)
     from data.catalogue import DataError
     from tuning.runstore import RunStoreError
 

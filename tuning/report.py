@@ -19,7 +19,7 @@ from collections import defaultdict
 from pathlib import Path
 
 from data.cli import fail, parser
-from tuning.callbacks import OBJECTIVE
+from tuning.config import OBJECTIVE
 from tuning.runstore import RunStore, RunStoreError, rank, read_json
 from tuning.spaces import SPACES
 

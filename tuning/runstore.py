@@ -23,12 +23,13 @@ import os
 import shutil
 import tempfile
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import keras
+from data.config import file_safe
+from tuning.config import OBJECTIVE
 
-from tuning.callbacks import OBJECTIVE
-from zoo.config import file_safe
+if TYPE_CHECKING:
+    import keras
 
 SUMMARY_COLUMNS = ["trial", OBJECTIVE, "val_accuracy", "val_loss", "epochs_run", "best_epoch", "seconds", "status",
                    "model"]

@@ -21,25 +21,25 @@ import shutil
 import sys
 from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import zoo
 from data.catalogue import DataError
 from data.cli import fail, parser, quiet_tensorflow
 from tuning import cli
-from tuning.callbacks import OBJECTIVE
-from tuning.config import RECIPES, TrainConfig
-from tuning.hypermodel import SpaceHyperModel
+from tuning.config import DEFAULT_WIDE_TRIALS, OBJECTIVE, RECIPES, TUNERS, TrainConfig
 from tuning.runstore import RunStore, RunStoreError, read_json, write_json
 from tuning.spaces import SPACES, Space
-from tuning.training import PreparedData, Reporting, prepare_data
-from tuning.tuner import DEFAULT_WIDE_TRIALS, TUNERS, make_tuner
+
+if TYPE_CHECKING:
+    from tuning.training import PreparedData, Reporting
 
 PROG = "python -m tuning.search"
 
 
 def search_space(space: Space, data: PreparedData, training: TrainConfig, out_dir: Path, *, tuner: str = "grid",
                  max_trials: int | None = None, seed: int = 42, base: str | None = None, fresh: bool = False,
-                 carried: dict | None = None, max_epochs: int | None = None, reporting: Reporting = Reporting(),
+                 carried: dict | None = None, max_epochs: int | None = None, reporting: Reporting | None = None,
                  on_trial_end: Callable[[dict, dict], None] | None = None) -> list[dict]:
     """Searches ``space`` on prepared ``data`` into ``out_dir``; returns the records, best first.
 
@@ -55,9 +55,14 @@ def search_space(space: Space, data: PreparedData, training: TrainConfig, out_di
         fresh: Discard earlier results in ``out_dir``.
         carried: Training fields chosen by earlier sections.
         max_epochs: If set, no trial trains longer.
-        reporting: Verbosity and W&B of the trials.
+        reporting: Verbosity and W&B of the trials (default: a line per epoch, no W&B).
         on_trial_end: Called with each finished trial's record and the best record so far.
     """
+    from tuning.hypermodel import SpaceHyperModel
+    from tuning.training import Reporting
+    from tuning.tuner import make_tuner
+
+    reporting = reporting or Reporting()
     if fresh and out_dir.exists():
         shutil.rmtree(out_dir)
     check_tuner_state(out_dir)
@@ -156,9 +161,9 @@ def check_base(space: Space, base: str | None) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     """Command line entry point; returns the exit code."""
-    quiet_tensorflow()
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s: %(message)s")
     args = build_parser().parse_args(argv)
+    quiet_tensorflow(args.verbose)
     try:
         if args.max_trials is not None and args.max_trials < 1:
             raise cli.UsageError(f"--max-trials must be at least 1, got {args.max_trials}")
@@ -168,6 +173,8 @@ def main(argv: list[str] | None = None) -> int:
         data_config = cli.data_config(args)
         training = cli.train_config(args, RECIPES["study"])
         check_base(space, args.base)
+        from tuning.training import prepare_data
+
         data = prepare_data(data_config)
         if data_config.data_dir is None and data.dataset["synthetic"]:
             logging.getLogger(__name__).warning("no --data-dir or GTZAN_DIR: using synthetic GTZAN at %s",

@@ -18,12 +18,8 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import keras_tuner
-
-import zoo
-from zoo.config import ModelConfig
 from zoo.presets import (
     ACTIVATION_BASE,
     REFERENCE_CNN,
@@ -32,6 +28,9 @@ from zoo.presets import (
     STUDY_MLP,
     regularization_variants,
 )
+
+if TYPE_CHECKING:
+    import keras_tuner
 
 STUDY_OPTIMIZERS = ("adagrad", "adam", "rmsprop")
 STEP_GAMMAS = (0.1, 0.05, 0.01)
@@ -80,7 +79,21 @@ class Space:
 
 
 def _variant(base: str, **fields) -> str:
-    return zoo.configure(base, **fields).name
+    from zoo.registry import configure  # the zoo loads Keras: only once a space is used
+
+    return configure(base, **fields).name
+
+
+def _model_name(**fields) -> str:
+    from zoo.config import ModelConfig
+
+    return ModelConfig(**fields).name
+
+
+def _resolve(name: str):
+    from zoo.registry import resolve
+
+    return resolve(name)
 
 
 # mlp ---------------------------------------------------------------------------------
@@ -91,7 +104,7 @@ def _mlp_grid(base: str) -> list[TrialSpec]:
 def _mlp_wide(hp: keras_tuner.HyperParameters, base: str) -> TrialSpec:
     layers = hp.Int("layers", 3, 5)
     units = tuple(hp.Choice(f"units_{i + 1}", [128, 256, 512, 1024, 2048]) for i in range(layers - 1))
-    name = ModelConfig("dense", dense_units=units).name
+    name = _model_name(family="dense", dense_units=units)
     return TrialSpec(name, name)
 
 
@@ -105,7 +118,7 @@ def _cnn_wide(hp: keras_tuner.HyperParameters, base: str) -> TrialSpec:
     filters = tuple(hp.Choice(f"filters_{i + 1}", [16, 32, 64, 128]) for i in range(blocks))
     layers = hp.Int("dense_layers", 1, 5)
     units = tuple(hp.Choice(f"units_{i + 1}", [64, 128, 256, 512]) for i in range(layers - 1))
-    name = ModelConfig("cnn", conv_filters=filters, dense_units=units).name
+    name = _model_name(family="cnn", conv_filters=filters, dense_units=units)
     return TrialSpec(name, name)
 
 
@@ -113,7 +126,7 @@ def _cnn_wide(hp: keras_tuner.HyperParameters, base: str) -> TrialSpec:
 def _activation_grid(base: str) -> list[TrialSpec]:
     specs = []
     for name in STUDY_ACTIVATIONS:
-        config = zoo.resolve(name)
+        config = _resolve(name)
         model = _variant(base, conv_activation=config.conv_activation, dense_activation=config.dense_activation)
         specs.append(TrialSpec(name if base == ACTIVATION_BASE else model, model))
     return specs
@@ -199,14 +212,14 @@ def _regularization_wide(hp: keras_tuner.HyperParameters, base: str) -> TrialSpe
 
 # input -------------------------------------------------------------------------------
 def _waveform_variant(base: str) -> str:
-    config = zoo.resolve(base)
+    config = _resolve(base)
     if config.family not in ("cnn", "wave"):
         raise ValueError(f"the input space compares spectrogram and waveform CNNs; base {base!r} is a {config.family} model")
     return config.replace(family="wave").name
 
 
 def _spectrogram_variant(base: str) -> str:
-    return zoo.resolve(base).replace(family="cnn").name
+    return _resolve(base).replace(family="cnn").name
 
 
 def _input_grid(base: str) -> list[TrialSpec]:

@@ -35,11 +35,9 @@ from pathlib import Path
 from data.catalogue import DataError
 from data.cli import fail, parser, quiet_tensorflow
 from tuning import cli
-from tuning.callbacks import OBJECTIVE
-from tuning.config import RECIPES, RunConfig, TrainConfig
+from tuning.config import OBJECTIVE, RECIPES, RunConfig, TrainConfig
 from tuning.runstore import RunStore, RunStoreError, rank, read_json, write_json
 from tuning.spaces import SPACES
-from zoo.config import ModelConfig
 
 PROG = "python -m tuning.study"
 SECTIONS = tuple(SPACES)  # the study's order
@@ -84,6 +82,8 @@ def carried_choices(section: str, finished: dict[str, dict]) -> tuple[str | None
 
 def configuration(config: dict) -> tuple:
     """What a run resolved to: its canonical model name and training choices (for distinctness)."""
+    from zoo.config import ModelConfig
+
     training = TrainConfig.from_dict(config["training"])
     return ModelConfig.from_dict(config["model_config"]).name, tuple(getattr(training, field) for field in CHOICES)
 
@@ -211,9 +211,9 @@ def build_parser():
 
 def main(argv: list[str] | None = None) -> int:
     """Command line entry point; returns the exit code."""
-    quiet_tensorflow()
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s: %(message)s")
     args = build_parser().parse_args(argv)
+    quiet_tensorflow(args.verbose)
     from data.sources import synthetic_data_dir
 
     try:

@@ -70,9 +70,9 @@ def build_parser():
 
 def main(argv: list[str] | None = None) -> int:
     """Command line entry point; returns the exit code."""
-    quiet_tensorflow()
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s: %(message)s")
     args = build_parser().parse_args(argv)
+    quiet_tensorflow(args.verbose)
     from data.catalogue import DataError
     from tuning.runstore import RunStore, RunStoreError
     from tuning.training import build_model, prepare_data, run_config, train_run

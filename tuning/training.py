@@ -19,8 +19,8 @@ from data.config import DataConfig
 from data.pipeline import decoded_dataset, eval_arrays, mixup, resident_memory_mb, train_dataset
 from data.sources import load_split
 from data.splits import Split
-from tuning.callbacks import OBJECTIVE, ClipMetrics, training_callbacks
-from tuning.config import RunConfig, TrainConfig
+from tuning.callbacks import ClipMetrics, training_callbacks
+from tuning.config import OBJECTIVE, RunConfig, TrainConfig
 from tuning.memory import released_custom_gradients, return_freed_memory
 from tuning.runstore import RunStore
 from tuning.schedules import learning_rate, make_optimizer

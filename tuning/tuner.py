@@ -15,13 +15,10 @@ import keras_tuner
 from keras_tuner.src.engine import tuner_utils
 from keras_tuner.src.engine.trial import TrialStatus
 
-from tuning.callbacks import OBJECTIVE
+from tuning.config import DEFAULT_WIDE_TRIALS, OBJECTIVE, TUNERS
 from tuning.hypermodel import SpaceHyperModel
 from tuning.runstore import RunStore
 from tuning.training import Reporting
-
-TUNERS = ("grid", "random", "hyperband", "bayesian")
-DEFAULT_WIDE_TRIALS = 20
 
 
 class GridOracle(keras_tuner.Oracle):

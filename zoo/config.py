@@ -26,7 +26,6 @@ names (the study's own names of its variants, ...) are listed in ``zoo.presets``
 from __future__ import annotations
 
 import dataclasses
-import re
 from collections.abc import Callable
 
 from data.catalogue import GTZAN_GENRES
@@ -211,8 +210,3 @@ def parse_name(name: str) -> ModelConfig:
         return ModelConfig(**fields)
     except ValueError as error:
         raise ValueError(f"model name {name!r}: {error}") from None
-
-
-def file_safe(name: str) -> str:
-    """A name that is safe as a file or folder name (trial folders, export folders)."""
-    return re.sub(r"[^A-Za-z0-9_.,=+-]", "_", name)

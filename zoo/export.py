@@ -19,8 +19,8 @@ from pathlib import Path
 import keras
 import tensorflow as tf
 
+from data.config import file_safe
 from data.pipeline import average_per_clip
-from zoo.config import file_safe
 
 
 def next_version_dir(exports_dir: str | Path, model_name: str) -> Path:

@@ -21,6 +21,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("pattern", nargs="?", default="*", help="shell-style pattern, e.g. '3cnn*' (default: all)")
     parser.add_argument("--window-seconds", type=float, default=3.0, help="input window for the counts (default: 3)")
     args = parser.parse_args(argv)
+    cli.quiet_tensorflow(args.verbose)
     if args.window_seconds <= 0:
         parser.error(f"--window-seconds must be positive, got {args.window_seconds}")
     selected = zoo.names(args.pattern)

@@ -1,0 +1,39 @@
+"""Commands parse their flags without loading TensorFlow, and start without its log lines."""
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+COMMANDS = ["tuning.search", "tuning.study", "tuning.train", "tuning.crossval", "tuning.report", "serving.evaluate",
+            "serving.predict", "data.inspect", "data.synthetic", "zoo.list", "zoo.evaluate"]
+HELP = r"""
+import runpy, sys
+sys.argv = [sys.argv[1], "--help"]
+try:
+    runpy.run_module(sys.argv[0], run_name="__main__", alter_sys=True)
+except SystemExit as exit:
+    assert exit.code == 0, exit.code
+print("tensorflow" in sys.modules, "keras" in sys.modules)
+"""
+
+
+@pytest.mark.parametrize("module", COMMANDS)
+def test_help_does_not_load_tensorflow(module):
+    result = subprocess.run([sys.executable, "-c", HELP, module], cwd=ROOT, capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr[-800:]
+    assert result.stdout.strip().splitlines()[-1] == "False False"
+
+
+def test_an_error_is_the_only_line_on_stderr_and_verbose_shows_tensorflow(tmp_path):
+    args = [sys.executable, "-m", "tuning.train", "2cnn-16-16-1fc", "--data-dir", str(tmp_path / "none"),
+            "--out", str(tmp_path)]
+    env = {k: v for k, v in __import__("os").environ.items() if k != "TF_CPP_MIN_LOG_LEVEL"}
+    quiet = subprocess.run(args, cwd=ROOT, capture_output=True, text=True, env=env)
+    assert quiet.returncode == 2
+    assert quiet.stderr.strip().splitlines() == [
+        f"python -m tuning.train: error: data directory not found: {tmp_path / 'none'}"]
+    verbose = subprocess.run([*args, "--verbose"], cwd=ROOT, capture_output=True, text=True, env=env)
+    assert verbose.returncode == 2 and len(verbose.stderr.strip().splitlines()) > 1
