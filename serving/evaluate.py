@@ -107,8 +107,7 @@ def main(argv: list[str] | None = None) -> int:
     quiet_tensorflow(args.verbose)
     if args.space is not None and args.target != "best":
         return fail(PROG, "--space applies to the target 'best' only")
-    import keras
-
+    import zoo
     from data.catalogue import DataError
     from data.config import file_safe
     from tuning.config import RunConfig
@@ -122,7 +121,7 @@ def main(argv: list[str] | None = None) -> int:
             raise EvaluationError(f"{model_path} has no config.json beside it: the data it was trained on is unknown")
         run = RunConfig.from_dict(config)
         try:
-            model = keras.saving.load_model(model_path)
+            model = zoo.load_model(model_path)
         except Exception as error:  # Keras raises several types for a damaged file
             raise EvaluationError(f"cannot load {model_path} ({' '.join(str(error).split())[:200]}); "
                                   "the file is damaged or incomplete: rerun the search or train the model again") from None

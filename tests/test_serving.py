@@ -6,11 +6,11 @@ import subprocess
 import sys
 from pathlib import Path
 
-import keras
 import numpy as np
 import pytest
 import soundfile
 
+import zoo
 from serving import evaluate, predict
 from tuning import search
 
@@ -48,7 +48,7 @@ def test_evaluate_writes_metrics_png_and_export(searched, capsys):
 
 
 def test_track_metrics_match_a_direct_computation(searched):
-    model = keras.saving.load_model(searched / "runs" / "cnn" / "best" / "model.keras")
+    model = zoo.load_model(searched / "runs" / "cnn" / "best" / "model.keras")
     config = json.loads((searched / "runs" / "cnn" / "best" / "config.json").read_text())
     from data.catalogue import scan
     from data.splits import random_split
@@ -98,7 +98,7 @@ print(json.dumps({"probabilities": out["probabilities"].numpy().tolist(),
 
 def test_saved_model_serves_in_a_process_without_this_project(searched, tiny_gtzan, tmp_path):
     export = searched / "exports" / "1cnn-32-2fc-128" / "1"
-    model = keras.saving.load_model(searched / "runs" / "cnn" / "best" / "model.keras")
+    model = zoo.load_model(searched / "runs" / "cnn" / "best" / "model.keras")
     waves = np.stack([soundfile.read(tiny_gtzan / g / f"{g}.00001.wav", dtype="float32")[0][:50000]
                       for g in ("jazz", "metal")])
     # The TF Serving REST body for these clips: {"instances": [[samples...], ...]}.
@@ -119,6 +119,13 @@ def test_saved_model_serves_in_a_process_without_this_project(searched, tiny_gtz
     assert "NaN or infinite samples" in served["rules"]["nan"] and "NaN or infinite" in served["rules"]["inf"]
     assert "the batch is empty" in served["rules"]["empty"]
     assert served["loud_is_clipped"]
+
+
+def test_evaluate_in_a_fresh_process_loads_the_custom_layers(searched, tmp_path):
+    result = subprocess.run([sys.executable, "-m", "zoo.evaluate", str(searched / "runs" / "cnn" / "best"),
+                             "--no-export", "--out", str(tmp_path / "e")], cwd=ROOT, capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr[-1500:]
+    assert "track accuracy:" in result.stdout
 
 
 def test_evaluate_error_paths(searched, tmp_path, capsys):

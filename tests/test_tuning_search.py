@@ -8,6 +8,7 @@ import keras
 import pytest
 from tensorflow.python.framework import func_graph, ops
 
+import zoo
 from tuning import hypermodel as hypermodel_module
 from tuning import search
 from tuning.runstore import RunStore, rank
@@ -44,7 +45,7 @@ def test_tiny_search_writes_results_best_model_and_config(tiny_gtzan, tmp_path, 
     assert config["data"]["data_dir"] == str(tiny_gtzan) and config["data"]["synthetic"] is True
     assert config["data"]["window_seconds"] == 1.0 and config["data"]["split_seed"] == 42
     assert config["model"] in trials and config["metrics"]["trial"] == config["trial"]
-    best = keras.saving.load_model(space_dir / "best" / "model.keras")
+    best = zoo.load_model(space_dir / "best" / "model.keras")
     assert best.input_shape == (None, 22050)
     summary = (space_dir / "summary.csv").read_text().splitlines()
     assert summary[0].startswith("trial,val_track_accuracy") and len(summary) == 3

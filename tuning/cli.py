@@ -6,7 +6,7 @@ import argparse
 import sys
 
 from data.config import SPLIT_METHODS, DataConfig
-from tuning.config import TrainConfig
+from tuning.config import PRECISIONS, TrainConfig
 from tuning.tracking import WANDB_MODES, default_wandb_mode
 
 
@@ -39,6 +39,8 @@ def training_flags(*, epochs_default: str = "20") -> argparse.ArgumentParser:
     group.add_argument("--patience", type=int, help=f"early-stopping patience in epochs (default: {TrainConfig.patience})")
     group.add_argument("--seed", type=int, default=42,
                        help="seed of the initial weights, training windows and tuner (default: 42)")
+    group.add_argument("--precision", choices=PRECISIONS,
+                       help="float32 (default), or mixed_float16 / mixed_bfloat16 on GPUs")
     return parent
 
 
@@ -70,7 +72,8 @@ def train_config(args: argparse.Namespace, base: TrainConfig) -> TrainConfig:
     Raises:
         UsageError: naming the flag and what is accepted.
     """
-    changes = {"epochs": args.epochs, "batch_size": args.batch_size, "patience": args.patience, "seed": args.seed}
+    changes = {"epochs": args.epochs, "batch_size": args.batch_size, "patience": args.patience, "seed": args.seed,
+               "precision": args.precision}
     if args.epochs is not None and args.epochs >= 1:
         # A shorter run keeps the recipe's warm-up only while it leaves epochs after it.
         changes["warmup_epochs"] = min(base.warmup_epochs, args.epochs - 1)

@@ -18,6 +18,7 @@ if TYPE_CHECKING:
     from zoo.config import ModelConfig
 
 OPTIMIZERS = ("adagrad", "adam", "rmsprop", "adamw")
+PRECISIONS = ("float32", "mixed_float16", "mixed_bfloat16")
 SCHEDULES = ("constant", "steplr", "exponentiallr", "cosine")
 # What every search ranks trials by: track-level validation accuracy (softmax averaged per clip).
 OBJECTIVE = "val_track_accuracy"
@@ -46,6 +47,8 @@ class TrainConfig(DictConfig):
             epochs and restore the best weights; otherwise keep the last epoch's weights.
         patience: Epochs without improvement before early stopping.
         seed: Seed of the initial weights, the training windows and their order.
+        precision: Keras dtype policy of the model: ``float32``, or ``mixed_float16`` /
+            ``mixed_bfloat16`` for GPUs (the front-end layers and the softmax stay float32).
     """
 
     optimizer: str = "adam"
@@ -62,8 +65,11 @@ class TrainConfig(DictConfig):
     early_stopping: bool = True
     patience: int = 4
     seed: int = 42
+    precision: str = "float32"
 
     def __post_init__(self):
+        if self.precision not in PRECISIONS:
+            raise ValueError(f"unknown --precision {self.precision!r}; expected one of {', '.join(PRECISIONS)}")
         if self.optimizer not in OPTIMIZERS:
             raise ValueError(f"unknown optimizer {self.optimizer!r}; expected one of {', '.join(OPTIMIZERS)}")
         if self.schedule not in SCHEDULES:

@@ -28,6 +28,7 @@ from data.catalogue import DataError
 from data.cli import fail, parser, quiet_tensorflow
 from tuning import cli
 from tuning.config import DEFAULT_WIDE_TRIALS, OBJECTIVE, RECIPES, TUNERS, TrainConfig
+from tuning.distributed import CHIEF_TIMEOUT_S, ROLES, LaunchError, configure_role, launch, strip_flags
 from tuning.runstore import RunStore, RunStoreError, read_json, write_json
 from tuning.spaces import SPACES, Space
 
@@ -40,8 +41,11 @@ PROG = "python -m tuning.search"
 def search_space(space: Space, data: PreparedData, training: TrainConfig, out_dir: Path, *, tuner: str = "grid",
                  max_trials: int | None = None, seed: int = 42, base: str | None = None, fresh: bool = False,
                  carried: dict | None = None, max_epochs: int | None = None, reporting: Reporting | None = None,
-                 on_trial_end: Callable[[dict, dict], None] | None = None) -> list[dict]:
+                 on_trial_end: Callable[[dict, dict], None] | None = None, strategy=None) -> list[dict]:
     """Searches ``space`` on prepared ``data`` into ``out_dir``; returns the records, best first.
+
+    In a distributed search (KerasTuner's environment variables set, see ``tuning.distributed``)
+    the chief serves the oracle and finishes the folder; a worker trains trials and returns [].
 
     Args:
         space: A ``tuning.spaces.Space``.
@@ -57,6 +61,7 @@ def search_space(space: Space, data: PreparedData, training: TrainConfig, out_di
         max_epochs: If set, no trial trains longer.
         reporting: Verbosity and W&B of the trials (default: a line per epoch, no W&B).
         on_trial_end: Called with each finished trial's record and the best record so far.
+        strategy: A ``tf.distribute`` strategy for data-parallel trials (the batch size is global).
     """
     from tuning.hypermodel import SpaceHyperModel
     from tuning.training import Reporting
@@ -70,11 +75,11 @@ def search_space(space: Space, data: PreparedData, training: TrainConfig, out_di
                                  max_epochs=max_epochs)
     store = RunStore(out_dir)
     search = make_tuner(tuner, hypermodel, store, max_trials=max_trials, seed=seed, overwrite=fresh,
-                        reporting=reporting, on_trial_end=on_trial_end)
+                        reporting=reporting, on_trial_end=on_trial_end, strategy=strategy)
     search.search(verbose=min(reporting.verbose, 1))
-    records = search.ranked_records()
-    store.write_summary(records)
-    return records
+    if search.worker:  # the chief finishes the folder
+        return []
+    return search.finish()
 
 
 def check_tuner_state(out_dir: Path) -> None:
@@ -142,6 +147,15 @@ def build_parser():
     result.add_argument("--out", default="runs", help="output folder (default: runs)")
     result.add_argument("--fresh", action="store_true", help="discard earlier results of this space and start over")
     result.add_argument("--base", help="zoo name the space starts from instead of the study's carried-forward model")
+    scale = result.add_argument_group("scale")
+    scale.add_argument("--workers", type=int, help="run the trials in N worker processes (KerasTuner chief/worker)")
+    scale.add_argument("--gpus-per-worker", type=int, default=1, help="GPUs of each worker, where there are GPUs (default: 1)")
+    scale.add_argument("--role", choices=ROLES, help="this process's part in a search over several machines")
+    scale.add_argument("--oracle", metavar="HOST:PORT", help="the chief's address, with --role")
+    scale.add_argument("--worker-id", help="with --role worker: the worker's id (default: worker-<host>-<pid>)")
+    scale.add_argument("--chief-timeout", type=int, default=CHIEF_TIMEOUT_S,
+                       help=f"seconds a worker waits for the chief to answer (default: {CHIEF_TIMEOUT_S})")
+    scale.add_argument("--strategy", choices=["mirrored"], help="train each trial data-parallel on this machine's GPUs")
     return result
 
 
@@ -159,12 +173,56 @@ def check_base(space: Space, base: str | None) -> None:
         raise cli.UsageError(f"--base {base}: {error}") from None
 
 
+def mirrored_strategy():
+    """``tf.distribute.MirroredStrategy`` over this machine's GPUs (one CPU replica without), said aloud."""
+    import tensorflow as tf
+
+    strategy = tf.distribute.MirroredStrategy()
+    gpus = len(tf.config.list_physical_devices("GPU"))
+    where = f"{gpus} GPU(s)" if gpus else "no GPU: 1 replica on the CPU"
+    print(f"mirrored strategy: {strategy.num_replicas_in_sync} replica(s), {where}; --batch-size is the global batch")
+    return strategy
+
+
+def launch_workers(args, argv: list[str]) -> int:
+    """``--workers N``: the chief and N workers of this very command, on this machine."""
+    if args.workers < 1 or args.gpus_per_worker < 1:
+        return fail(PROG, f"--workers and --gpus-per-worker must be at least 1, got {args.workers}, {args.gpus_per_worker}")
+    if args.role or args.oracle:
+        return fail(PROG, "--workers starts its own chief and workers; it does not go with --role or --oracle")
+    out_dir = Path(args.out) / args.space
+    if args.fresh and out_dir.exists():
+        shutil.rmtree(out_dir)
+    child_argv = strip_flags(argv, {"--workers": True, "--gpus-per-worker": True, "--fresh": False})
+    try:
+        launch("tuning.search", child_argv, out_dir, args.workers, args.gpus_per_worker)
+    except LaunchError as error:
+        return fail(PROG, error, 1)
+    except KeyboardInterrupt:
+        return fail(PROG, "interrupted; every worker was stopped; rerun the same command to resume", 130)
+    by_name = {r["trial"]: r for r in RunStore(out_dir).records()}
+    order = [line.split(",")[0] for line in (out_dir / "summary.csv").read_text().splitlines()[1:]]
+    print()
+    print(format_summary([by_name[name] for name in order if name in by_name]))
+    print(f"\nbest: {order[0] if order else 'none'} -> {out_dir / 'best'}")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     """Command line entry point; returns the exit code."""
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s: %(message)s")
     args = build_parser().parse_args(argv)
+    if args.workers is not None:
+        return launch_workers(args, sys.argv[1:] if argv is None else argv)
     quiet_tensorflow(args.verbose)
     try:
+        if args.role is not None:
+            if not args.oracle:
+                raise cli.UsageError("--role needs --oracle HOST:PORT, the chief's address")
+            configure_role(args.role, args.oracle, args.worker_id, args.chief_timeout)
+        elif args.oracle or args.worker_id:
+            raise cli.UsageError("--oracle and --worker-id go with --role chief|worker")
+        strategy = mirrored_strategy() if args.strategy == "mirrored" else None
         if args.max_trials is not None and args.max_trials < 1:
             raise cli.UsageError(f"--max-trials must be at least 1, got {args.max_trials}")
         if args.max_trials is not None and args.tuner == "hyperband":
@@ -186,9 +244,18 @@ def main(argv: list[str] | None = None) -> int:
         check_same_settings(out_dir / "search.json", {"space": args.space, "tuner": args.tuner, "base": args.base,
                                                       "data": data.config.to_dict(), "training": training.to_dict()})
         records = search_space(space, data, training, out_dir, tuner=args.tuner, max_trials=args.max_trials,
-                               seed=args.seed, base=args.base, reporting=cli.reporting(args, space.name))
-    except (cli.UsageError, DataError, RunStoreError, OSError) as error:
+                               seed=args.seed, base=args.base, reporting=cli.reporting(args, space.name),
+                               strategy=strategy)
+    except (cli.UsageError, DataError, RunStoreError, OSError, ValueError) as error:
         return fail(PROG, error)
+    except Exception as error:  # a worker whose chief is gone gets gRPC's error
+        if type(error).__module__.startswith("grpc"):
+            return fail(PROG, f"cannot reach the chief at {args.oracle} ({getattr(error, 'code', lambda: '')()}); "
+                              "is it running? rerun the same command to resume", 1)
+        raise
+    if args.role == "worker":
+        print(f"{args.worker_id or 'worker'}: no trial left")
+        return 0
     if not records:
         return fail(PROG, "no trial finished", 1)
     print()

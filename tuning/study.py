@@ -154,8 +154,7 @@ def final_evaluation(out: Path, exports: Path | None) -> list[dict]:
     skipped (a later section often keeps what it carried forward), so the two configurations
     compared always differ.
     """
-    import keras
-
+    import zoo
     from tuning.evaluation import evaluate_run
     from zoo.export import export_saved_model, next_version_dir
 
@@ -179,7 +178,7 @@ def final_evaluation(out: Path, exports: Path | None) -> list[dict]:
     results = []
     for place, (section, path, config, alike) in enumerate(chosen):
         run = RunConfig.from_dict(config)
-        model = keras.saving.load_model(path)
+        model = zoo.load_model(path)
         name = f"{section}-{run.trial}"
         metrics = evaluate_run(model, run, out / "final" / name)
         if place == 0 and exports is not None:

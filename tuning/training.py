@@ -54,17 +54,28 @@ class PreparedData:
         """Training batches per epoch."""
         return max(1, math.ceil(len(self.split.train) / batch_size))
 
-    def train(self, train: TrainConfig) -> tf.data.Dataset:
+    def train(self, train: TrainConfig, strategy: tf.distribute.Strategy | None = None):
         """Random training windows for ``train`` (batch size, seed, one-hot and mixup if asked).
 
         A new dataset per call, seeded with ``train.seed``: every trial sees the same windows in
-        the same order, whichever trials ran before it.
+        the same order, whichever trials ran before it. Under a ``strategy`` with several
+        replicas, ``train.batch_size`` is the global batch: the one input pipeline makes batches
+        of the per-replica size and the strategy deals them to the replicas in turn, so no
+        window is repeated or dropped; with one replica the batches are those without it.
         """
-        batches = train_dataset(self.train_decoded, window_seconds=self.config.window_seconds,
-                                batch_size=train.batch_size, seed=train.seed)
-        if train.one_hot:
-            batches = mixup(batches, alpha=train.mixup, n_classes=len(self.genres), seed=train.seed)
-        return batches
+        def batches(batch_size: int) -> tf.data.Dataset:
+            windows = train_dataset(self.train_decoded, window_seconds=self.config.window_seconds,
+                                    batch_size=batch_size, seed=train.seed)
+            if train.one_hot:
+                windows = mixup(windows, alpha=train.mixup, n_classes=len(self.genres), seed=train.seed)
+            return windows
+
+        if strategy is None or strategy is tf.distribute.get_strategy():
+            return batches(train.batch_size)
+        # Built by a function rather than distributed afterwards: re-creating a dataset's graph
+        # would change its shuffle and window seeds.
+        return strategy.distribute_datasets_from_function(
+            lambda context: batches(context.get_per_replica_batch_size(train.batch_size)))
 
     def validation(self) -> ClipMetrics:
         """The callback that scores the validation clips each epoch."""
@@ -112,7 +123,13 @@ def build_model(model_name: str, data: PreparedData, train: TrainConfig) -> kera
     """Builds ``model_name`` for ``data``'s window and genres, seeded, and compiles it for ``train``."""
     # Same initial weights and random layers for the same seed: a rerun repeats each trial.
     keras.utils.set_random_seed(train.seed)
-    model = zoo.build(model_name, window_seconds=data.config.window_seconds, n_genres=len(data.genres))
+    # The layers take their dtype policy when built; the global one is put back afterwards.
+    previous = keras.mixed_precision.dtype_policy()
+    keras.mixed_precision.set_dtype_policy(train.precision)
+    try:
+        model = zoo.build(model_name, window_seconds=data.config.window_seconds, n_genres=len(data.genres))
+    finally:
+        keras.mixed_precision.set_dtype_policy(previous)
     optimizer = make_optimizer(train.optimizer, learning_rate(train, data.steps_per_epoch(train.batch_size)),
                                train.weight_decay)
     loss = (keras.losses.CategoricalCrossentropy(label_smoothing=train.label_smoothing) if train.one_hot
@@ -184,7 +201,8 @@ def train_run(model: keras.Model, data: PreparedData, run: RunConfig, store: Run
                    config=config, directory=store.root) as tracking:
         with released_custom_gradients():
             # shuffle=False: the dataset shuffles itself (Keras would only warn that it cannot).
-            history = model.fit(data.train(train), epochs=train.epochs, initial_epoch=initial_epoch,
+            history = model.fit(data.train(train, model.distribute_strategy), epochs=train.epochs,
+                                initial_epoch=initial_epoch,
                                 callbacks=training_callbacks(train, data.validation()) + tracking + (callbacks or []),
                                 verbose=reporting.verbose, shuffle=False)
     seconds = time.perf_counter() - start

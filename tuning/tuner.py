@@ -12,6 +12,7 @@ from collections.abc import Callable
 
 import keras
 import keras_tuner
+from keras_tuner.src.distribute import utils as dist_utils
 from keras_tuner.src.engine import tuner_utils
 from keras_tuner.src.engine.trial import TrialStatus
 
@@ -19,6 +20,8 @@ from tuning.config import DEFAULT_WIDE_TRIALS, OBJECTIVE, TUNERS
 from tuning.hypermodel import SpaceHyperModel
 from tuning.runstore import RunStore
 from tuning.training import Reporting
+
+MAX_TRIALS = 100_000  # "all of them", for get_best_trials
 
 
 class GridOracle(keras_tuner.Oracle):
@@ -64,9 +67,13 @@ class SearchTuner(keras_tuner.Tuner):
         self.reporting = reporting
         self.checkpoints = checkpoints
         self.report_trial = on_trial_end
+        # A worker of a distributed search sees its own trials only; the chief finishes the folder.
+        self.worker = dist_utils.has_chief_oracle() and not dist_utils.is_chief_oracle()
         # Our records of earlier runs of this search, keyed by KerasTuner's trial id: read once.
-        self.records = {r["trial_id"]: r for r in store.records() if "trial_id" in r}
-        self.reconcile()
+        self.records = {}
+        if not self.worker:
+            self.records = {r["trial_id"]: r for r in store.records() if "trial_id" in r}
+            self.reconcile()
 
     def reconcile(self) -> None:
         """Brings ``best/`` and the summary in step with the oracle after an interrupted run.
@@ -97,7 +104,7 @@ class SearchTuner(keras_tuner.Tuner):
             callbacks.append(tuner_utils.SaveBestEpoch(self.oracle.objective, self._get_checkpoint_fname(trial.trial_id)))
         record = self.hypermodel.fit(hp, model, store=self.store, reporting=self.reporting, callbacks=callbacks,
                                      epochs=kwargs.get("epochs"), initial_epoch=kwargs.get("initial_epoch", 0),
-                                     trial_id=trial.trial_id)
+                                     trial_id=trial.trial_id, worker=self.tuner_id)
         self.records[trial.trial_id] = record
         if record["status"] != "completed":
             raise keras_tuner.errors.FailedTrialError(f"trial {record['trial']}: {record['error']}")
@@ -112,6 +119,11 @@ class SearchTuner(keras_tuner.Tuner):
         super().on_trial_end(trial)  # the oracle records the trial's status and saves its state
         record = self.records.get(trial.trial_id)
         if record is None:  # the trial failed before training started
+            return
+        if self.worker:
+            # Keep the model only while it is the best; the chief promotes the best at the end.
+            if record["status"] == "completed" and self.oracle.get_best_trials(1)[0].trial_id != trial.trial_id:
+                self.store.drop_model(record["trial"])
             return
         ranked = self.ranked_records()
         if record["status"] == "completed":
@@ -129,10 +141,21 @@ class SearchTuner(keras_tuner.Tuner):
         Failed trials follow, in the order they ran.
         """
         # get_best_trials pads its answer with unfinished trials when too few completed.
-        best = [t for t in self.oracle.get_best_trials(len(self.oracle.trials)) if t.status == "COMPLETED"]
+        best = [t for t in self.oracle.get_best_trials(MAX_TRIALS) if t.status == "COMPLETED"]
         best.sort(key=lambda t: (-t.score, t.metrics.get_last_value("val_loss")))
         completed = [self.records[t.trial_id] for t in best if t.trial_id in self.records]
         return completed + [r for r in self.records.values() if r["status"] != "completed"]
+
+
+    def finish(self) -> list[dict]:
+        """Reads every trial's record once, brings ``best/`` and the summary in step; returns the ranking.
+
+        What a one-process search keeps up to date trial by trial, a distributed search's chief
+        does here, when its workers are done.
+        """
+        self.records = {r["trial_id"]: r for r in self.store.records() if "trial_id" in r}
+        self.reconcile()
+        return self.ranked_records()
 
 
 class SearchHyperband(keras_tuner.Hyperband, SearchTuner):
@@ -142,11 +165,14 @@ class SearchHyperband(keras_tuner.Hyperband, SearchTuner):
 
 def make_tuner(kind: str, hypermodel: SpaceHyperModel, store: RunStore, *, max_trials: int | None, seed: int,
                overwrite: bool, reporting: Reporting = Reporting(),
-               on_trial_end: Callable[[dict, dict], None] | None = None) -> SearchTuner:
-    """The tuner ``kind`` over ``hypermodel``, keeping its state in ``store`` (resumable unless ``overwrite``)."""
+               on_trial_end: Callable[[dict, dict], None] | None = None, strategy=None) -> SearchTuner:
+    """The tuner ``kind`` over ``hypermodel``, keeping its state in ``store`` (resumable unless ``overwrite``).
+
+    ``strategy`` (a ``tf.distribute`` strategy) trains each trial data-parallel.
+    """
     objective = keras_tuner.Objective(OBJECTIVE, direction="max")
     common = dict(store=store, reporting=reporting, on_trial_end=on_trial_end, directory=str(store.root),
-                  project_name="keras_tuner", overwrite=overwrite)
+                  project_name="keras_tuner", overwrite=overwrite, distribution_strategy=strategy)
     oracle_args = dict(objective=objective, seed=seed, max_consecutive_failed_trials=1000)
     if kind == "hyperband":
         return SearchHyperband(hypermodel, max_epochs=hypermodel.base_training.epochs, factor=3, checkpoints=True,

@@ -9,7 +9,7 @@ from __future__ import annotations
 import importlib
 
 _EXPORTS = {"ModelConfig": "zoo.config", "parse_name": "zoo.config", "build": "zoo.registry",
-            "build_model": "zoo.registry", "configure": "zoo.registry", "describe": "zoo.registry",
+            "build_model": "zoo.registry", "load_model": "zoo.registry", "configure": "zoo.registry", "describe": "zoo.registry",
             "names": "zoo.registry", "resolve": "zoo.registry"}
 __all__ = sorted(_EXPORTS)
 

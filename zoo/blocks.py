@@ -23,11 +23,12 @@ def regularizer(config: ModelConfig):
 
 def spectrogram(config: ModelConfig, waveform):
     """Log-mel spectrogram ``[batch, frames, n_mels]``, then SpecAugment masks if the config asks."""
+    # The front end stays float32 under mixed precision: decibels of float16 powers overflow.
     x = LogMelSpectrogram(n_fft=config.n_fft, hop_length=config.hop_length, n_mels=config.n_mels,
-                          name="log_mel")(waveform)
+                          name="log_mel", dtype="float32")(waveform)
     if any(config.spec_augment):
         freq_width, time_width = config.spec_augment
-        x = SpecAugment(freq_width, time_width, name="spec_augment")(x)
+        x = SpecAugment(freq_width, time_width, name="spec_augment", dtype="float32")(x)
     return x
 
 

@@ -101,6 +101,15 @@ def build(name: str, **overrides) -> keras.Model:
     return build_model(configure(name, **overrides))
 
 
+def load_model(path) -> keras.Model:
+    """Loads a saved zoo model (``model.keras``).
+
+    The custom layers it holds (time shift, log-mel, SpecAugment, activations) are registered
+    with Keras by this module's imports, which ``keras.saving.load_model`` alone would miss.
+    """
+    return keras.saving.load_model(path)
+
+
 def build_model(config: ModelConfig) -> keras.Model:
     """Builds the uncompiled model ``config`` describes.
 
@@ -109,9 +118,10 @@ def build_model(config: ModelConfig) -> keras.Model:
     ``probabilities``.
     """
     waveform = keras.Input((window_samples(config.window_seconds),), name="waveform")
-    x = RandomTimeShift(config.time_shift, name="time_shift")(waveform)
+    x = RandomTimeShift(config.time_shift, name="time_shift", dtype="float32")(waveform)
     x = FAMILIES[config.family].features(config, x)
+    # float32 softmax whatever the dtype policy: probabilities near 0 and 1 need its range.
     probabilities = keras.layers.Dense(config.n_genres, activation="softmax", kernel_regularizer=blocks.regularizer(config),
-                                       name="probabilities")(x)
+                                       name="probabilities", dtype="float32")(x)
     # Keras model names take fewer characters than file names (no "=" or ",").
     return keras.Model(waveform, probabilities, name=re.sub(r"[^A-Za-z0-9_.-]", "_", config.name))

@@ -1,0 +1,262 @@
+"""Parallel searches on KerasTuner's chief/worker mode: the launcher behind ``--workers N``.
+
+KerasTuner runs a distributed search itself: the chief process serves the oracle over gRPC,
+worker processes ask it for trials and report their results. It is configured by three
+environment variables in every process: ``KERASTUNER_TUNER_ID`` (``chief``, or a worker's id),
+``KERASTUNER_ORACLE_IP`` and ``KERASTUNER_ORACLE_PORT`` (the chief's address). ``--role`` and
+``--oracle`` set them (:func:`configure_role`); ``--workers N`` starts the chief and N workers
+of the same command on this machine (:func:`launch`), each worker with its own GPUs or its share
+of the CPU cores, restarts a worker that dies mid-trial (KerasTuner hands it its unfinished
+trial again), shows one line per finished trial and ends every child it started.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROLES = ("chief", "worker")
+# How long a worker waits for the chief to answer one request before it gives up.
+CHIEF_TIMEOUT_S = 60
+RESTARTS = 3  # a worker killed more often than this ends the search
+POLL_S = 1.0
+
+
+class LaunchError(RuntimeError):
+    """A distributed search that cannot start or go on, with a one-line reason."""
+
+
+def parse_address(address: str) -> tuple[str, int]:
+    """``"HOST:PORT"`` -> ``(host, port)``.
+
+    Raises:
+        ValueError: naming the flag and the form it takes.
+    """
+    host, _, port = address.rpartition(":")
+    if not host or not port.isdigit() or not 0 < int(port) < 65536:
+        raise ValueError(f"--oracle must be HOST:PORT (e.g. 10.0.0.5:8000), got {address!r}")
+    return host, int(port)
+
+
+def configure_role(role: str, oracle: str, worker_id: str | None = None, timeout_s: int = CHIEF_TIMEOUT_S) -> str:
+    """Sets KerasTuner's three environment variables for ``role``; returns the tuner id.
+
+    The chief checks that it can serve on its port; a worker bounds how long it waits for the
+    chief (KerasTuner would wait an hour for each request).
+
+    Raises:
+        ValueError: for a bad address, or a chief port already in use.
+    """
+    host, port = parse_address(oracle)
+    if role == "chief":
+        with socket.socket() as probe:
+            try:
+                probe.bind((host, port))
+            except OSError as error:
+                raise ValueError(f"--oracle {oracle}: cannot serve there ({error.strerror}); "
+                                 "the port is in use or the address is not this machine's") from None
+        tuner_id = "chief"
+    else:
+        tuner_id = worker_id or f"worker-{socket.gethostname()}-{os.getpid()}"
+        from keras_tuner.src.distribute import oracle_client
+
+        oracle_client.TIMEOUT = timeout_s
+    os.environ.update(KERASTUNER_TUNER_ID=tuner_id, KERASTUNER_ORACLE_IP=host, KERASTUNER_ORACLE_PORT=str(port))
+    return tuner_id
+
+
+def free_port() -> int:
+    """A TCP port on the loopback interface that nothing listens on now."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def strip_flags(argv: list[str], flags: dict[str, bool]) -> list[str]:
+    """``argv`` without ``flags`` (flag -> whether it takes a value), in both ``--f v`` and ``--f=v`` forms."""
+    kept, skip = [], False
+    for arg in argv:
+        if skip:
+            skip = False
+            continue
+        name = arg.split("=", 1)[0]
+        if name in flags:
+            skip = flags[name] and "=" not in arg
+            continue
+        kept.append(arg)
+    return kept
+
+
+def devices(workers: int, gpus_per_worker: int) -> list[dict[str, str]]:
+    """The environment of each worker: its GPUs, or its share of the CPU cores.
+
+    With GPUs (``CUDA_VISIBLE_DEVICES`` or what ``nvidia-smi`` lists), worker i gets GPUs
+    ``i * gpus_per_worker`` to ``(i + 1) * gpus_per_worker - 1``; without, every worker gets
+    ``cores // workers`` TensorFlow threads, so the workers do not oversubscribe the cores.
+
+    Raises:
+        LaunchError: if there are fewer GPUs than the workers need.
+    """
+    gpus = _gpu_ids()
+    if gpus:
+        needed = workers * gpus_per_worker
+        if needed > len(gpus):
+            raise LaunchError(f"--workers {workers} x --gpus-per-worker {gpus_per_worker} needs {needed} GPUs; "
+                              f"this machine has {len(gpus)}")
+        return [{"CUDA_VISIBLE_DEVICES": ",".join(gpus[i * gpus_per_worker:(i + 1) * gpus_per_worker])}
+                for i in range(workers)]
+    threads = str(max(1, (os.cpu_count() or 1) // workers))
+    return [{"CUDA_VISIBLE_DEVICES": "", "TF_NUM_INTRAOP_THREADS": threads, "TF_NUM_INTEROP_THREADS": threads,
+             "OMP_NUM_THREADS": threads} for _ in range(workers)]
+
+
+def _gpu_ids() -> list[str]:
+    if "CUDA_VISIBLE_DEVICES" in os.environ:
+        return [d for d in os.environ["CUDA_VISIBLE_DEVICES"].split(",") if d.strip() not in ("", "-1")]
+    try:
+        listing = subprocess.run(["nvidia-smi", "-L"], capture_output=True, text=True, timeout=30).stdout
+    except (OSError, subprocess.SubprocessError):
+        return []
+    return [str(i) for i, line in enumerate(listing.splitlines()) if line.startswith("GPU ")]
+
+
+class Launcher:
+    """Starts, watches and ends the chief and the workers of one search.
+
+    Args:
+        module: The command's module (``tuning.search``).
+        argv: The command line without the launcher's own flags.
+        out_dir: The search's run folder (logs go to ``out_dir/workers``).
+        workers: Number of workers.
+        gpus_per_worker: GPUs per worker, where there are GPUs.
+        say: Where progress lines go.
+    """
+
+    def __init__(self, module: str, argv: list[str], out_dir: Path, workers: int, gpus_per_worker: int = 1, say=print):
+        self.module, self.argv, self.out_dir = module, argv, Path(out_dir)
+        self.say = say
+        self.port = free_port()
+        self.environments = devices(workers, gpus_per_worker)
+        self.ids = [f"worker{i}" for i in range(workers)]
+        self.processes: dict[str, subprocess.Popen] = {}
+        self.restarts = dict.fromkeys(self.ids, 0)
+        self.seen: set[str] = set()
+        self.best: tuple[float, str] | None = None
+        self.started_at = time.time()
+
+    def start(self, name: str) -> None:
+        """Starts the chief or a worker, its output appended to ``workers/<name>.log``."""
+        role = ["--role", "chief"] if name == "chief" else ["--role", "worker", "--worker-id", name]
+        env = {**os.environ, **({} if name == "chief" else self.environments[self.ids.index(name)])}
+        env.setdefault("PYTHONUNBUFFERED", "1")
+        log = self.out_dir / "workers" / f"{name}.log"
+        log.parent.mkdir(parents=True, exist_ok=True)
+        with open(log, "a") as output:
+            self.processes[name] = subprocess.Popen(
+                [sys.executable, "-m", self.module, *self.argv, *role, "--oracle", f"127.0.0.1:{self.port}"],
+                stdout=output, stderr=subprocess.STDOUT, env=env, start_new_session=True)
+
+    def run(self) -> int:
+        """Runs the search to its end; returns the exit code (0 when every trial is done).
+
+        Raises:
+            LaunchError: naming the process that failed and its last log line.
+        """
+        self.start("chief")
+        for name in self.ids:
+            self.start(name)
+        while True:
+            time.sleep(POLL_S)
+            self.report_trials()
+            chief = self.processes["chief"].poll()
+            if chief is not None:
+                break
+            for name in self.ids:
+                code = self.processes[name].poll()
+                if code is None or code == 0:
+                    continue
+                if code > 0:  # it failed by itself (bad data, chief unreachable): a restart would too
+                    raise LaunchError(f"{name} failed: {self.last_line(name)}")
+                self.restarts[name] += 1
+                if self.restarts[name] > RESTARTS:
+                    raise LaunchError(f"{name} stopped {self.restarts[name]} times (last: exit {code}); see "
+                                      f"{self.out_dir / 'workers' / (name + '.log')}")
+                self.say(f"[{name}] stopped (exit {code}); restarting it, KerasTuner hands it its unfinished trial")
+                self.start(name)
+        if chief != 0:
+            raise LaunchError(f"the chief stopped (exit {chief}): {self.last_line('chief')}; rerun the same command "
+                              "to resume")
+        for name in self.ids:
+            try:
+                self.processes[name].wait(timeout=CHIEF_TIMEOUT_S + 30)
+            except subprocess.TimeoutExpired:
+                pass
+        self.report_trials()
+        return 0
+
+    def report_trials(self) -> None:
+        """One line per trial finished since the last call: worker, trial, accuracy, best so far."""
+        for path in sorted((self.out_dir / "trials").glob("*/record.json")):
+            if str(path) in self.seen or path.stat().st_mtime < self.started_at:
+                continue
+            try:
+                record = json.loads(path.read_text())
+            except ValueError:  # being written; read it next time
+                continue
+            self.seen.add(str(path))
+            score = record.get("val_track_accuracy")
+            if score is not None and (self.best is None or score > self.best[0]):
+                self.best = (score, record["trial"])
+            shown = f"{score:.3f}" if score is not None else record.get("status", "")
+            best = f"{self.best[1]} {self.best[0]:.3f}" if self.best else "none yet"
+            self.say(f"[{record.get('worker', '?')}] {record['trial']}: val accuracy (track) {shown} | best so far {best}",
+                     flush=True)
+
+    def last_line(self, name: str) -> str:
+        lines = (self.out_dir / "workers" / f"{name}.log").read_text(errors="replace").strip().splitlines()
+        errors = [line for line in lines if ": error:" in line]
+        return (errors or lines or ["no output"])[-1]
+
+    def stop(self) -> None:
+        """Ends every child still running (their whole process groups), then waits for them."""
+        for process in self.processes.values():
+            if process.poll() is None:
+                try:
+                    os.killpg(process.pid, signal.SIGTERM)
+                except ProcessLookupError:
+                    pass
+        deadline = time.monotonic() + 10
+        for process in self.processes.values():
+            try:
+                process.wait(timeout=max(0.1, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                os.killpg(process.pid, signal.SIGKILL)
+                process.wait()
+
+
+def _interrupt(signum, frame):
+    raise KeyboardInterrupt
+
+
+def launch(module: str, argv: list[str], out_dir: Path, workers: int, gpus_per_worker: int = 1, say=print) -> int:
+    """Runs a distributed search of ``module`` with ``workers`` workers; returns the exit code.
+
+    Ctrl-C or SIGTERM ends every child process; so does any failure.
+
+    Raises:
+        LaunchError: naming what failed.
+    """
+    launcher = Launcher(module, argv, out_dir, workers, gpus_per_worker, say)
+    previous = signal.signal(signal.SIGTERM, _interrupt)
+    try:
+        say(f"starting the chief on 127.0.0.1:{launcher.port} and {workers} workers; logs in {out_dir / 'workers'}")
+        return launcher.run()
+    finally:
+        launcher.stop()
+        signal.signal(signal.SIGTERM, previous)
