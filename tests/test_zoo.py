@@ -188,3 +188,35 @@ def test_activation_formulas():
     maxout.build((None, 3))
     maxout.dense.kernel.assign(np.array([[1, -1], [0, 0], [0, 0]], np.float32))
     np.testing.assert_allclose(np.asarray(maxout(x)), [[2.0]])  # max(-2, 2)
+
+
+def test_spec_augment_option_adds_a_training_only_layer(batch):
+    from data.layers import SpecAugment
+
+    model = zoo.build("bncnn-32-64_specaug=4,8", window_seconds=WINDOW)
+    layer = model.get_layer("spec_augment")
+    assert isinstance(layer, SpecAugment) and (layer.freq_width, layer.time_width) == (4, 8)
+    np.testing.assert_allclose(np.asarray(model(batch[0], training=False)), np.asarray(model(batch[0], training=False)))
+    assert zoo.resolve("bncnn-32-64_specaug=4,8").name == "bncnn-32-64_specaug=4,8"
+    with pytest.raises(ValueError, match="spec_augment applies to spectrogram models"):
+        zoo.build("wave-1cnn-32-2fc-64_specaug=4,8")
+
+
+def test_residual_blocks_add_their_shortcuts():
+    model = zoo.build("rescnn-16-32-32", window_seconds=WINDOW)
+    assert len(_layers(model, keras.layers.Add)) == 3
+    assert [layer.name for layer in model.layers if layer.name.endswith("_shortcut")] == ["block1_shortcut",
+                                                                                        "block2_shortcut"]
+    assert all(layer.momentum == 0.9 for layer in _layers(model, keras.layers.BatchNormalization))
+
+
+def test_load_model_registers_the_custom_layers_in_a_fresh_process(tmp_path):
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    zoo.build("3cnn5fc-ELU-ShiftedReLU0.3-intercalado", window_seconds=WINDOW).save(tmp_path / "m.keras")
+    script = f"import zoo; print(zoo.load_model({str(tmp_path / 'm.keras')!r}).name)"
+    result = subprocess.run([sys.executable, "-c", script], cwd=Path(__file__).resolve().parents[1],
+                            capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr[-800:]

@@ -44,3 +44,18 @@ def numbers(text: str) -> tuple[int, ...]:
 def dashed(values) -> str:
     """``(32, 64)`` -> ``"-32-64"``."""
     return "".join(f"-{v}" for v in values)
+
+
+def filters_family(name: str, blocks: tuple[int, int], block_word: str, features, defaults: dict[str, Any]) -> Family:
+    """A family named ``<name>-F1-F2-...`` by its filters per block alone (``bncnn``, ``rescnn``)."""
+    low, high = blocks
+
+    def check(config) -> list[str]:
+        if not low <= len(config.conv_filters) <= high:
+            return [f"{name} has {low} to {high} {block_word}. Received: conv_filters={config.conv_filters}"]
+        return []
+
+    return Family(name, re.compile(rf"^{name}(?P<filters>(?:-\d+)+)$"), f"{name}-32-64-128-256",
+                  parse=lambda match: {"conv_filters": numbers(match["filters"])},
+                  render=lambda config: f"{name}{dashed(config.conv_filters)}", check=check, features=features,
+                  defaults=defaults)

@@ -17,12 +17,10 @@ statistics, so validation predictions were poor for the whole of a short trainin
 
 from __future__ import annotations
 
-import re
-
 import keras
 
 from zoo import blocks
-from zoo.families.base import Family, dashed, numbers
+from zoo.families.base import filters_family
 
 BN_MOMENTUM = 0.9
 
@@ -30,20 +28,6 @@ BN_MOMENTUM = 0.9
 def batch_norm(name: str) -> keras.layers.BatchNormalization:
     """Batch normalization with the momentum short GTZAN epochs need (see the module docstring)."""
     return keras.layers.BatchNormalization(momentum=BN_MOMENTUM, name=name)
-
-
-def parse(match: re.Match) -> dict:
-    return {"conv_filters": numbers(match["filters"])}
-
-
-def render(config) -> str:
-    return f"bncnn{dashed(config.conv_filters)}"
-
-
-def check(config) -> list[str]:
-    if not 2 <= len(config.conv_filters) <= 6:
-        return [f"bncnn has 2 to 6 conv blocks. Received: conv_filters={config.conv_filters}"]
-    return []
 
 
 def features(config, waveform):
@@ -61,5 +45,6 @@ def features(config, waveform):
     return blocks.global_pool(config, x)
 
 
-FAMILY = Family("bncnn", re.compile(r"^bncnn(?P<filters>(?:-\d+)+)$"), "bncnn-32-64-128-256", parse, render, check,
-                features, defaults={"conv_activation": ("relu",), "dense_activation": ("relu",), "dense_dropout": 0.3})
+# The global-pooling families use ReLU and dropout before the softmax unless the name says otherwise.
+GLOBAL_POOL_DEFAULTS = {"conv_activation": ("relu",), "dense_activation": ("relu",), "dense_dropout": 0.3}
+FAMILY = filters_family("bncnn", (2, 6), "conv blocks", features, GLOBAL_POOL_DEFAULTS)

@@ -9,27 +9,11 @@ little data, and global pooling keeps the weights few (~1 M for the name above).
 
 from __future__ import annotations
 
-import re
-
 import keras
 
 from zoo import blocks
-from zoo.families.base import Family, dashed, numbers
-from zoo.families.bncnn import batch_norm
-
-
-def parse(match: re.Match) -> dict:
-    return {"conv_filters": numbers(match["filters"])}
-
-
-def render(config) -> str:
-    return f"rescnn{dashed(config.conv_filters)}"
-
-
-def check(config) -> list[str]:
-    if not 2 <= len(config.conv_filters) <= 8:
-        return [f"rescnn has 2 to 8 residual blocks. Received: conv_filters={config.conv_filters}"]
-    return []
+from zoo.families.base import filters_family
+from zoo.families.bncnn import GLOBAL_POOL_DEFAULTS, batch_norm
 
 
 def _conv(config, filters: int, kernel: int, name: str):
@@ -57,5 +41,4 @@ def features(config, waveform):
     return blocks.global_pool(config, x)
 
 
-FAMILY = Family("rescnn", re.compile(r"^rescnn(?P<filters>(?:-\d+)+)$"), "rescnn-32-64-128-256", parse, render, check,
-                features, defaults={"conv_activation": ("relu",), "dense_activation": ("relu",), "dense_dropout": 0.3})
+FAMILY = filters_family("rescnn", (2, 8), "residual blocks", features, GLOBAL_POOL_DEFAULTS)
