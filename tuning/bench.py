@@ -4,14 +4,18 @@ Usage::
 
     python -m tuning.bench [--space cnn] [--workers 2] [search flags ...]
 
-Runs ``python -m tuning.search --space SPACE --workers 1`` and then ``--workers N`` (each into a
-fresh temporary folder, the same data and seeds), prints the wall time of each and the speed-up,
-and checks that both give every trial the same validation track accuracy. Other flags go to
-both searches (``--data-dir``, ``--epochs``, ``--max-trials``, ...).
+Runs ``python -m tuning.search --space SPACE --workers 1`` and ``--workers N`` (each into a fresh
+temporary folder, the same data and seeds) and prints the wall time of each and the speed-up.
+Then it checks that the N workers gave every trial the validation track accuracy of a
+one-process search run with the same CPU threads per process as each worker had: on CPUs,
+TensorFlow's sums depend on how many threads share them, so over many epochs another thread
+count can change a trial's numbers; with the same threads the engine must not. Other flags go
+to every search (``--data-dir``, ``--epochs``, ``--max-trials``, ...).
 """
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 import tempfile
@@ -19,15 +23,19 @@ import time
 from pathlib import Path
 
 from data import cli
+from tuning.distributed import devices
 
 PROG = "python -m tuning.bench"
 
 
-def timed_search(space: str, workers: int, out: Path, extra: list[str]) -> tuple[float, dict[str, str]]:
-    """Wall seconds of one search, and its trials' validation track accuracy (from summary.csv)."""
+def timed_search(space: str, workers: int | None, out: Path, extra: list[str],
+                 env: dict[str, str] | None = None) -> tuple[float, dict[str, str]]:
+    """Wall seconds of one search (``workers`` None: one process), and its trials' validation
+    track accuracy (from summary.csv)."""
     start = time.perf_counter()
-    result = subprocess.run([sys.executable, "-m", "tuning.search", "--space", space, "--workers", str(workers),
-                             "--out", str(out), "--wandb", "disabled", *extra], capture_output=True, text=True)
+    scale = ["--workers", str(workers)] if workers else []
+    result = subprocess.run([sys.executable, "-m", "tuning.search", "--space", space, *scale, "--out", str(out),
+                             "--wandb", "disabled", *extra], capture_output=True, text=True, env={**os.environ, **(env or {})})
     seconds = time.perf_counter() - start
     if result.returncode != 0:
         raise RuntimeError(result.stderr.strip().splitlines()[-1] if result.stderr.strip() else "search failed")
@@ -45,16 +53,21 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(f"--workers must be at least 2 to compare with one worker, got {args.workers}")
     with tempfile.TemporaryDirectory(prefix="gtzan-bench-") as folder:
         try:
-            one, trials_one = timed_search(args.space, 1, Path(folder) / "one", extra)
+            one, _ = timed_search(args.space, 1, Path(folder) / "one", extra)
             many, trials_many = timed_search(args.space, args.workers, Path(folder) / "many", extra)
+            threads = devices(args.workers, 1)[0]
+            _, reference = timed_search(args.space, None, Path(folder) / "reference", extra,
+                                        {k: v for k, v in threads.items() if k != "CUDA_VISIBLE_DEVICES"})
         except RuntimeError as error:
             return cli.fail(PROG, error)
-    same = trials_one == trials_many
-    print(f"{args.space} search, {len(trials_one)} trials: 1 worker {one:.0f} s, {args.workers} workers {many:.0f} s "
-          f"({one / many:.2f}x); per-trial validation track accuracy {'identical' if same else 'DIFFERENT'}")
+    same = reference == trials_many
+    print(f"{args.space} search, {len(trials_many)} trials: 1 worker {one:.0f} s, {args.workers} workers {many:.0f} s "
+          f"({one / many:.2f}x)")
+    print(f"per-trial validation track accuracy of {args.workers} workers vs one process with the same threads "
+          f"({threads.get('TF_NUM_INTRAOP_THREADS', 'all')}): {'identical' if same else 'DIFFERENT'}")
     if not same:
-        for name in sorted(set(trials_one) | set(trials_many)):
-            print(f"  {name}: {trials_one.get(name)} vs {trials_many.get(name)}")
+        for name in sorted(set(reference) | set(trials_many)):
+            print(f"  {name}: {reference.get(name)} vs {trials_many.get(name)}")
     return 0 if same else 1
 
 

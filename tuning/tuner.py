@@ -122,7 +122,7 @@ class SearchTuner(keras_tuner.Tuner):
             return
         if self.worker:
             # Keep the model only while it is the best; the chief promotes the best at the end.
-            if record["status"] == "completed" and self.oracle.get_best_trials(1)[0].trial_id != trial.trial_id:
+            if record["status"] == "completed" and self.best_trials()[0].trial_id != trial.trial_id:
                 self.store.drop_model(record["trial"])
             return
         ranked = self.ranked_records()
@@ -135,15 +135,19 @@ class SearchTuner(keras_tuner.Tuner):
         if self.report_trial is not None:
             self.report_trial(record, ranked[0])
 
+    def best_trials(self) -> list:
+        """KerasTuner's completed trials, best first as its oracle ranks them; lower loss breaks ties."""
+        # get_best_trials pads its answer with unfinished trials when too few completed.
+        best = [t for t in self.oracle.get_best_trials(MAX_TRIALS) if t.status == "COMPLETED"]
+        best.sort(key=lambda t: (-t.score, t.metrics.get_last_value("val_loss")))
+        return best
+
     def ranked_records(self) -> list[dict]:
         """Our records, best first as KerasTuner's oracle ranks its trials (lower loss breaks ties).
 
         Failed trials follow, in the order they ran.
         """
-        # get_best_trials pads its answer with unfinished trials when too few completed.
-        best = [t for t in self.oracle.get_best_trials(MAX_TRIALS) if t.status == "COMPLETED"]
-        best.sort(key=lambda t: (-t.score, t.metrics.get_last_value("val_loss")))
-        completed = [self.records[t.trial_id] for t in best if t.trial_id in self.records]
+        completed = [self.records[t.trial_id] for t in self.best_trials() if t.trial_id in self.records]
         return completed + [r for r in self.records.values() if r["status"] != "completed"]
 
 
