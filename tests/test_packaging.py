@@ -1,6 +1,7 @@
 """The distribution: the version comes from one place, and the wheel installs and runs (slow)."""
 
 import configparser
+import shutil
 import subprocess
 import sys
 import venv
@@ -34,8 +35,12 @@ def test_version_flag(module):
 
 @pytest.mark.slow
 def test_wheel_installs_into_a_new_environment_and_runs_from_elsewhere(tmp_path):
+    # Built from a copy: setuptools leaves build/ and *.egg-info beside the sources it builds.
+    source = tmp_path / "source"
+    shutil.copytree(ROOT, source, ignore=shutil.ignore_patterns(".git", "runs", "exports", "reports", "build",
+                                                                "*.egg-info", "__pycache__", ".pytest_cache"))
     subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-w", str(tmp_path),
-                    str(ROOT)], check=True, capture_output=True)
+                    str(source)], check=True, capture_output=True)
     wheel = next(tmp_path.glob("gtzan_keras-*.whl"))
     top_level = {Path(name).parts[0] for name in zipfile.ZipFile(wheel).namelist()}
     assert {p for p in top_level if not p.endswith(".dist-info")} == {"data", "zoo", "tuning", "serving"}
