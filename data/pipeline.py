@@ -5,7 +5,8 @@ every bit of it at half the memory of float32 (a full 1000-clip GTZAN takes abou
 instead of 2.6 GB); samples become float32 in [-1, 1) after the cache.
 
 * Training: shuffle clips, take one random window of ``window_seconds`` per clip per epoch,
-  batch, prefetch. A clip shorter than a window is zero-padded at the end.
+  batch, prefetch. A clip shorter than a window is zero-padded at the end. All the epochs of
+  a fit are one dataset (:func:`epochs_dataset`), the same sequence from every iterator.
 * Evaluation: every non-overlapping window of each clip, in order; the last partial window is
   dropped (a clip shorter than one window gives one zero-padded window), each window
   carrying its clip's label and index so that predictions can be averaged per clip.
@@ -13,7 +14,7 @@ instead of 2.6 GB); samples become float32 in [-1, 1) after the cache.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import numpy as np
 import tensorflow as tf
@@ -89,6 +90,23 @@ def train_dataset(
 
     ds = tf.data.Dataset.zip(ds, starts).map(crop, num_parallel_calls=AUTOTUNE)
     return ds.batch(batch_size).prefetch(AUTOTUNE)
+
+
+def epochs_dataset(make_epoch: Callable[[], tf.data.Dataset], epochs: int) -> tf.data.Dataset:
+    """``epochs`` passes of the pipeline ``make_epoch()`` builds, the same sequence from every iterator.
+
+    Each pass reshuffles and redraws (what ``reshuffle_each_iteration`` and
+    ``rerandomize_each_iteration`` do per pass); the first pass is the one a lone iterator of
+    ``make_epoch()`` gives. The pipeline is built inside a ``flat_map``, so each iterator gets
+    its own random state. With the state held by the dataset instead, every new iterator would
+    continue where the last one stopped: an iterator opened only to look at one batch (Keras
+    does that under a ``tf.distribute`` strategy) would shift every epoch of the training.
+
+    Args:
+        make_epoch: Builds one epoch's pipeline.
+        epochs: Number of passes.
+    """
+    return tf.data.Dataset.range(1).flat_map(lambda _: make_epoch().repeat(epochs)).prefetch(AUTOTUNE)
 
 
 def mixup(batches: tf.data.Dataset, *, alpha: float, n_classes: int, seed: int) -> tf.data.Dataset:

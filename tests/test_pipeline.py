@@ -3,7 +3,14 @@ import pytest
 import tensorflow as tf
 
 from data.catalogue import scan
-from data.pipeline import average_per_clip, decoded_dataset, eval_windows, train_dataset, window_samples
+from data.pipeline import (
+    average_per_clip,
+    decoded_dataset,
+    epochs_dataset,
+    eval_windows,
+    train_dataset,
+    window_samples,
+)
 from data.splits import random_split
 
 
@@ -33,6 +40,21 @@ def test_train_windows_shapes_labels_and_epochs(clips):
     assert not np.array_equal(epoch1[0][0], epoch2[0][0])
     again = list(train_dataset(decoded, window_seconds=1.5, batch_size=16, seed=0).as_numpy_iterator())
     np.testing.assert_array_equal(again[0][0], epoch1[0][0])
+
+
+def test_epochs_dataset_gives_every_iterator_the_same_epochs(clips):
+    decoded = decoded_dataset(clips)
+    ds = epochs_dataset(lambda: train_dataset(decoded, window_seconds=1.5, batch_size=16, seed=0), 2)
+    next(iter(ds))  # an iterator opened to look at one batch (Keras does so under a strategy)
+    batches = list(ds.as_numpy_iterator())
+    assert [len(y) for _, y in batches] == [16, 16, 8] * 2
+    # The passes are the epochs that separate iterators of one training dataset give.
+    alone = train_dataset(decoded, window_seconds=1.5, batch_size=16, seed=0)
+    for (x, y), (ex, ey) in zip(batches, list(alone.as_numpy_iterator()) + list(alone.as_numpy_iterator())):
+        np.testing.assert_array_equal(x, ex)
+        np.testing.assert_array_equal(y, ey)
+    assert not np.array_equal(batches[0][0], batches[3][0])
+    np.testing.assert_array_equal(list(ds.as_numpy_iterator())[4][0], batches[4][0])
 
 
 def test_train_window_is_a_slice_of_its_clip(clips):

@@ -16,7 +16,7 @@ import tensorflow as tf
 import zoo
 from data.catalogue import Clip, DataError
 from data.config import DataConfig
-from data.pipeline import decoded_dataset, eval_arrays, mixup, resident_memory_mb, train_dataset
+from data.pipeline import decoded_dataset, epochs_dataset, eval_arrays, mixup, resident_memory_mb, train_dataset
 from data.sources import load_split
 from data.splits import Split
 from tuning.callbacks import ClipMetrics, training_callbacks
@@ -38,6 +38,7 @@ class PreparedData:
         dataset: What was found (``data_dir``, ``synthetic``, ``genres``, ``sizes``,
             ``unreadable_files``), saved with every run.
         train_decoded: Cached decoded training clips.
+        train_clips: How many training clips decoded (the windows of one epoch).
         valid: ``(waveforms, labels, clip index)`` of every validation window.
         valid_labels: Label of each validation clip.
     """
@@ -47,35 +48,31 @@ class PreparedData:
     split: Split
     dataset: dict
     train_decoded: tf.data.Dataset
+    train_clips: int
     valid: tuple[np.ndarray, np.ndarray, np.ndarray]
     valid_labels: np.ndarray
 
     def steps_per_epoch(self, batch_size: int) -> int:
         """Training batches per epoch."""
-        return max(1, math.ceil(len(self.split.train) / batch_size))
+        return max(1, math.ceil(self.train_clips / batch_size))
 
-    def train(self, train: TrainConfig, strategy: tf.distribute.Strategy | None = None):
-        """Random training windows for ``train`` (batch size, seed, one-hot and mixup if asked).
+    def train(self, train: TrainConfig) -> tf.data.Dataset:
+        """``train.epochs`` epochs of random training windows (batch size, seed, one-hot and mixup if asked).
 
         A new dataset per call, seeded with ``train.seed``: every trial sees the same windows in
-        the same order, whichever trials ran before it. Under a ``strategy`` with several
-        replicas, ``train.batch_size`` is the global batch: the one input pipeline makes batches
-        of the per-replica size and the strategy deals them to the replicas in turn, so no
-        window is repeated or dropped; with one replica the batches are those without it.
+        the same order, whichever trials ran before it, and every iterator of it yields the
+        same sequence (see ``data.pipeline.epochs_dataset``). Under a ``tf.distribute``
+        strategy, Keras splits each batch among the replicas: ``train.batch_size`` is the
+        global batch, and each epoch is still :meth:`steps_per_epoch` steps.
         """
-        def batches(batch_size: int) -> tf.data.Dataset:
+        def epoch() -> tf.data.Dataset:
             windows = train_dataset(self.train_decoded, window_seconds=self.config.window_seconds,
-                                    batch_size=batch_size, seed=train.seed)
+                                    batch_size=train.batch_size, seed=train.seed)
             if train.one_hot:
                 windows = mixup(windows, alpha=train.mixup, n_classes=len(self.genres), seed=train.seed)
             return windows
 
-        if strategy is None or strategy is tf.distribute.get_strategy():
-            return batches(train.batch_size)
-        # Built by a function rather than distributed afterwards: re-creating a dataset's graph
-        # would change its shuffle and window seeds.
-        return strategy.distribute_datasets_from_function(
-            lambda context: batches(context.get_per_replica_batch_size(train.batch_size)))
+        return epochs_dataset(epoch, train.epochs)
 
     def validation(self) -> ClipMetrics:
         """The callback that scores the validation clips each epoch."""
@@ -101,6 +98,15 @@ def prepare_data(config: DataConfig) -> PreparedData:
         logging.getLogger(__name__).warning(
             "every validation clip is shorter than the %g-s window (they are zero-padded); "
             "choose a shorter --window-seconds", config.window_seconds)
+    train_decoded = decoded_dataset(parts.train)
+    # Decodes the training clips into the cache now; a clip that fails to decode is left out,
+    # so the epoch is counted in clips that decoded.
+    train_clips = int(train_decoded.reduce(0, lambda count, _: count + 1))
+    if train_clips < len(parts.train):
+        logging.getLogger(__name__).warning("%d of %d training clips could not be decoded and are left out",
+                                            len(parts.train) - train_clips, len(parts.train))
+    if train_clips == 0:
+        raise DataError("no training clip could be decoded")
     dataset = {"data_dir": str(catalogue.root), "synthetic": synthetic, "genres": list(catalogue.genres),
                "sizes": parts.sizes(), "unreadable_files": len(catalogue.problems)}
     return PreparedData(
@@ -108,7 +114,8 @@ def prepare_data(config: DataConfig) -> PreparedData:
         genres=catalogue.genres,
         split=parts,
         dataset=dataset,
-        train_decoded=decoded_dataset(parts.train),
+        train_decoded=train_decoded,
+        train_clips=train_clips,
         valid=valid,
         valid_labels=clip_labels(parts.valid),
     )
@@ -201,8 +208,9 @@ def train_run(model: keras.Model, data: PreparedData, run: RunConfig, store: Run
                    config=config, directory=store.root) as tracking:
         with released_custom_gradients():
             # shuffle=False: the dataset shuffles itself (Keras would only warn that it cannot).
-            history = model.fit(data.train(train, model.distribute_strategy), epochs=train.epochs,
-                                initial_epoch=initial_epoch,
+            # One dataset holds every epoch, so Keras must be told where an epoch ends.
+            history = model.fit(data.train(train), epochs=train.epochs, initial_epoch=initial_epoch,
+                                steps_per_epoch=data.steps_per_epoch(train.batch_size),
                                 callbacks=training_callbacks(train, data.validation()) + tracking + (callbacks or []),
                                 verbose=reporting.verbose, shuffle=False)
     seconds = time.perf_counter() - start
