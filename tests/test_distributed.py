@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from tuning import distributed, search
+from tuning import crossval, distributed, search, study
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -90,8 +90,8 @@ def test_a_bad_data_dir_with_workers_is_one_line(tmp_path):
 
 
 def test_strip_flags_and_cpu_threads():
-    argv = ["--space", "cnn", "--workers", "2", "--fresh", "--gpus-per-worker=1", "--out", "r"]
-    assert distributed.strip_flags(argv, {"--workers": True, "--gpus-per-worker": True, "--fresh": False}) == [
+    argv = ["--space", "cnn", "--workers", "2", "--fresh", "--gpus-per-worker=1", "--sections", "mlp", "cnn", "--out", "r"]
+    assert distributed.strip_flags(argv, {"--workers": 1, "--gpus-per-worker": 1, "--fresh": 0, "--sections": "+"}) == [
         "--space", "cnn", "--out", "r"]
     if "CUDA_VISIBLE_DEVICES" not in os.environ:
         envs = distributed.devices(2, 1)
@@ -99,30 +99,51 @@ def test_strip_flags_and_cpu_threads():
         assert [e["TF_NUM_INTRAOP_THREADS"] for e in envs] == [threads, threads]
 
 
-def test_mirrored_strategy_trains_one_cpu_replica(tiny_gtzan, tmp_path, capsys):
-    args = command(tiny_gtzan, tmp_path, "--strategy", "mirrored")[3:]
-    args[args.index("--max-trials") + 1] = "1"
-    assert search.main(args) == 0
+def test_mirrored_strategy_trains_one_cpu_replica_with_the_same_losses(tiny_gtzan, tmp_path, capsys):
+    histories = {}
+    for name, extra in (("plain", ()), ("mirrored", ("--strategy", "mirrored"))):
+        args = command(tiny_gtzan, tmp_path / name, "--epochs", "3", "--patience", "10", *extra)[3:]
+        args[args.index("--max-trials") + 1] = "1"
+        assert search.main(args) == 0
+        histories[name] = json.loads(next((tmp_path / name / "cnn" / "trials").glob("*/history.json")).read_text())
     assert "mirrored strategy: 1 replica(s), no GPU" in capsys.readouterr().out
-    record = json.loads(next((tmp_path / "cnn" / "trials").glob("*/record.json")).read_text())
-    assert record["status"] == "completed" and 0 < record["val_loss"] < 10
+    assert len(histories["plain"]["loss"]) == 3
+    for key in ("loss", "val_loss", "val_track_accuracy"):
+        assert histories["mirrored"][key] == pytest.approx(histories["plain"][key], rel=1e-6), key
 
 
-def test_the_distributed_input_pipeline_neither_repeats_nor_drops_windows(tiny_gtzan):
-    import numpy as np
-    import tensorflow as tf
+# Two replicas on two logical CPUs: each global batch is split between them, every window once.
+TWO_REPLICAS = """
+import sys
+import numpy as np
+import tensorflow as tf
+tf.config.set_logical_device_configuration(tf.config.list_physical_devices("CPU")[0],
+                                           [tf.config.LogicalDeviceConfiguration()] * 2)
+from data.config import DataConfig
+from tuning.config import TrainConfig
+from tuning.training import prepare_data
+data = prepare_data(DataConfig(sys.argv[1], window_seconds=1))
+training = TrainConfig(batch_size=16, epochs=2)
+strategy = tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"])
+assert strategy.num_replicas_in_sync == 2
+plain = list(data.train(training).as_numpy_iterator())
+dealt = []
+for waveforms, labels in strategy.experimental_distribute_dataset(data.train(training)):
+    parts = [strategy.experimental_local_results(t) for t in (waveforms, labels)]
+    assert all(len(part) > 0 for part in parts[1])
+    dealt.append(tuple(np.concatenate([p.numpy() for p in part]) for part in parts))
+assert len(dealt) == len(plain) == 2 * data.steps_per_epoch(16)
+for (x, y), (dx, dy) in zip(plain, dealt):
+    assert np.array_equal(x, dx) and np.array_equal(y, dy)
+assert sum(len(y) for _, y in dealt) == 2 * len(data.split.train)
+print("ok")
+"""
 
-    from data.config import DataConfig
-    from tuning.config import TrainConfig
-    from tuning.training import prepare_data
 
-    data = prepare_data(DataConfig(str(tiny_gtzan), window_seconds=1))
-    training = TrainConfig(batch_size=16)
-    strategy = tf.distribute.MirroredStrategy()
-    plain = [labels.numpy() for _, labels in data.train(training)]
-    dealt = [strategy.experimental_local_results(labels)[0].numpy() for _, labels in data.train(training, strategy)]
-    assert np.array_equal(np.concatenate(plain), np.concatenate(dealt))
-    assert len(np.concatenate(dealt)) == len(data.split.train)
+def test_two_replicas_see_every_window_once(tiny_gtzan):
+    result = subprocess.run([sys.executable, "-c", TWO_REPLICAS, str(tiny_gtzan)], cwd=ROOT, capture_output=True,
+                            text=True, timeout=300)
+    assert result.returncode == 0 and result.stdout.strip().endswith("ok"), result.stderr[-2000:]
 
 
 def _pid_of(pattern):
@@ -182,3 +203,63 @@ def test_a_killed_chief_stops_the_search_and_a_rerun_resumes(tiny_gtzan, tmp_pat
     assert sorted(rows(tmp_path)) == sorted(one_process)
     # Trials the oracle had ended before the kill are not run again (those killed mid-run are).
     assert done and all((trials / name / "record.json").stat().st_mtime_ns == stamp for name, stamp in done.items())
+
+
+def crossval_flags(data_dir, out):
+    return ["2cnn-16-16-1fc", "--folds", "3", "--window-seconds", "1", "--epochs", "1", "--batch-size", "16",
+            "--wandb", "disabled", "--data-dir", str(data_dir), "--out", str(out)]
+
+
+def test_crossval_folds_run_in_two_workers_with_the_one_process_numbers(tiny_gtzan, tmp_path, capsys):
+    assert crossval.main(crossval_flags(tiny_gtzan, tmp_path / "one")) == 0
+    result = subprocess.run([sys.executable, "-m", "tuning.crossval", *crossval_flags(tiny_gtzan, tmp_path / "two"),
+                             "--workers", "2"], cwd=ROOT, capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stderr[-2000:]
+    one, two = (json.loads((tmp_path / name / "crossval" / "2cnn-16-16-1fc" / "results.json").read_text())
+                for name in ("one", "two"))
+    assert [f["track_accuracy"] for f in two["folds"]] == [f["track_accuracy"] for f in one["folds"]]
+    assert {f["worker"] for f in two["folds"]} <= {"worker0", "worker1"}
+    progress = [line for line in result.stdout.splitlines() if line.startswith("[worker")]
+    assert sorted(line.split()[1] for line in progress) == ["fold-0:", "fold-1:", "fold-2:"]
+    assert "3 folds: test track accuracy" in result.stdout
+    # One process continues what the workers did: no fold is trained again.
+    capsys.readouterr()
+    assert crossval.main(crossval_flags(tiny_gtzan, tmp_path / "two")) == 0
+    assert capsys.readouterr().out.count("finished earlier") == 3
+
+
+@pytest.mark.parametrize("main,first", [(crossval.main, ["2cnn-16-16-1fc"]), (study.main, [])])
+def test_workers_flags_of_crossval_and_study(main, first, tiny_gtzan, tmp_path, capsys):
+    common = [*first, "--data-dir", str(tiny_gtzan), "--out", str(tmp_path), "--wandb", "disabled"]
+    for flags, message in ((["--workers", "0"], "--workers and --gpus-per-worker must be at least 1"),
+                           (["--workers", "2", "--role", "chief", "--oracle", "h:1"], "does not go with --role"),
+                           (["--role", "worker"], "--role needs --oracle")):
+        assert main([*common, *flags]) == 2
+        assert message in capsys.readouterr().err.strip().splitlines()[-1]
+
+
+def test_crossval_settings_must_match_to_resume(tiny_gtzan, tmp_path, capsys):
+    assert crossval.main([*crossval_flags(tiny_gtzan, tmp_path), "--folds", "2"]) == 0
+    capsys.readouterr()
+    assert crossval.main([*crossval_flags(tiny_gtzan, tmp_path), "--folds", "2", "--epochs", "2"]) == 2
+    assert "training.epochs was 1, now 2" in capsys.readouterr().err
+    assert crossval.main([*crossval_flags(tiny_gtzan, tmp_path), "--folds", "2", "--epochs", "2", "--fresh"]) == 0
+
+
+@pytest.mark.slow
+def test_a_study_with_two_workers_gives_the_one_process_study(tmp_path):
+    common = [sys.executable, "-m", "tuning.study", "--quick", "--sections", "mlp", "cnn", "--no-export",
+              "--wandb", "disabled"]
+    for name, extra in (("one", []), ("two", ["--workers", "2"])):
+        result = subprocess.run([*common, "--out", str(tmp_path / name), *extra], cwd=ROOT, capture_output=True,
+                                text=True, timeout=900)
+        assert result.returncode == 0, result.stderr[-2000:]
+    assert result.stdout.count("[cnn] [worker") == 14
+    for section in ("mlp", "cnn"):
+        tables = [sorted((row.split(",")[0], row.split(",")[1]) for row in
+                         (tmp_path / name / section / "summary.csv").read_text().splitlines()[1:])
+                  for name in ("one", "two")]
+        assert tables[0] == tables[1]
+    one, two = (json.loads((tmp_path / name / "study.json").read_text()) for name in ("one", "two"))
+    assert [f["trial"] for f in two["final"]] == [f["trial"] for f in one["final"]]
+    assert two["sections"]["cnn"]["best"]["trial"] == one["sections"]["cnn"]["best"]["trial"]

@@ -7,6 +7,7 @@ import sys
 
 from data.config import SPLIT_METHODS, DataConfig
 from tuning.config import PRECISIONS, TrainConfig
+from tuning.distributed import CHIEF_TIMEOUT_S, ROLES
 from tuning.tracking import WANDB_MODES, default_wandb_mode
 
 
@@ -51,6 +52,63 @@ def reporting_flags() -> argparse.ArgumentParser:
     group.add_argument("--wandb", choices=WANDB_MODES, help="W&B mode (default: online if logged in, else offline)")
     group.add_argument("--wandb-project", default="gtzan-keras", help="W&B project (default: gtzan-keras)")
     return parent
+
+
+def scale_flags(*, roles: bool = True) -> argparse.ArgumentParser:
+    """``--workers``, ``--gpus-per-worker`` and the flags of one process of a distributed run.
+
+    ``--role``, ``--oracle``, ``--worker-id`` and ``--chief-timeout`` set this process's part
+    (``tuning.distributed.configure_role``); with ``roles=False`` they are kept out of
+    ``--help``, as the command takes them only from its own ``--workers`` launcher.
+    """
+    parent = argparse.ArgumentParser(add_help=False)
+    group = parent.add_argument_group("scale")
+    group.add_argument("--workers", type=int, help="run the trials in N worker processes (KerasTuner chief/worker)")
+    group.add_argument("--gpus-per-worker", type=int, default=1,
+                       help="GPUs of each worker, where there are GPUs (default: 1)")
+
+    def shown(text: str) -> str:
+        return text if roles else argparse.SUPPRESS
+
+    group.add_argument("--role", choices=ROLES, help=shown("this process's part in a search over several machines"))
+    group.add_argument("--oracle", metavar="HOST:PORT", help=shown("the chief's address, with --role"))
+    group.add_argument("--worker-id", help=shown("with --role worker: the worker's id (default: worker-<host>-<pid>)"))
+    group.add_argument("--chief-timeout", type=int, default=CHIEF_TIMEOUT_S,
+                       help=shown(f"seconds a worker waits for the chief to answer (default: {CHIEF_TIMEOUT_S})"))
+    return parent
+
+
+def check_workers(args: argparse.Namespace) -> None:
+    """Raises UsageError for ``--workers`` values that cannot be used."""
+    if args.workers < 1 or args.gpus_per_worker < 1:
+        raise UsageError(f"--workers and --gpus-per-worker must be at least 1, got {args.workers}, {args.gpus_per_worker}")
+    if args.role or args.oracle:
+        raise UsageError("--workers starts its own chief and workers; it does not go with --role or --oracle")
+
+
+# The flags a --workers launcher does not pass on to its chief and workers (flag -> values).
+LAUNCHER_FLAGS = {"--workers": 1, "--gpus-per-worker": 1, "--fresh": 0}
+
+
+def configure_role(args: argparse.Namespace) -> None:
+    """Sets this process's part in a distributed run from ``--role`` and ``--oracle``, if given.
+
+    Raises:
+        UsageError: for a role without an address, an address without a role, or a chief
+            address it cannot serve on.
+    """
+    from tuning import distributed
+
+    if args.role is None:
+        if args.oracle or args.worker_id:
+            raise UsageError("--oracle and --worker-id go with --role chief|worker")
+        return
+    if not args.oracle:
+        raise UsageError("--role needs --oracle HOST:PORT, the chief's address")
+    try:
+        distributed.configure_role(args.role, args.oracle, args.worker_id, args.chief_timeout)
+    except ValueError as error:
+        raise UsageError(str(error)) from None
 
 
 def data_config(args: argparse.Namespace) -> DataConfig:

@@ -8,6 +8,8 @@ environment variables in every process: ``KERASTUNER_TUNER_ID`` (``chief``, or a
 of the same command on this machine (:func:`launch`), each worker with its own GPUs or its share
 of the CPU cores, restarts a worker that dies mid-trial (KerasTuner hands it its unfinished
 trial again), shows one line per finished trial and ends every child it started.
+``tuning.search``, ``tuning.crossval`` (a trial per fold) and ``tuning.study`` (a search per
+section) run their trials this way.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 ROLES = ("chief", "worker")
@@ -71,6 +74,14 @@ def configure_role(role: str, oracle: str, worker_id: str | None = None, timeout
     return tuner_id
 
 
+def unreachable_chief(error: BaseException, oracle: str | None) -> str | None:
+    """The one-line message for the gRPC error of a worker whose chief is gone; None for any other error."""
+    if not type(error).__module__.startswith("grpc"):
+        return None
+    code = getattr(error, "code", lambda: "")()
+    return f"cannot reach the chief at {oracle} ({code}); is it running? rerun the same command to resume"
+
+
 def free_port() -> int:
     """A TCP port on the loopback interface that nothing listens on now."""
     with socket.socket() as probe:
@@ -78,16 +89,23 @@ def free_port() -> int:
         return probe.getsockname()[1]
 
 
-def strip_flags(argv: list[str], flags: dict[str, bool]) -> list[str]:
-    """``argv`` without ``flags`` (flag -> whether it takes a value), in both ``--f v`` and ``--f=v`` forms."""
-    kept, skip = [], False
+def strip_flags(argv: list[str], flags: dict[str, int | str]) -> list[str]:
+    """``argv`` without ``flags``, in both the ``--f v`` and the ``--f=v`` form.
+
+    ``flags`` maps each flag to the number of values it takes, or ``"+"`` for every value up to
+    the next flag (``--sections mlp cnn``).
+    """
+    kept, skip = [], 0
     for arg in argv:
-        if skip:
-            skip = False
+        if skip == "+" and not arg.startswith("-"):
             continue
+        if skip and skip != "+":
+            skip -= 1
+            continue
+        skip = 0
         name = arg.split("=", 1)[0]
         if name in flags:
-            skip = flags[name] and "=" not in arg
+            skip = 0 if "=" in arg else flags[name]
             continue
         kept.append(arg)
     return kept
@@ -126,6 +144,36 @@ def _gpu_ids() -> list[str]:
     return [str(i) for i, line in enumerate(listing.splitlines()) if line.startswith("GPU ")]
 
 
+def trial_progress() -> Callable[[Path], str | None]:
+    """The progress line of a finished search trial: worker, trial, accuracy, best so far.
+
+    Returns a function of a trial folder that gives the line once the trial's record is
+    written (None before); it keeps the best trial it has seen.
+    """
+    best: list[tuple[float, str]] = []
+
+    def line(folder: Path) -> str | None:
+        record = _read_json(folder / "record.json")
+        if record is None:
+            return None
+        score = record.get("val_track_accuracy")
+        if score is not None and (not best or score > best[0][0]):
+            best[:] = [(score, record["trial"])]
+        shown = f"{score:.3f}" if score is not None else record.get("status", "")
+        leader = f"{best[0][1]} {best[0][0]:.3f}" if best else "none yet"
+        return f"[{record.get('worker', '?')}] {record['trial']}: val accuracy (track) {shown} | best so far {leader}"
+
+    return line
+
+
+def _read_json(path: Path) -> dict | None:
+    """The JSON in ``path``, or None while it is missing or being written."""
+    try:
+        return json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
+
+
 class Launcher:
     """Starts, watches and ends the chief and the workers of one search.
 
@@ -134,20 +182,23 @@ class Launcher:
         argv: The command line without the launcher's own flags.
         out_dir: The search's run folder (logs go to ``out_dir/workers``).
         workers: Number of workers.
-        gpus_per_worker: GPUs per worker, where there are GPUs.
+        gpus_per_worker: GPUs of each worker, where there are GPUs.
         say: Where progress lines go.
+        progress: Gives a trial folder's progress line once the trial is finished, else None
+            (default: :func:`trial_progress`).
     """
 
-    def __init__(self, module: str, argv: list[str], out_dir: Path, workers: int, gpus_per_worker: int = 1, say=print):
+    def __init__(self, module: str, argv: list[str], out_dir: Path, workers: int, gpus_per_worker: int = 1, say=print,
+                 progress: Callable[[Path], str | None] | None = None):
         self.module, self.argv, self.out_dir = module, argv, Path(out_dir)
         self.say = say
+        self.progress = progress or trial_progress()
         self.port = free_port()
         self.environments = devices(workers, gpus_per_worker)
         self.ids = [f"worker{i}" for i in range(workers)]
         self.processes: dict[str, subprocess.Popen] = {}
         self.restarts = dict.fromkeys(self.ids, 0)
-        self.seen: set[str] = set()
-        self.best: tuple[float, str] | None = None
+        self.seen: set[Path] = set()
         self.started_at = time.time()
 
     def start(self, name: str) -> None:
@@ -201,22 +252,14 @@ class Launcher:
         return 0
 
     def report_trials(self) -> None:
-        """One line per trial finished since the last call: worker, trial, accuracy, best so far."""
-        for path in sorted((self.out_dir / "trials").glob("*/record.json")):
-            if str(path) in self.seen or path.stat().st_mtime < self.started_at:
+        """One line for each trial finished since the last call (trials of earlier runs are not shown)."""
+        for folder in sorted((self.out_dir / "trials").glob("*/")):
+            if folder in self.seen or folder.stat().st_mtime < self.started_at:
                 continue
-            try:
-                record = json.loads(path.read_text())
-            except ValueError:  # being written; read it next time
-                continue
-            self.seen.add(str(path))
-            score = record.get("val_track_accuracy")
-            if score is not None and (self.best is None or score > self.best[0]):
-                self.best = (score, record["trial"])
-            shown = f"{score:.3f}" if score is not None else record.get("status", "")
-            best = f"{self.best[1]} {self.best[0]:.3f}" if self.best else "none yet"
-            self.say(f"[{record.get('worker', '?')}] {record['trial']}: val accuracy (track) {shown} | best so far {best}",
-                     flush=True)
+            line = self.progress(folder)
+            if line is not None:
+                self.seen.add(folder)
+                self.say(line, flush=True)
 
     def last_line(self, name: str) -> str:
         lines = (self.out_dir / "workers" / f"{name}.log").read_text(errors="replace").strip().splitlines()
@@ -244,15 +287,17 @@ def _interrupt(signum, frame):
     raise KeyboardInterrupt
 
 
-def launch(module: str, argv: list[str], out_dir: Path, workers: int, gpus_per_worker: int = 1, say=print) -> int:
+def launch(module: str, argv: list[str], out_dir: Path, workers: int, gpus_per_worker: int = 1, say=print,
+           progress: Callable[[Path], str | None] | None = None) -> int:
     """Runs a distributed search of ``module`` with ``workers`` workers; returns the exit code.
 
-    Ctrl-C or SIGTERM ends every child process; so does any failure.
+    Ctrl-C or SIGTERM ends every child process; so does any failure. ``progress`` is
+    :class:`Launcher`'s.
 
     Raises:
         LaunchError: naming what failed.
     """
-    launcher = Launcher(module, argv, out_dir, workers, gpus_per_worker, say)
+    launcher = Launcher(module, argv, out_dir, workers, gpus_per_worker, say, progress)
     previous = signal.signal(signal.SIGTERM, _interrupt)
     try:
         say(f"starting the chief on 127.0.0.1:{launcher.port} and {workers} workers; logs in {out_dir / 'workers'}")

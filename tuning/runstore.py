@@ -203,6 +203,15 @@ class RunStore:
         writer.writerows(records)
         write_text(self.summary_path, table.getvalue())
 
+    def ranked_records(self) -> list[dict]:
+        """The records in ``summary.csv``'s order (best first); empty without a summary."""
+        if not self.summary_path.is_file():
+            return []
+        with open(self.summary_path, newline="") as f:
+            order = [row["trial"] for row in csv.DictReader(f)]
+        by_name = {record["trial"]: record for record in self.records()}
+        return [by_name[name] for name in order if name in by_name]
+
     def read_best(self) -> tuple[Path, dict] | None:
         """``(best/model.keras, best/config.json)``, or None if the folder has no complete best."""
         model, config = self.best_dir / "model.keras", self.best_dir / "config.json"

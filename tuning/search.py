@@ -28,7 +28,7 @@ from data.catalogue import DataError
 from data.cli import fail, parser, quiet_tensorflow
 from tuning import cli
 from tuning.config import DEFAULT_WIDE_TRIALS, OBJECTIVE, RECIPES, TUNERS, TrainConfig
-from tuning.distributed import CHIEF_TIMEOUT_S, ROLES, LaunchError, configure_role, launch, strip_flags
+from tuning.distributed import LaunchError, launch, strip_flags, unreachable_chief
 from tuning.runstore import RunStore, RunStoreError, read_json, write_json
 from tuning.spaces import SPACES, Space
 
@@ -139,7 +139,7 @@ def format_summary(records: list[dict]) -> str:
 
 def build_parser():
     """The command-line parser."""
-    result = parser(PROG, __doc__, [cli.data_flags(), cli.training_flags(), cli.reporting_flags()])
+    result = parser(PROG, __doc__, [cli.data_flags(), cli.training_flags(), cli.reporting_flags(), cli.scale_flags()])
     result.add_argument("--space", required=True, choices=list(SPACES), help="experiment family to search")
     result.add_argument("--tuner", default="grid", choices=TUNERS,
                         help="grid: the study's grid (default); others sample the wider range")
@@ -147,15 +147,7 @@ def build_parser():
     result.add_argument("--out", default="runs", help="output folder (default: runs)")
     result.add_argument("--fresh", action="store_true", help="discard earlier results of this space and start over")
     result.add_argument("--base", help="zoo name the space starts from instead of the study's carried-forward model")
-    scale = result.add_argument_group("scale")
-    scale.add_argument("--workers", type=int, help="run the trials in N worker processes (KerasTuner chief/worker)")
-    scale.add_argument("--gpus-per-worker", type=int, default=1, help="GPUs of each worker, where there are GPUs (default: 1)")
-    scale.add_argument("--role", choices=ROLES, help="this process's part in a search over several machines")
-    scale.add_argument("--oracle", metavar="HOST:PORT", help="the chief's address, with --role")
-    scale.add_argument("--worker-id", help="with --role worker: the worker's id (default: worker-<host>-<pid>)")
-    scale.add_argument("--chief-timeout", type=int, default=CHIEF_TIMEOUT_S,
-                       help=f"seconds a worker waits for the chief to answer (default: {CHIEF_TIMEOUT_S})")
-    scale.add_argument("--strategy", choices=["mirrored"], help="train each trial data-parallel on this machine's GPUs")
+    result.add_argument("--strategy", choices=["mirrored"], help="train each trial data-parallel on this machine's GPUs")
     return result
 
 
@@ -186,25 +178,23 @@ def mirrored_strategy():
 
 def launch_workers(args, argv: list[str]) -> int:
     """``--workers N``: the chief and N workers of this very command, on this machine."""
-    if args.workers < 1 or args.gpus_per_worker < 1:
-        return fail(PROG, f"--workers and --gpus-per-worker must be at least 1, got {args.workers}, {args.gpus_per_worker}")
-    if args.role or args.oracle:
-        return fail(PROG, "--workers starts its own chief and workers; it does not go with --role or --oracle")
+    try:
+        cli.check_workers(args)
+    except cli.UsageError as error:
+        return fail(PROG, error)
     out_dir = Path(args.out) / args.space
     if args.fresh and out_dir.exists():
         shutil.rmtree(out_dir)
-    child_argv = strip_flags(argv, {"--workers": True, "--gpus-per-worker": True, "--fresh": False})
     try:
-        launch("tuning.search", child_argv, out_dir, args.workers, args.gpus_per_worker)
+        launch("tuning.search", strip_flags(argv, cli.LAUNCHER_FLAGS), out_dir, args.workers, args.gpus_per_worker)
     except LaunchError as error:
         return fail(PROG, error, 1)
     except KeyboardInterrupt:
         return fail(PROG, "interrupted; every worker was stopped; rerun the same command to resume", 130)
-    by_name = {r["trial"]: r for r in RunStore(out_dir).records()}
-    order = [line.split(",")[0] for line in (out_dir / "summary.csv").read_text().splitlines()[1:]]
+    records = RunStore(out_dir).ranked_records()
     print()
-    print(format_summary([by_name[name] for name in order if name in by_name]))
-    print(f"\nbest: {order[0] if order else 'none'} -> {out_dir / 'best'}")
+    print(format_summary(records))
+    print(f"\nbest: {records[0]['trial'] if records else 'none'} -> {out_dir / 'best'}")
     return 0
 
 
@@ -216,12 +206,7 @@ def main(argv: list[str] | None = None) -> int:
         return launch_workers(args, sys.argv[1:] if argv is None else argv)
     quiet_tensorflow(args.verbose)
     try:
-        if args.role is not None:
-            if not args.oracle:
-                raise cli.UsageError("--role needs --oracle HOST:PORT, the chief's address")
-            configure_role(args.role, args.oracle, args.worker_id, args.chief_timeout)
-        elif args.oracle or args.worker_id:
-            raise cli.UsageError("--oracle and --worker-id go with --role chief|worker")
+        cli.configure_role(args)
         strategy = mirrored_strategy() if args.strategy == "mirrored" else None
         if args.max_trials is not None and args.max_trials < 1:
             raise cli.UsageError(f"--max-trials must be at least 1, got {args.max_trials}")
@@ -249,10 +234,10 @@ def main(argv: list[str] | None = None) -> int:
     except (cli.UsageError, DataError, RunStoreError, OSError, ValueError) as error:
         return fail(PROG, error)
     except Exception as error:  # a worker whose chief is gone gets gRPC's error
-        if type(error).__module__.startswith("grpc"):
-            return fail(PROG, f"cannot reach the chief at {args.oracle} ({getattr(error, 'code', lambda: '')()}); "
-                              "is it running? rerun the same command to resume", 1)
-        raise
+        message = unreachable_chief(error, args.oracle)
+        if message is None:
+            raise
+        return fail(PROG, message, 1)
     if args.role == "worker":
         print(f"{args.worker_id or 'worker'}: no trial left")
         return 0

@@ -4,6 +4,7 @@ Usage::
 
     python -m tuning.study [--sections mlp cnn ...] [--quick] [--data-dir DIR] [--split random|lists|kfold]
         [--split-dir DIR] [--split-seed 42] [--seed 42] [--window-seconds 3] [--epochs 20] [--out runs/study]
+        [--workers N [--gpus-per-worker 1]]
 
 Sections run in the study's order, ``mlp -> cnn -> activation -> optimizer -> training ->
 regularization -> input``, each over its grid, each starting from the best choices of the
@@ -20,7 +21,9 @@ configurations of the study (by track-level validation accuracy; model and train
 differ) are evaluated on the test split, as the study's final evaluation, and the better of them
 on validation is exported. ``--quick`` runs every trial for 2 epochs on a small synthetic set
 (when no data is given): a smoke run of a few minutes. Rerunning resumes: finished sections and
-trials are skipped.
+trials are skipped. ``--workers N`` runs each section's trials in N worker processes of
+KerasTuner's chief/worker mode (the sections still run one after another, as each starts from
+the choices of the ones before it).
 """
 
 from __future__ import annotations
@@ -30,6 +33,7 @@ import logging
 import shutil
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 from data.catalogue import DataError
@@ -89,9 +93,14 @@ def configuration(config: dict) -> tuple:
 
 
 def run_study(out: Path, data_config, training: TrainConfig, sections: list[str], *, seed: int, quick: bool,
-              reporting, exports: Path | None) -> dict:
-    """Runs (or resumes) the study into ``out``; returns the study record written to ``study.json``."""
-    from tuning.search import check_same_settings, search_space
+              reporting, exports: Path | None, search_section: Callable[[str], None] | None = None) -> dict:
+    """Runs (or resumes) the study into ``out``; returns the study record written to ``study.json``.
+
+    Each section's search runs in this process, or, with ``search_section``, through that
+    function (``--workers``: a chief and workers of this command for the section, see
+    :func:`section_search`).
+    """
+    from tuning.search import check_same_settings
     from tuning.training import prepare_data
 
     state_path = out / "study.json"
@@ -101,6 +110,7 @@ def run_study(out: Path, data_config, training: TrainConfig, sections: list[str]
     check_same_settings(out / "settings.json", {"data": data.config.to_dict(), "training": training.to_dict(),
                                                 "seed": seed, "quick": quick})
     state.update(data={**data.config.to_dict(), **data.dataset}, training=training.to_dict(), quick=quick)
+    write_json(state_path, state)  # the workers of a section read what earlier sections chose
     start = time.perf_counter()
     for section in SECTIONS:
         if section not in sections:
@@ -110,19 +120,22 @@ def run_study(out: Path, data_config, training: TrainConfig, sections: list[str]
             continue
         base, carried = carried_choices(section, state["sections"])
         space = SPACES[section]
-        total = len(space.grid(base or space.default_base or ""))
-        done = [0]
+        if search_section is None:
+            total = len(space.grid(base or space.default_base or ""))
+            done = [0]
 
-        def progress(record: dict, best: dict, section=section, total=total, done=done) -> None:
-            done[0] += 1
-            score = f"{record[OBJECTIVE]:.3f}" if record.get("status") == "completed" else "failed"
-            print(f"[{section}] trial {done[0]} of {total}: {record['trial']} {score} | "
-                  f"elapsed {time.perf_counter() - start:.0f} s | best so far {best['trial']} "
-                  f"{best.get(OBJECTIVE, float('nan')):.3f}", flush=True)
+            def progress(record: dict, best: dict, section=section, total=total, done=done) -> None:
+                done[0] += 1
+                score = f"{record[OBJECTIVE]:.3f}" if record.get("status") == "completed" else "failed"
+                print(f"[{section}] trial {done[0]} of {total}: {record['trial']} {score} | "
+                      f"elapsed {time.perf_counter() - start:.0f} s | best so far {best['trial']} "
+                      f"{best.get(OBJECTIVE, float('nan')):.3f}", flush=True)
 
-        records = search_space(space, data, training, out / section, seed=seed, base=base, carried=carried,
-                               max_epochs=training.epochs if quick else None, reporting=reporting,
-                               on_trial_end=progress)
+            section_search(section, state, out, data, training, seed=seed, quick=quick, reporting=reporting,
+                           on_trial_end=progress)
+        else:
+            search_section(section)
+        records = RunStore(out / section).ranked_records()
         best = RunStore(out / section).read_best()
         if not records or records[0].get("status") != "completed" or best is None:
             raise RuntimeError(f"no trial of section {section} finished; see {out / section}/trials")
@@ -141,6 +154,21 @@ def run_study(out: Path, data_config, training: TrainConfig, sections: list[str]
     state["final"] = final_evaluation(out, exports)
     write_json(state_path, state)
     return state
+
+
+def section_search(section: str, state: dict, out: Path, data, training: TrainConfig, *, seed: int, quick: bool,
+                   reporting, on_trial_end: Callable[[dict, dict], None] | None = None) -> list[dict]:
+    """Searches ``section``'s grid from the choices of the sections ``state`` holds; returns its records.
+
+    This is the whole study in one process, and the chief's or a worker's part of a section
+    under ``--workers`` (every process derives the same base and carried choices from
+    ``study.json``).
+    """
+    from tuning.search import search_space
+
+    base, carried = carried_choices(section, state["sections"])
+    return search_space(SPACES[section], data, training, out / section, seed=seed, base=base, carried=carried,
+                        max_epochs=training.epochs if quick else None, reporting=reporting, on_trial_end=on_trial_end)
 
 
 def _listed(value):
@@ -198,7 +226,8 @@ def final_evaluation(out: Path, exports: Path | None) -> list[dict]:
 
 def build_parser():
     """The command-line parser."""
-    result = parser(PROG, __doc__, [cli.data_flags(), cli.training_flags(), cli.reporting_flags()])
+    result = parser(PROG, __doc__, [cli.data_flags(), cli.training_flags(), cli.reporting_flags(),
+                                    cli.scale_flags(roles=False)])
     result.add_argument("--sections", nargs="+", default=list(SECTIONS), choices=SECTIONS, help="sections to run")
     result.add_argument("--quick", action="store_true", help="2 epochs a trial on a small synthetic set: a smoke run")
     result.add_argument("--out", default="runs/study", help="output folder (default: runs/study)")
@@ -208,12 +237,33 @@ def build_parser():
     return result
 
 
+def launch_section(args, argv: list[str]) -> Callable[[str], None]:
+    """``--workers N``: runs one section's search as a chief and N workers of this command."""
+    from tuning.distributed import launch, strip_flags, trial_progress
+
+    child_argv = strip_flags(argv, {**cli.LAUNCHER_FLAGS, "--sections": "+"})
+
+    def search_section(section: str) -> None:
+        line = trial_progress()
+
+        def progress(folder: Path) -> str | None:
+            text = line(folder)
+            return text and f"[{section}] {text}"
+
+        launch("tuning.study", [*child_argv, "--sections", section], Path(args.out) / section, args.workers,
+               args.gpus_per_worker, progress=progress)
+
+    return search_section
+
+
 def main(argv: list[str] | None = None) -> int:
     """Command line entry point; returns the exit code."""
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s: %(message)s")
     args = build_parser().parse_args(argv)
+    given = argv if argv is not None else sys.argv[1:]
     quiet_tensorflow(args.verbose)
     from data.sources import synthetic_data_dir
+    from tuning.distributed import LaunchError, unreachable_chief
 
     try:
         if args.quick:
@@ -222,14 +272,43 @@ def main(argv: list[str] | None = None) -> int:
                 args.data_dir = str(synthetic_data_dir(**QUICK["synthetic"]))
         data_config = cli.data_config(args)
         training = cli.train_config(args, RECIPES["study"])
-        if args.fresh and Path(args.out).exists():
-            shutil.rmtree(args.out)
         # One progress line per trial instead of Keras' per-epoch lines.
         reporting = dataclasses.replace(cli.reporting(args, "study"), verbose=0)
+        if args.workers is not None:
+            cli.check_workers(args)
+        cli.configure_role(args)
+        if args.role is not None:  # the chief or a worker of one section of a --workers study
+            return run_section_role(args, data_config, training, reporting)
+        if args.fresh and Path(args.out).exists():
+            shutil.rmtree(args.out)
         run_study(Path(args.out), data_config, training, args.sections, seed=args.seed, quick=args.quick,
-                  reporting=reporting, exports=None if args.no_export else Path(args.exports))
+                  reporting=reporting, exports=None if args.no_export else Path(args.exports),
+                  search_section=launch_section(args, given) if args.workers is not None else None)
     except (cli.UsageError, DataError, RunStoreError, OSError) as error:
         return fail(PROG, error)
+    except (LaunchError, RuntimeError) as error:
+        return fail(PROG, error, 1)
+    except KeyboardInterrupt:
+        if args.workers is None:
+            raise
+        return fail(PROG, "interrupted; every worker was stopped; rerun the same command to resume", 130)
+    except Exception as error:  # a worker whose chief is gone gets gRPC's error
+        message = unreachable_chief(error, args.oracle)
+        if message is None:
+            raise
+        return fail(PROG, message, 1)
+    return 0
+
+
+def run_section_role(args, data_config, training: TrainConfig, reporting) -> int:
+    """This process's part (``--role``) in one section of a ``--workers`` study."""
+    from tuning.training import prepare_data
+
+    if len(args.sections) != 1:
+        raise cli.UsageError(f"--role runs one section, got --sections {' '.join(args.sections)}")
+    state = read_json(Path(args.out) / "study.json")
+    section_search(args.sections[0], state, Path(args.out), prepare_data(data_config), training, seed=args.seed,
+                   quick=args.quick, reporting=reporting)
     return 0
 
 

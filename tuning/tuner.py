@@ -8,6 +8,7 @@ trial's resolved configuration, history, timing and memory, and the best trial's
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
 
 import keras
@@ -46,7 +47,28 @@ class GridOracle(keras_tuner.Oracle):
         return {"status": TrialStatus.STOPPED, "values": None}
 
 
-class SearchTuner(keras_tuner.Tuner):
+class SharedStateTuner(keras_tuner.Tuner):
+    """A Tuner that finds its search's state whichever process left it.
+
+    KerasTuner reloads its oracle only when it finds a state file named after its own tuner id
+    (``chief.json``, ``tuner0.json``), so a search begun with ``--workers`` and continued in
+    one process (or the other way round) would start over. Every process here uses one name;
+    workers never reload the oracle (KerasTuner's own rule), they ask the chief.
+    """
+
+
+    def _get_tuner_fname(self):
+        return os.path.join(str(self.project_dir), "tuner0.json")
+
+    def search(self, *args, **kwargs):
+        super().search(*args, **kwargs)
+        if dist_utils.is_chief_oracle():
+            # The oracle saves itself before it lets go of a finished trial, and the chief saves
+            # nothing after the last one: without this save, a rerun would run the last trial again.
+            self.save()
+
+
+class SearchTuner(SharedStateTuner):
     """Runs each trial with the HyperModel and keeps the run store in step with the oracle.
 
     Args:
@@ -160,6 +182,61 @@ class SearchTuner(keras_tuner.Tuner):
         self.records = {r["trial_id"]: r for r in self.store.records() if "trial_id" in r}
         self.reconcile()
         return self.ranked_records()
+
+
+class TaskHyperModel(keras_tuner.HyperModel):
+    """A fixed list of named tasks as a search space: ``trial``, a choice over the names.
+
+    :class:`TaskTuner` runs each task itself; ``build`` only declares the space.
+    """
+
+    def __init__(self, names: list[str]):
+        super().__init__(name="tasks")
+        self.names = names
+
+    def build(self, hp):
+        hp.Choice("trial", self.names)
+
+
+class TaskTuner(SharedStateTuner):
+    """Runs a fixed list of named tasks (the folds of a cross-validation) as KerasTuner trials.
+
+    Each task runs once, in the list's order (:class:`GridOracle`), in this process or in the
+    workers of a distributed run; KerasTuner keeps which ran, so a rerun continues, and retries a
+    task that a kill interrupted.
+
+    Args:
+        names: The tasks.
+        run: ``run(name, trial_id=..., worker=...)`` runs one task and returns its metrics
+            (``objective`` among them); it raises ``keras_tuner.errors.FailedTrialError`` when
+            the task fails.
+        objective: The metric the oracle records (higher is better).
+        directory: The run folder; KerasTuner's state goes to its ``keras_tuner/``.
+        seed: Seed of the oracle.
+    """
+
+    def __init__(self, names: list[str], run: Callable[..., dict], *, objective: str, directory, seed: int = 0):
+        oracle = GridOracle(objective=keras_tuner.Objective(objective, direction="max"), seed=seed,
+                            max_consecutive_failed_trials=1000)
+        super().__init__(oracle=oracle, hypermodel=TaskHyperModel(names), directory=str(directory),
+                         project_name="keras_tuner")
+        self.run = run
+        self.distributed = dist_utils.has_chief_oracle()
+
+    def run_trial(self, trial, *args, **kwargs):
+        try:
+            return self.run(trial.hyperparameters.get("trial"), trial_id=trial.trial_id, worker=self.tuner_id)
+        except keras_tuner.errors.FailedTrialError:
+            raise
+        except Exception as error:  # bad data or a full disk: the next task would fail alike
+            raise keras_tuner.errors.FatalError(str(error)) from error
+
+    def search(self, *args, **kwargs):
+        """Runs the tasks still to run; an error other than a failed task is raised as itself."""
+        try:
+            super().search(*args, **kwargs)
+        except keras_tuner.errors.FatalError as error:
+            raise (error.__cause__ or error) from None
 
 
 class SearchHyperband(keras_tuner.Hyperband, SearchTuner):
