@@ -4,6 +4,7 @@ import pytest
 
 from data import bench as data_bench
 from serving import bench as bench_serving
+from tuning import bench as bench_tuning
 
 
 def test_data_bench_rejects_bad_flags_and_folders(tmp_path, capsys):
@@ -22,3 +23,21 @@ def test_serving_bench_without_an_export(tmp_path, monkeypatch, capsys):
     assert "no exported model under exports/" in capsys.readouterr().err
     with pytest.raises(SystemExit):
         bench_serving.main(["--repeats", "0"])
+
+
+def test_tuning_bench_flags_and_a_bad_data_dir(tmp_path, capsys):
+    with pytest.raises(SystemExit) as info:
+        bench_tuning.main(["--workers", "1"])
+    assert info.value.code == 2 and "--workers must be at least 2" in capsys.readouterr().err
+    assert bench_tuning.main(["--data-dir", str(tmp_path / "missing"), "--max-trials", "1"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "data directory not found" in err[0]
+
+
+@pytest.mark.slow
+def test_tuning_bench_times_both_runs_and_compares_the_trials(tiny_gtzan, capsys):
+    assert bench_tuning.main(["--max-trials", "2", "--epochs", "1", "--window-seconds", "1", "--batch-size", "16",
+                              "--data-dir", str(tiny_gtzan)]) == 0
+    out = capsys.readouterr().out
+    assert "cnn search, 2 trials: 1 worker " in out and "windows/s" in out and "per worker" in out
+    assert ": identical" in out

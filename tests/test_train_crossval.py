@@ -48,6 +48,10 @@ def test_crossval_writes_results_and_resumes(tiny_gtzan, tmp_path, capsys):
     assert (folder / "confusion_matrix.png").read_bytes()[:4] == b"\x89PNG"
     table = (tmp_path / "table.csv").read_text().splitlines()
     assert table[0].startswith("model,recipe,folds") and table[1].startswith("2cnn-16-16-1fc,recommended,3,")
+    # The command that reproduces the row, without where its output went.
+    command = table[1].split(",")[-1]
+    assert command.startswith("python -m tuning.crossval 2cnn-16-16-1fc --folds 3 --data-dir ")
+    assert "--table" not in command and "--out" not in command and "--wandb" not in command
     stamp = (folder / "trials" / "fold-1" / "model.keras").stat().st_mtime_ns
     assert crossval.main(argv) == 0  # resumes: no fold is trained again
     assert capsys.readouterr().out.count("finished earlier") == 3

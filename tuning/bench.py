@@ -5,12 +5,14 @@ Usage::
     python -m tuning.bench [--space cnn] [--workers 2] [search flags ...]
 
 Runs ``python -m tuning.search --space SPACE --workers 1`` and ``--workers N`` (each into a fresh
-temporary folder, the same data and seeds) and prints the wall time of each and the speed-up.
+temporary folder, the same data and seeds) and prints the wall time of each, the speed-up, and
+the training windows per second of each run (all trials' epochs over the wall time; per
+worker, that is per GPU with ``--gpus-per-worker 1``).
 Then it checks that the N workers gave every trial the validation track accuracy of a
 one-process search run with the same CPU threads per process as each worker had: on CPUs,
 TensorFlow's sums depend on how many threads share them, so over many epochs another thread
 count can change a trial's numbers; with the same threads the engine must not. Other flags go
-to every search (``--data-dir``, ``--epochs``, ``--max-trials``, ...).
+to every search (``--data-dir``, ``--epochs``, ``--max-trials``, ``--precision``, ...).
 """
 
 from __future__ import annotations
@@ -29,9 +31,11 @@ PROG = "python -m tuning.bench"
 
 
 def timed_search(space: str, workers: int | None, out: Path, extra: list[str],
-                 env: dict[str, str] | None = None) -> tuple[float, dict[str, str]]:
-    """Wall seconds of one search (``workers`` None: one process), and its trials' validation
-    track accuracy (from summary.csv)."""
+                 env: dict[str, str] | None = None) -> tuple[float, dict[str, str], int]:
+    """One search (``workers`` None: one process): its wall seconds, its trials' validation track
+    accuracy (from summary.csv) and the training windows all its trials went through."""
+    from tuning.runstore import RunStore
+
     start = time.perf_counter()
     scale = ["--workers", str(workers)] if workers else []
     result = subprocess.run([sys.executable, "-m", "tuning.search", "--space", space, *scale, "--out", str(out),
@@ -39,8 +43,11 @@ def timed_search(space: str, workers: int | None, out: Path, extra: list[str],
     seconds = time.perf_counter() - start
     if result.returncode != 0:
         raise RuntimeError(result.stderr.strip().splitlines()[-1] if result.stderr.strip() else "search failed")
-    rows = [line.split(",") for line in (out / space / "summary.csv").read_text().splitlines()[1:]]
-    return seconds, {row[0]: row[1] for row in rows}
+    store = RunStore(out / space)
+    rows = [line.split(",") for line in store.summary_path.read_text().splitlines()[1:]]
+    windows = sum(record.get("epochs_run", 0) * store.read_config(record["trial"])["dataset"]["sizes"]["train"]
+                  for record in store.records())
+    return seconds, {row[0]: row[1] for row in rows}, windows
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -53,16 +60,17 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(f"--workers must be at least 2 to compare with one worker, got {args.workers}")
     with tempfile.TemporaryDirectory(prefix="gtzan-bench-") as folder:
         try:
-            one, _ = timed_search(args.space, 1, Path(folder) / "one", extra)
-            many, trials_many = timed_search(args.space, args.workers, Path(folder) / "many", extra)
+            one, _, windows_one = timed_search(args.space, 1, Path(folder) / "one", extra)
+            many, trials_many, windows_many = timed_search(args.space, args.workers, Path(folder) / "many", extra)
             threads = devices(args.workers, 1)[0]
-            _, reference = timed_search(args.space, None, Path(folder) / "reference", extra,
-                                        {k: v for k, v in threads.items() if k != "CUDA_VISIBLE_DEVICES"})
+            _, reference, _ = timed_search(args.space, None, Path(folder) / "reference", extra,
+                                           {k: v for k, v in threads.items() if k != "CUDA_VISIBLE_DEVICES"})
         except RuntimeError as error:
             return cli.fail(PROG, error)
     same = reference == trials_many
-    print(f"{args.space} search, {len(trials_many)} trials: 1 worker {one:.0f} s, {args.workers} workers {many:.0f} s "
-          f"({one / many:.2f}x)")
+    print(f"{args.space} search, {len(trials_many)} trials: 1 worker {one:.0f} s ({windows_one / one:.0f} training "
+          f"windows/s), {args.workers} workers {many:.0f} s ({windows_many / many:.0f} windows/s, "
+          f"{windows_many / many / args.workers:.0f} per worker; {one / many:.2f}x)")
     print(f"per-trial validation track accuracy of {args.workers} workers vs one process with the same threads "
           f"({threads.get('TF_NUM_INTRAOP_THREADS', 'all')}): {'identical' if same else 'DIFFERENT'}")
     if not same:

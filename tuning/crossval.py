@@ -39,6 +39,9 @@ TABLE_COLUMNS = ["model", "recipe", "folds", "track_accuracy_mean", "track_accur
 
 
 TEST_OBJECTIVE = "test_track_accuracy"
+# Flags that change where results go or how they are reported, not the results: left out of the
+# table's command column (flag -> values it takes).
+REPORTING_FLAGS = {"--fresh": 0, "--table": 1, "--out": 1, "--wandb": 1, "--wandb-project": 1, "--verbose": 0}
 
 
 def fold_name(fold: int) -> str:
@@ -215,7 +218,7 @@ def main(argv: list[str] | None = None) -> int:
     given = argv if argv is not None else sys.argv[1:]
     quiet_tensorflow(args.verbose)
     from data.catalogue import DataError
-    from tuning.distributed import LaunchError, launch, strip_flags, unreachable_chief
+    from tuning.distributed import launch, strip_flags
     from tuning.runstore import RunStore, RunStoreError
     from tuning.search import check_same_settings
 
@@ -244,19 +247,13 @@ def main(argv: list[str] | None = None) -> int:
             results = crossvalidate(model_name, data_config, training, out, reporting=cli.reporting(args, "crossval"))
     except (cli.UsageError, DataError, RunStoreError, OSError) as error:
         return fail(PROG, error)
-    except LaunchError as error:
-        return fail(PROG, error, 1)
-    except KeyboardInterrupt:
-        if args.workers is None:
-            raise
-        return fail(PROG, "interrupted; every worker was stopped; rerun the same command to resume", 130)
     except RuntimeError as error:
         return fail(PROG, error, 1)
-    except Exception as error:  # a worker whose chief is gone gets gRPC's error
-        message = unreachable_chief(error, args.oracle)
-        if message is None:
+    except BaseException as error:
+        code = cli.distributed_failure(PROG, error, args)
+        if code is None:
             raise
-        return fail(PROG, message, 1)
+        return code
     if results is None:  # the chief or a worker of a distributed run: the launcher sums up
         return 0
     accuracy, macro_f1 = results["track_accuracy"], results["macro_f1"]
@@ -265,7 +262,7 @@ def main(argv: list[str] | None = None) -> int:
     print("recall per genre: " + ", ".join(f"{g} {v:.2f}" for g, v in results["recall_per_genre"].items()))
     print(f"wrote {out / 'results.json'}, {results['confusion_matrix_png']}")
     if args.table:
-        command = "python -m tuning.crossval " + " ".join(shlex.quote(a) for a in strip_flags(given, {"--fresh": 0}))
+        command = "python -m tuning.crossval " + " ".join(shlex.quote(a) for a in strip_flags(given, REPORTING_FLAGS))
         update_table(Path(args.table), results, args.recipe, command)
         print(f"updated {args.table}")
     return 0

@@ -28,7 +28,7 @@ from data.catalogue import DataError
 from data.cli import fail, parser, quiet_tensorflow
 from tuning import cli
 from tuning.config import DEFAULT_WIDE_TRIALS, OBJECTIVE, RECIPES, TUNERS, TrainConfig
-from tuning.distributed import LaunchError, launch, strip_flags, unreachable_chief
+from tuning.distributed import LaunchError, launch, strip_flags
 from tuning.runstore import RunStore, RunStoreError, read_json, write_json
 from tuning.spaces import SPACES, Space
 
@@ -187,10 +187,8 @@ def launch_workers(args, argv: list[str]) -> int:
         shutil.rmtree(out_dir)
     try:
         launch("tuning.search", strip_flags(argv, cli.LAUNCHER_FLAGS), out_dir, args.workers, args.gpus_per_worker)
-    except LaunchError as error:
-        return fail(PROG, error, 1)
-    except KeyboardInterrupt:
-        return fail(PROG, "interrupted; every worker was stopped; rerun the same command to resume", 130)
+    except (LaunchError, KeyboardInterrupt) as error:
+        return cli.distributed_failure(PROG, error, args)
     records = RunStore(out_dir).ranked_records()
     print()
     print(format_summary(records))
@@ -234,10 +232,10 @@ def main(argv: list[str] | None = None) -> int:
     except (cli.UsageError, DataError, RunStoreError, OSError, ValueError) as error:
         return fail(PROG, error)
     except Exception as error:  # a worker whose chief is gone gets gRPC's error
-        message = unreachable_chief(error, args.oracle)
-        if message is None:
+        code = cli.distributed_failure(PROG, error, args)
+        if code is None:
             raise
-        return fail(PROG, message, 1)
+        return code
     if args.role == "worker":
         print(f"{args.worker_id or 'worker'}: no trial left")
         return 0

@@ -263,7 +263,6 @@ def main(argv: list[str] | None = None) -> int:
     given = argv if argv is not None else sys.argv[1:]
     quiet_tensorflow(args.verbose)
     from data.sources import synthetic_data_dir
-    from tuning.distributed import LaunchError, unreachable_chief
 
     try:
         if args.quick:
@@ -286,17 +285,13 @@ def main(argv: list[str] | None = None) -> int:
                   search_section=launch_section(args, given) if args.workers is not None else None)
     except (cli.UsageError, DataError, RunStoreError, OSError) as error:
         return fail(PROG, error)
-    except (LaunchError, RuntimeError) as error:
+    except RuntimeError as error:
         return fail(PROG, error, 1)
-    except KeyboardInterrupt:
-        if args.workers is None:
+    except BaseException as error:
+        code = cli.distributed_failure(PROG, error, args)
+        if code is None:
             raise
-        return fail(PROG, "interrupted; every worker was stopped; rerun the same command to resume", 130)
-    except Exception as error:  # a worker whose chief is gone gets gRPC's error
-        message = unreachable_chief(error, args.oracle)
-        if message is None:
-            raise
-        return fail(PROG, message, 1)
+        return code
     return 0
 
 

@@ -53,12 +53,16 @@ class SharedStateTuner(keras_tuner.Tuner):
     KerasTuner reloads its oracle only when it finds a state file named after its own tuner id
     (``chief.json``, ``tuner0.json``), so a search begun with ``--workers`` and continued in
     one process (or the other way round) would start over. Every process here uses one name;
-    workers never reload the oracle (KerasTuner's own rule), they ask the chief.
+    workers never reload the oracle (KerasTuner's own rule), they ask the chief, and they do not
+    write the file either (several processes writing one file could leave it cut short).
     """
-
 
     def _get_tuner_fname(self):
         return os.path.join(str(self.project_dir), "tuner0.json")
+
+    def save(self):
+        if not self._is_worker():
+            super().save()
 
     def search(self, *args, **kwargs):
         super().search(*args, **kwargs)

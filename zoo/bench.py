@@ -3,11 +3,14 @@
 Usage::
 
     python -m zoo.bench [--window-seconds 3] [--batch-size 32] [--steps 20] [--models NAME ...]
+        [--precision float32|mixed_float16|mixed_bfloat16]
 
 For each model: samples per second of ``model.fit`` steps (Adam, random waveforms held in
 memory, after warm-up; the best of three timed runs), the model's FLOPs per training sample (3 x the forward FLOPs counted
 by TensorFlow's profiler), and the achieved FLOP rate as a fraction of this machine's
-float32 matmul rate, measured in the same run on 2048 x 2048 matrices.
+matmul rate in the compute dtype (float32, or float16 / bfloat16 under mixed precision),
+measured in the same run on 2048 x 2048 matrices: on a GPU, the fraction of its peak that the
+training reaches.
 """
 
 from __future__ import annotations
@@ -27,10 +30,10 @@ from zoo.presets import REFERENCE_CNN, STRONG_MODEL
 PROG = "python -m zoo.bench"
 
 
-def matmul_flops_per_second(size: int = 2048, repeats: int = 20) -> float:
-    """Measured float32 matmul rate of this machine, in FLOP/s."""
-    a = tf.random.normal([size, size])
-    b = tf.random.normal([size, size])
+def matmul_flops_per_second(size: int = 2048, repeats: int = 20, dtype: str = "float32") -> float:
+    """Measured ``dtype`` matmul rate of this machine, in FLOP/s."""
+    a = tf.cast(tf.random.normal([size, size]), dtype)
+    b = tf.cast(tf.random.normal([size, size]), dtype)
     run = tf.function(lambda: tf.reduce_sum(tf.matmul(a, b)))
     run()  # warm-up
     start = time.perf_counter()
@@ -77,14 +80,18 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--steps", type=int, default=10, help="timed training steps per run (default: 10)")
     parser.add_argument("--n-mels", type=int, help="mel bands of the models (default: the zoo default)")
     parser.add_argument("--models", nargs="+", default=[REFERENCE_CNN, STRONG_MODEL], help="zoo names")
+    parser.add_argument("--precision", default="float32", choices=["float32", "mixed_float16", "mixed_bfloat16"],
+                        help="dtype policy of the models (default: float32)")
     args = parser.parse_args(argv)
     if args.window_seconds <= 0 or args.batch_size < 1 or args.steps < 1 or (args.n_mels is not None and args.n_mels < 1):
         parser.error("--window-seconds must be positive, --batch-size, --steps and --n-mels at least 1")
     overrides = {"window_seconds": args.window_seconds, **({"n_mels": args.n_mels} if args.n_mels else {})}
     samples = window_samples(args.window_seconds)
-    matmul = matmul_flops_per_second()
-    print(f"float32 matmul rate: {matmul / 1e9:.1f} GFLOP/s; window {args.window_seconds:g} s, batch {args.batch_size}, "
-          f"{args.n_mels or zoo.configure(REFERENCE_CNN).n_mels} mel bands")
+    keras.mixed_precision.set_dtype_policy(args.precision)
+    compute = keras.mixed_precision.dtype_policy().compute_dtype
+    matmul = matmul_flops_per_second(dtype=compute)
+    print(f"{compute} matmul rate: {matmul / 1e9:.1f} GFLOP/s; {args.precision} models, window {args.window_seconds:g} s, "
+          f"batch {args.batch_size}, {args.n_mels or zoo.configure(REFERENCE_CNN).n_mels} mel bands")
     print(f"{'model':<36} {'XLA':>4} {'GFLOP/sample':>13} {'samples/s':>10} {'GFLOP/s':>8} {'of matmul':>9}")
     for name in args.models:
         try:
