@@ -46,6 +46,8 @@ def test_quick_study_section_resumes_evaluates_and_reports(tiny_gtzan, tmp_path,
         assert config["training"]["batch_size"] == 32 and config["training"]["epochs"] == 2
     assert study.main(args) == 0  # resumes: the finished section is skipped
     assert "[input] finished earlier" in capsys.readouterr().out
+    assert study.main([*args, "--seed", "1"]) == 2  # another study in the same folder is refused
+    assert "seed was 42, now 1" in capsys.readouterr().err
     assert report.main(["--runs", str(tmp_path / "study"), "--out", str(tmp_path / "report")]) == 0
     text = (tmp_path / "report" / "REPORT.md").read_text()
     assert "synthetic GTZAN-shaped data" in text and "Study: spectrogram 0.56 vs waveform 0.29" in text

@@ -59,6 +59,24 @@ def test_crossval_writes_results_and_resumes(tiny_gtzan, tmp_path, capsys):
     assert len((tmp_path / "table.csv").read_text().splitlines()) == 2  # the row is replaced, not added
 
 
+def test_a_failed_fold_and_missing_data_are_one_line(tiny_gtzan, tmp_path, monkeypatch, capsys):
+    import tuning.training
+
+    def diverging(model, data, run, store, **record_fields):
+        record = {"trial": run.trial, "model": run.model, "status": "failed", "error": "loss became NaN or infinite",
+                  "epochs_run": 1, "seconds": 0.1, **record_fields}
+        store.write_config(run.trial, run.to_dict())
+        store.write_results(run.trial, {"loss": [float("nan")]}, record)
+        return record
+
+    argv = ["2cnn-16-16-1fc", "--folds", "2", "--out", str(tmp_path), *FAST]
+    assert crossval.main([*argv, "--data-dir", str(tmp_path / "missing")]) == 2
+    assert "data directory not found" in capsys.readouterr().err.strip().splitlines()[-1]
+    monkeypatch.setattr(tuning.training, "train_run", diverging)
+    assert crossval.main([*argv, "--data-dir", str(tiny_gtzan)]) == 1
+    assert "fold 0 failed: loss became NaN or infinite" in capsys.readouterr().err.strip().splitlines()[-1]
+
+
 @pytest.mark.parametrize("command,flags,message", [
     ("tuning.crossval", ["2cnn-16-16-1fc", "--folds", "3", "--fold", "3"], "--fold must be from 0 to --folds - 1 = 2, got 3"),
     ("tuning.crossval", ["2cnn-16-16-1fc", "--folds", "1"], "--folds must be at least 2, got 1"),

@@ -99,10 +99,12 @@ def check_tuner_state(out_dir: Path) -> None:
 def check_same_settings(path: Path, settings: dict) -> None:
     """Records ``settings`` in ``path``, or checks that an earlier run there used the same.
 
+    An earlier run that left no trial (it stopped at a bad flag or folder) binds nothing.
+
     Raises:
         UsageError: naming each setting that differs, if the earlier run's differ.
     """
-    if path.is_file():
+    if path.is_file() and next(path.parent.glob("**/trials/*"), None) is not None:
         recorded = _flat(read_json(path))
         changes = [f"{key} was {recorded.get(key)!r}, now {value!r}" for key, value in _flat(settings).items()
                    if recorded.get(key) != value]
