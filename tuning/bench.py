@@ -45,7 +45,7 @@ def timed_search(space: str, workers: int | None, out: Path, extra: list[str],
         raise RuntimeError(result.stderr.strip().splitlines()[-1] if result.stderr.strip() else "search failed")
     store = RunStore(out / space)
     rows = [line.split(",") for line in store.summary_path.read_text().splitlines()[1:]]
-    windows = sum(record.get("epochs_run", 0) * store.read_config(record["trial"])["dataset"]["sizes"]["train"]
+    windows = sum(record.get("epochs_run", 0) * store.read_config(record["trial"])["data"]["sizes"]["train"]
                   for record in store.records())
     return seconds, {row[0]: row[1] for row in rows}, windows
 
