@@ -111,8 +111,8 @@ def configure_role(args: argparse.Namespace) -> None:
         raise UsageError(str(error)) from None
 
 
-def distributed_failure(prog: str, error: BaseException, args: argparse.Namespace) -> int | None:
-    """Says what stopped a distributed run in one line and returns the exit code; None for other errors.
+def distributed_failure(prog: str, error: BaseException, args: argparse.Namespace) -> int:
+    """Says what stopped a distributed run in one line and returns the exit code; re-raises any other error.
 
     A launcher that failed (``LaunchError``) or was interrupted (its children are stopped by
     then), and a worker whose chief is gone (gRPC's error).
@@ -125,7 +125,9 @@ def distributed_failure(prog: str, error: BaseException, args: argparse.Namespac
     if isinstance(error, KeyboardInterrupt) and args.workers is not None:
         return fail(prog, "interrupted; every worker was stopped; rerun the same command to resume", 130)
     message = unreachable_chief(error, args.oracle) if isinstance(error, Exception) else None
-    return None if message is None else fail(prog, message, 1)
+    if message is None:
+        raise error
+    return fail(prog, message, 1)
 
 
 def data_config(args: argparse.Namespace) -> DataConfig:

@@ -249,11 +249,8 @@ def main(argv: list[str] | None = None) -> int:
         return fail(PROG, error)
     except RuntimeError as error:
         return fail(PROG, error, 1)
-    except BaseException as error:
-        code = cli.distributed_failure(PROG, error, args)
-        if code is None:
-            raise
-        return code
+    except BaseException as error:  # a stopped launcher or an unreachable chief; others are raised again
+        return cli.distributed_failure(PROG, error, args)
     if results is None:  # the chief or a worker of a distributed run: the launcher sums up
         return 0
     accuracy, macro_f1 = results["track_accuracy"], results["macro_f1"]

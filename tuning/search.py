@@ -233,11 +233,8 @@ def main(argv: list[str] | None = None) -> int:
                                strategy=strategy)
     except (cli.UsageError, DataError, RunStoreError, OSError, ValueError) as error:
         return fail(PROG, error)
-    except Exception as error:  # a worker whose chief is gone gets gRPC's error
-        code = cli.distributed_failure(PROG, error, args)
-        if code is None:
-            raise
-        return code
+    except Exception as error:  # a worker whose chief is gone gets gRPC's error; others are raised again
+        return cli.distributed_failure(PROG, error, args)
     if args.role == "worker":
         print(f"{args.worker_id or 'worker'}: no trial left")
         return 0

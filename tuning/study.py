@@ -135,8 +135,8 @@ def run_study(out: Path, data_config, training: TrainConfig, sections: list[str]
                            on_trial_end=progress)
         else:
             search_section(section)
-        records = RunStore(out / section).ranked_records()
-        best = RunStore(out / section).read_best()
+        store = RunStore(out / section)
+        records, best = store.ranked_records(), store.read_best()
         if not records or records[0].get("status") != "completed" or best is None:
             raise RuntimeError(f"no trial of section {section} finished; see {out / section}/trials")
         config = best[1]
@@ -287,11 +287,8 @@ def main(argv: list[str] | None = None) -> int:
         return fail(PROG, error)
     except RuntimeError as error:
         return fail(PROG, error, 1)
-    except BaseException as error:
-        code = cli.distributed_failure(PROG, error, args)
-        if code is None:
-            raise
-        return code
+    except BaseException as error:  # a stopped launcher or an unreachable chief; others are raised again
+        return cli.distributed_failure(PROG, error, args)
     return 0
 
 
