@@ -20,112 +20,39 @@ generated into the cache. Needs the ``bench`` extra (librosa).
 
 from __future__ import annotations
 
-import resource
+import argparse
 import sys
-import time
-from collections.abc import Callable
 
-import tensorflow as tf
-from keras import ops
-
-from data import cli
-from data.catalogue import SAMPLE_RATE, DataError, scan
-from data.decode import int16_to_float
-from data.layers import LogMelSpectrogram
-from data.pipeline import AUTOTUNE, decoded_dataset, resident_memory_mb
-from data.sources import synthetic_data_dir
+from cli.runner import parser, run
+from data.errors import UsageError
 
 PROG = "python -m data.bench"
-# Each path is timed this many times and its best run kept: single runs on a shared 2-core
-# machine varied by up to 2x between identical calls.
-REPEATS = 3
 
 
-def _peak_rss_mb() -> float:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # kB on Linux
+def build_parser() -> argparse.ArgumentParser:
+    """The command-line parser."""
+    result = parser(PROG, __doc__)
+    result.add_argument("--data-dir", help="dataset folder (default: synthetic 30-s clips, generated once)")
+    result.add_argument("--clips", type=int, default=200, help="clips to time (default: 200)")
+    return result
 
 
-def dataset_run(dataset: tf.data.Dataset) -> Callable[[], float]:
-    """Warms ``dataset`` up (tracing, thread pools); returns a function timing one pass in clips/s."""
-    for _ in dataset.take(1):
-        pass
-
-    def run() -> float:
-        start = time.perf_counter()
-        count = sum(1 for _ in dataset)
-        return count / (time.perf_counter() - start)
-
-    return run
-
-
-def on_clips(audio: tf.data.Dataset, fn) -> tf.data.Dataset:
-    """Maps ``fn`` over int16 clips as a batch of one float waveform, in parallel."""
-    return audio.map(lambda samples: fn(int16_to_float(samples)[None]), num_parallel_calls=AUTOTUNE)
-
-
-def stft(layer: LogMelSpectrogram):
-    """The layer's STFT alone, as power summed per frame.
-
-    Summed so that the element handed back is as small as the log-mel one: copying out the
-    whole spectrogram would be timed otherwise.
-    """
-    return lambda waveform: ops.sum(layer.power_spectrogram(waveform), axis=-1)
-
-
-def librosa_run(clips, layer: LogMelSpectrogram) -> Callable[[], float]:
-    """The librosa baseline, warmed up; returns a function timing one pass in clips/s."""
-    import librosa
-
-    def features(path: str):
-        audio, _ = librosa.load(path, sr=SAMPLE_RATE)
-        mel = librosa.feature.melspectrogram(
-            y=audio, sr=SAMPLE_RATE, n_fft=layer.n_fft, hop_length=layer.hop_length, n_mels=layer.n_mels
-        )
-        return librosa.power_to_db(mel)
-
-    features(clips[0].path)  # librosa's lazy imports and caches
-
-    def run() -> float:
-        start = time.perf_counter()
-        for clip in clips:
-            features(clip.path)
-        return len(clips) / (time.perf_counter() - start)
-
-    return run
-
-
-def best_rates(runs: dict[str, Callable[[], float]]) -> dict[str, float]:
-    """Times every path ``REPEATS`` times, taking turns, and keeps each path's best rate.
-
-    Taking turns spreads each path's runs over the whole measurement, so a slow spell of a
-    shared machine does not fall on all the runs of one path.
-    """
-    best = dict.fromkeys(runs, 0.0)
-    for _ in range(REPEATS):
-        for name, run in runs.items():
-            best[name] = max(best[name], run())
-    return best
-
-
-def main(argv: list[str] | None = None) -> int:
-    """Command line entry point; returns the exit code."""
-    parser = cli.parser(PROG, __doc__)
-    parser.add_argument("--data-dir", help="dataset folder (default: synthetic 30-s clips, generated once)")
-    parser.add_argument("--clips", type=int, default=200, help="clips to time (default: 200)")
-    args = parser.parse_args(argv)
+def bench(args: argparse.Namespace) -> int:
+    """The command: measures each path and prints what it measured."""
     if args.clips < 1:
-        parser.error(f"--clips must be at least 1, got {args.clips}")
+        raise UsageError(f"--clips must be at least 1, got {args.clips}")
     try:
         import librosa  # noqa: F401
     except ImportError:
-        print(f"{PROG}: error: librosa is not installed; pip install librosa (the 'bench' extra)", file=sys.stderr)
-        return 2
-    try:
-        data_dir = args.data_dir or synthetic_data_dir(clips_per_genre=20, seconds=30.0, seed=0)
-        catalogue = scan(data_dir)
-    except DataError as error:
-        print(f"{PROG}: error: {error}", file=sys.stderr)
-        return 2
+        raise UsageError("librosa is not installed; pip install librosa (the 'bench' extra)") from None
+    from data.benchmarks import best_rates, dataset_run, librosa_run, on_clips, peak_rss_mb, stft
+    from data.catalogue import SAMPLE_RATE, scan
+    from data.layers import LogMelSpectrogram
+    from data.pipeline import decoded_dataset, resident_memory_mb
+    from data.sources import synthetic_data_dir
+
+    data_dir = args.data_dir or synthetic_data_dir(clips_per_genre=20, seconds=30.0, seed=0)
+    catalogue = scan(data_dir)
     clips = list(catalogue.clips)[: args.clips]
     layer = LogMelSpectrogram()
     print(f"data: {catalogue.root} ({len(clips)} clips timed), features: n_fft={layer.n_fft} "
@@ -133,13 +60,13 @@ def main(argv: list[str] | None = None) -> int:
 
     before = resident_memory_mb()
     cache = decoded_dataset(catalogue.clips).map(lambda audio, label, index: audio)
-    samples = sum(int(tf.size(audio)) for audio in cache)
+    samples = sum(int(audio.shape[0]) for audio in cache)
     for _ in cache:  # second pass reads the cache
         pass
     seconds = samples / SAMPLE_RATE
     growth = resident_memory_mb() - before
     print(f"cache: {len(catalogue.clips)} clips, {seconds / 3600:.2f} h of audio, RSS grew {growth:.0f} MB "
-          f"({growth / max(seconds, 1e-9) * 30 * 1000 / 1024:.2f} GB per 1000 clips of 30 s), peak RSS {_peak_rss_mb():.0f} MB")
+          f"({growth / max(seconds, 1e-9) * 30 * 1000 / 1024:.2f} GB per 1000 clips of 30 s), peak RSS {peak_rss_mb():.0f} MB")
 
     cached = cache.take(len(clips))
     decoded = decoded_dataset(clips, cache=False).map(lambda audio, label, index: audio)
@@ -155,6 +82,11 @@ def main(argv: list[str] | None = None) -> int:
     print(f"{'bound from the STFT alone:':31s} {rates['from the cache, STFT alone'] / theirs:8.1f}x librosa")
     print(f"speed-up over librosa: {rates['project decode + log-mel'] / theirs:.1f}x")
     return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Command line entry point; returns the exit code."""
+    return run(build_parser, bench, argv)
 
 
 if __name__ == "__main__":

@@ -25,6 +25,8 @@ from pathlib import Path
 
 import soundfile
 
+from data.errors import InputError
+
 logger = logging.getLogger(__name__)
 
 SAMPLE_RATE = 22050
@@ -46,7 +48,7 @@ CODECS = ("wav", "au", "soundfile")
 _LAYOUT_SUBDIRS = ("genres_original", "genres")
 
 
-class DataError(ValueError):
+class DataError(InputError):
     """A data directory, split or file that cannot be used, with a one-line reason."""
 
 

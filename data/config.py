@@ -1,7 +1,7 @@
 """Configuration as data: a frozen dataclass per concern, saved with every run and read back.
 
 ``DataConfig`` says which clips a run uses and how they are cut into windows. The model and
-training configurations (``zoo.config.ModelConfig``, ``tuning.config.TrainConfig``) share the
+training configurations (``zoo.config.ModelConfig``, ``training.config.TrainConfig``) share the
 ``to_dict`` / ``from_dict`` round trip defined here.
 """
 
@@ -17,6 +17,19 @@ SPLIT_METHODS = ("random", "lists", "kfold")
 MIN_WINDOW_SECONDS = 0.1
 
 C = TypeVar("C", bound="DictConfig")
+
+
+def check_window_seconds(seconds: float) -> float:
+    """The one rule for a window length, wherever it is set (data, model, benchmarks, export).
+
+    Raises:
+        ValueError: unless ``seconds`` is a finite number of at least ``MIN_WINDOW_SECONDS``.
+    """
+    if isinstance(seconds, bool) or not isinstance(seconds, (int, float)) or not math.isfinite(seconds) \
+            or seconds < MIN_WINDOW_SECONDS:
+        raise ValueError(f"the window (--window-seconds) must be a finite number of at least {MIN_WINDOW_SECONDS} s, "
+                         f"got {seconds!r}")
+    return float(seconds)
 
 
 def file_safe(name: str) -> str:
@@ -84,6 +97,4 @@ class DataConfig(DictConfig):
                 raise ValueError(f"--folds must be at least 2, got {self.folds}")
             if not 0 <= self.fold < self.folds:
                 raise ValueError(f"--fold must be from 0 to --folds - 1 = {self.folds - 1}, got {self.fold}")
-        seconds = self.window_seconds
-        if not isinstance(seconds, (int, float)) or not math.isfinite(seconds) or seconds < MIN_WINDOW_SECONDS:
-            raise ValueError(f"--window-seconds must be positive, finite and at least {MIN_WINDOW_SECONDS}, got {seconds}")
+        check_window_seconds(self.window_seconds)

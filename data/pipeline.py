@@ -20,15 +20,19 @@ import numpy as np
 import tensorflow as tf
 
 from data.catalogue import CODECS, SAMPLE_RATE, Clip
+from data.config import check_window_seconds
 from data.decode import decode_file, int16_to_float
 
 AUTOTUNE = tf.data.AUTOTUNE
 
 
 def window_samples(window_seconds: float) -> int:
-    """Returns the number of samples in a window of ``window_seconds`` at 22050 Hz."""
-    if window_seconds <= 0:
-        raise ValueError(f"window_seconds must be positive. Received: window_seconds={window_seconds!r}")
+    """Returns the number of samples in a window of ``window_seconds`` at 22050 Hz.
+
+    Raises:
+        ValueError: for a window that ``data.config.check_window_seconds`` refuses.
+    """
+    check_window_seconds(window_seconds)
     return int(round(window_seconds * SAMPLE_RATE))
 
 

@@ -12,7 +12,7 @@ import shutil
 import tempfile
 from pathlib import Path
 
-from data import synthetic
+from data import synthesis
 from data.catalogue import Catalogue, scan
 from data.config import DataConfig
 from data.splits import Split, make_split
@@ -40,7 +40,7 @@ def synthetic_data_dir(clips_per_genre: int, seconds: float, seed: int) -> Path:
     # half-written dataset behind.
     staging = Path(tempfile.mkdtemp(prefix=target.name + ".", dir=target.parent))
     try:
-        synthetic.generate(staging, clips_per_genre=clips_per_genre, seconds=seconds, seed=seed)
+        synthesis.generate(staging, clips_per_genre=clips_per_genre, seconds=seconds, seed=seed)
         staging.rename(target)
     except OSError:
         if not target.is_dir():  # another process did not win the race: a real failure
@@ -82,5 +82,5 @@ def load_split(config: DataConfig) -> tuple[Catalogue, Split, bool]:
     if catalogue.problems:
         logger.warning("%d unreadable files left out (python -m data.inspect %s lists them)",
                        len(catalogue.problems), catalogue.root)
-    is_synthetic = is_synthetic or synthetic.is_synthetic(catalogue.root)
+    is_synthetic = is_synthetic or synthesis.is_synthetic(catalogue.root)
     return catalogue, make_split(catalogue.clips, config), is_synthetic

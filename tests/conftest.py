@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 import soundfile
 
-from data import synthetic
+from data import synthesis
 from data.catalogue import GTZAN_GENRES, SAMPLE_RATE
 
 # Tests never talk to W&B.
@@ -23,7 +23,7 @@ SHARED_SPLITS = Path(__file__).resolve().parents[2] / "shared" / "gtzan_splits"
 def tiny_gtzan(tmp_path_factory) -> Path:
     """Synthetic GTZAN: 10 genres x 6 clips x 4 s, in the ``genre/genre.NNNNN.wav`` layout."""
     root = tmp_path_factory.mktemp("tiny_gtzan")
-    return synthetic.generate(root, clips_per_genre=6, seconds=4.0, seed=1, workers=1)
+    return synthesis.generate(root, clips_per_genre=6, seconds=4.0, seed=1, workers=1)
 
 
 def write_broken_files(folder: Path, reference_wav: Path) -> dict[str, str]:
@@ -51,7 +51,7 @@ def marsyas_gtzan(tmp_path_factory) -> Path:
         folder = root / "genres" / genre
         folder.mkdir(parents=True)
         for index in range(3):
-            audio = synthetic.render_clip(genre, 2.0 + 0.1 * index, rng)
+            audio = synthesis.render_clip(genre, 2.0 + 0.1 * index, rng)
             soundfile.write(str(folder / f"{genre}.{index:05d}.au"), audio, SAMPLE_RATE, subtype="PCM_16")
     # Marsyas copies also hold bextract collections, which are not audio.
     (root / "genres" / "bextract_single.mf").write_text("blues/blues.00000.au\tblues\n")

@@ -42,9 +42,9 @@ def test_empty_train_list(tiny_gtzan, tmp_path, capsys):
 
 @pytest.mark.parametrize("flags,message", [
     (["--space", "regularization", "--base", "nonsense-model"], "--base nonsense-model: unknown model name"),
-    (["--space", "cnn", "--window-seconds", "nan"], "--window-seconds must be positive, finite"),
-    (["--space", "cnn", "--window-seconds", "inf"], "--window-seconds must be positive, finite"),
-    (["--space", "cnn", "--window-seconds", "0.00001"], "--window-seconds must be positive, finite and at least 0.1"),
+    (["--space", "cnn", "--window-seconds", "nan"], "(--window-seconds) must be a finite number"),
+    (["--space", "cnn", "--window-seconds", "inf"], "(--window-seconds) must be a finite number"),
+    (["--space", "cnn", "--window-seconds", "0.00001"], "(--window-seconds) must be a finite number of at least 0.1"),
     (["--space", "cnn", "--tuner", "hyperband", "--max-trials", "3"], "--max-trials does not apply to --tuner hyperband"),
 ])
 def test_bad_flags(flags, message, tmp_path, capsys):
@@ -101,9 +101,9 @@ def test_unreadable_record_is_named(one_trial, tmp_path, capsys):
 def test_a_full_disk_is_one_line_and_loses_nothing(one_trial, tiny_gtzan, monkeypatch, capsys):
     summary = (one_trial / "cnn" / "summary.csv").read_text()
     best = (one_trial / "cnn" / "best" / "config.json").read_text()
-    import tuning.runstore
+    import training.runstore
 
-    original = tuning.runstore.os.fdopen
+    original = training.runstore.os.fdopen
 
     def full(*args, **kwargs):
         handle = original(*args, **kwargs)
@@ -120,7 +120,7 @@ def test_a_full_disk_is_one_line_and_loses_nothing(one_trial, tiny_gtzan, monkey
 
         return Full()
 
-    monkeypatch.setattr(tuning.runstore.os, "fdopen", full)
+    monkeypatch.setattr(training.runstore.os, "fdopen", full)
     args = ["--space", "cnn", "--data-dir", str(tiny_gtzan), "--out", str(one_trial), *QUICK]
     args[args.index("--max-trials") + 1] = "2"
     assert search.main(args) == 2

@@ -15,7 +15,8 @@ import data
 ROOT = Path(__file__).resolve().parents[1]
 COMMANDS = {"gtzan-search": "tuning.search", "gtzan-study": "tuning.study", "gtzan-train": "tuning.train",
             "gtzan-crossval": "tuning.crossval", "gtzan-report": "tuning.report", "gtzan-evaluate": "serving.evaluate",
-            "gtzan-predict": "serving.predict", "gtzan-inspect": "data.inspect", "gtzan-list": "zoo.list",
+            "gtzan-predict": "serving.predict", "gtzan-app": "serving.app", "gtzan-inspect": "data.inspect",
+            "gtzan-list": "zoo.list",
             "gtzan-synthetic": "data.synthetic"}
 
 
@@ -43,7 +44,9 @@ def test_wheel_installs_into_a_new_environment_and_runs_from_elsewhere(tmp_path)
                     str(source)], check=True, capture_output=True)
     wheel = next(tmp_path.glob("gtzan_keras-*.whl"))
     top_level = {Path(name).parts[0] for name in zipfile.ZipFile(wheel).namelist()}
-    assert {p for p in top_level if not p.endswith(".dist-info")} == {"data", "zoo", "tuning", "serving"}
+    assert {p for p in top_level if not p.endswith(".dist-info")} == {"data", "zoo", "training", "tuning", "serving",
+                                                                        "study", "cli"}
+    assert "serving/static/index.html" in zipfile.ZipFile(wheel).namelist()
     # The current environment's packages stay visible, so nothing is downloaded.
     venv.create(tmp_path / "env", system_site_packages=True, with_pip=True)
     python = tmp_path / "env" / "bin" / "python"

@@ -1,4 +1,4 @@
-"""Commands parse their flags without loading TensorFlow, and start without its log lines."""
+"""Every command parses its flags without loading TensorFlow, and starts without its log lines."""
 
 import subprocess
 import sys
@@ -6,9 +6,10 @@ from pathlib import Path
 
 import pytest
 
+from tests.test_layering import commands
+
 ROOT = Path(__file__).resolve().parents[1]
-COMMANDS = ["tuning.search", "tuning.study", "tuning.train", "tuning.crossval", "tuning.report", "serving.evaluate",
-            "serving.predict", "data.inspect", "data.synthetic", "zoo.list", "zoo.evaluate"]
+COMMANDS = sorted(commands())
 HELP = r"""
 import runpy, sys
 sys.argv = [sys.argv[1], "--help"]

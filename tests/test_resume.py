@@ -14,7 +14,8 @@ ROOT = Path(__file__).resolve().parents[1]
 # Runs tuning.search with one function patched to kill the process at its Nth call.
 DRIVER = r"""
 import os, signal, sys
-from tuning import runstore, search
+from training import runstore
+from tuning import search
 point, nth = sys.argv[1].split(":")
 calls = {"n": 0}
 

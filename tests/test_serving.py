@@ -52,8 +52,8 @@ def test_track_metrics_match_a_direct_computation(searched):
     config = json.loads((searched / "runs" / "cnn" / "best" / "config.json").read_text())
     from data.catalogue import scan
     from data.splits import random_split
-    from tuning.config import RunConfig
-    from tuning.evaluation import evaluate_run
+    from training.config import RunConfig
+    from training.metrics import evaluate_run
 
     metrics = evaluate_run(model, RunConfig.from_dict(config), searched / "direct")
     test = random_split(scan(config["data"]["data_dir"]).clips, seed=config["data"]["split_seed"]).test

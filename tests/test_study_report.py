@@ -5,8 +5,10 @@ from pathlib import Path
 
 import pytest
 
-from tuning import report, study
-from tuning.runstore import RunStore, write_json
+from study import final, report, sections
+from tuning import report as report_cli
+from tuning import study
+from training.runstore import RunStore, write_json
 
 ALL_SECTIONS = ("mlp", "cnn", "activation", "optimizer", "training", "regularization", "input")
 
@@ -20,14 +22,15 @@ def test_carried_choices_follow_the_study_order():
         "training": {"best": {"model": "x", "training": {"batch_size": 64}}},
         "regularization": {"best": {"model": "2cnn-32-64-2fc-128_act=elu1_l2=1e-05", "training": {}}},
     }
-    assert study.carried_choices("mlp", finished) == (None, {})
-    assert study.carried_choices("activation", finished) == ("2cnn-32-64-2fc-128", {})
-    assert study.carried_choices("optimizer", finished) == ("2cnn-32-64-2fc-128_act=elu1", {})
-    base, carried = study.carried_choices("training", finished)
-    assert base == "2cnn-32-64-2fc-128_act=elu1" and carried["optimizer"] == "rmsprop" and "batch_size" not in carried
-    base, carried = study.carried_choices("input", finished)
-    assert base == "2cnn-32-64-2fc-128_act=elu1_l2=1e-05" and carried["batch_size"] == 64
-    assert study.carried_choices("activation", {}) == (None, {})
+    assert sections.carried_choices("mlp", finished) == (None, {})
+    base, carried = sections.carried_choices("activation", finished)
+    assert (base.name, carried) == ("2cnn-32-64-2fc-128", {})
+    assert sections.carried_choices("optimizer", finished)[0].name == "2cnn-32-64-2fc-128_act=elu1"
+    base, carried = sections.carried_choices("training", finished)
+    assert base.name == "2cnn-32-64-2fc-128_act=elu1" and carried["optimizer"] == "rmsprop" and "batch_size" not in carried
+    base, carried = sections.carried_choices("input", finished)
+    assert base.name == "2cnn-32-64-2fc-128_act=elu1_l2=1e-05" and carried["batch_size"] == 64
+    assert sections.carried_choices("activation", {}) == (None, {})
 
 
 def test_quick_study_section_resumes_evaluates_and_reports(tiny_gtzan, tmp_path, capsys):
@@ -48,7 +51,7 @@ def test_quick_study_section_resumes_evaluates_and_reports(tiny_gtzan, tmp_path,
     assert "[input] finished earlier" in capsys.readouterr().out
     assert study.main([*args, "--seed", "1"]) == 2  # another study in the same folder is refused
     assert "seed was 42, now 1" in capsys.readouterr().err
-    assert report.main(["--runs", str(tmp_path / "study"), "--out", str(tmp_path / "report")]) == 0
+    assert report_cli.main(["--runs", str(tmp_path / "study"), "--out", str(tmp_path / "report")]) == 0
     text = (tmp_path / "report" / "REPORT.md").read_text()
     assert "synthetic GTZAN-shaped data" in text and "Study: spectrogram 0.56 vs waveform 0.29" in text
     assert "## Final evaluation (test split)" in text and (tmp_path / "report" / "final_confusion_matrix.png").is_file()
@@ -101,7 +104,7 @@ def test_report_has_every_sections_figures_and_tables_matching_histories(tmp_pat
 
 
 def test_report_without_runs_exits_2(tmp_path, capsys):
-    assert report.main(["--runs", str(tmp_path), "--out", str(tmp_path / "o")]) == 2
+    assert report_cli.main(["--runs", str(tmp_path), "--out", str(tmp_path / "o")]) == 2
     assert "no runs under" in capsys.readouterr().err
 
 
@@ -127,11 +130,13 @@ def test_full_quick_study_and_report(tiny_gtzan, tmp_path):
 
 def _section_winner(root: Path, section: str, data, model_name: str, training) -> None:
     """A section folder whose best/ holds a (barely trained) model, as a finished search leaves it."""
-    from tuning.training import build_model, run_config
+    import zoo
+    from training.loop import compile_model, run_config
 
     store = RunStore(root / section)
-    model = build_model(model_name, data, training)
-    run = run_config(f"{section}-winner", model_name, data, training, space=section)
+    model_config = zoo.configure(model_name, window_seconds=data.config.window_seconds)
+    model = compile_model(model_config, data, training)
+    run = run_config(f"{section}-winner", model_name, model_config, data, training, space=section)
     store.write_config(run.trial, run.to_dict())
     store.save_model(run.trial, model)
     store.promote(run.trial, {"trial": run.trial, "status": "completed", "val_track_accuracy":
@@ -140,8 +145,8 @@ def _section_winner(root: Path, section: str, data, model_name: str, training) -
 
 def test_final_evaluation_compares_two_distinct_configurations(tiny_gtzan, tmp_path, capsys):
     from data.config import DataConfig
-    from tuning.config import TrainConfig
-    from tuning.training import prepare_data
+    from training.config import TrainConfig
+    from training.loop import prepare_data
 
     data = prepare_data(DataConfig(str(tiny_gtzan), window_seconds=1.0))
     carried = TrainConfig(optimizer="rmsprop", schedule="exponentiallr", gamma=0.9)
@@ -149,9 +154,9 @@ def test_final_evaluation_compares_two_distinct_configurations(tiny_gtzan, tmp_p
     # The training section's winner kept what it carried forward (batch 32, 20 epochs, no early stopping).
     _section_winner(tmp_path, "training", data, "2cnn-16-16-1fc", carried.replace(early_stopping=False))
     _section_winner(tmp_path, "regularization", data, "2cnn-16-16-1fc_l2=1e-05", carried)
-    final = study.final_evaluation(tmp_path, exports=None)
-    assert [item["space"] for item in final] == ["optimizer", "regularization"]
-    assert final[0]["same_as"] == ["training"] and final[1]["same_as"] == []
-    assert final[0]["training"]["batch_size"] == 32 and final[0]["training"]["epochs"] == 20
+    results = final.final_evaluation(tmp_path, exports=None, say=print)
+    assert [item["space"] for item in results] == ["optimizer", "regularization"]
+    assert results[0]["same_as"] == ["training"] and results[1]["same_as"] == []
+    assert results[0]["training"]["batch_size"] == 32 and results[0]["training"]["epochs"] == 20
     out = capsys.readouterr().out
     assert "(section optimizer, also the winner of training)" in out

@@ -60,7 +60,7 @@ def test_crossval_writes_results_and_resumes(tiny_gtzan, tmp_path, capsys):
 
 
 def test_a_failed_fold_and_missing_data_are_one_line(tiny_gtzan, tmp_path, monkeypatch, capsys):
-    import tuning.training
+    import training.loop
 
     def diverging(model, data, run, store, **record_fields):
         record = {"trial": run.trial, "model": run.model, "status": "failed", "error": "loss became NaN or infinite",
@@ -72,7 +72,7 @@ def test_a_failed_fold_and_missing_data_are_one_line(tiny_gtzan, tmp_path, monke
     argv = ["2cnn-16-16-1fc", "--folds", "2", "--out", str(tmp_path), *FAST]
     assert crossval.main([*argv, "--data-dir", str(tmp_path / "missing")]) == 2
     assert "data directory not found" in capsys.readouterr().err.strip().splitlines()[-1]
-    monkeypatch.setattr(tuning.training, "train_run", diverging)
+    monkeypatch.setattr(training.loop, "train_run", diverging)
     assert crossval.main([*argv, "--data-dir", str(tiny_gtzan)]) == 1
     assert "fold 0 failed: loss became NaN or infinite" in capsys.readouterr().err.strip().splitlines()[-1]
 
@@ -85,7 +85,7 @@ def test_a_failed_fold_and_missing_data_are_one_line(tiny_gtzan, tmp_path, monke
     ("tuning.train", ["resnet50"], "unknown model name 'resnet50'"),
     ("tuning.crossval", ["resnet50"], "unknown model name 'resnet50'"),
     ("tuning.train", ["2cnn-16-16-1fc", "--epochs", "0"], "--epochs must be at least 1, got 0"),
-    ("tuning.train", ["2cnn-16-16-1fc", "--window-seconds", "inf"], "--window-seconds must be positive, finite"),
+    ("tuning.train", ["2cnn-16-16-1fc", "--window-seconds", "inf"], "(--window-seconds) must be a finite number"),
 ])
 def test_bad_flags_exit_2_with_one_line(command, flags, message, tmp_path):
     result = subprocess.run([sys.executable, "-m", command, *flags, "--out", str(tmp_path)], cwd=ROOT,

@@ -11,7 +11,7 @@ from tensorflow.python.framework import func_graph, ops
 import zoo
 from tuning import hypermodel as hypermodel_module
 from tuning import search
-from tuning.runstore import RunStore, rank
+from training.runstore import RunStore, rank
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -25,8 +25,9 @@ def run_search(argv):
     """Runs the command; returns its records, best first (as summary.csv lists them)."""
     assert search.main(argv) == 0
     out = Path(argv[argv.index("--out") + 1]) / "cnn"
-    by_name = {r["trial"]: r for r in RunStore(out).records()}
-    return [by_name[line.split(",")[0]] for line in (out / "summary.csv").read_text().splitlines()[1:]]
+    store = RunStore(out)
+    by_name = {r["trial"]: r for r in store.records()}
+    return [by_name[row["trial"]] for row in store.read_summary()]
 
 
 def test_tiny_search_writes_results_best_model_and_config(tiny_gtzan, tmp_path, capsys):
@@ -66,8 +67,7 @@ def test_interrupted_search_resumes_without_rerunning_finished_trials(tiny_gtzan
         return original(self, hp, model, *args, **kwargs)
 
     monkeypatch.setattr(hypermodel_module.SpaceHyperModel, "fit", interrupt_second)
-    with pytest.raises(KeyboardInterrupt):
-        search.main(search_args(tiny_gtzan, tmp_path))
+    assert search.main(search_args(tiny_gtzan, tmp_path)) == 130  # Ctrl-C: one line, what finished is kept
     assert calls == ["1cnn-32-2fc-128", "1cnn-32-3fc-256-128"]
     records = run_search(search_args(tiny_gtzan, tmp_path))
     assert calls[2:] == ["1cnn-32-3fc-256-128"]  # the finished trial was not rerun
@@ -134,7 +134,7 @@ def test_split_lists_that_match_no_clip(tiny_gtzan, tmp_path, capsys):
     [
         (["--max-trials", "0"], "--max-trials must be at least 1, got 0"),
         (["--epochs", "0"], "--epochs must be at least 1"),
-        (["--window-seconds", "-1"], "--window-seconds must be positive"),
+        (["--window-seconds", "-1"], "(--window-seconds) must be a finite number"),
         (["--split", "lists"], "--split lists needs --split-dir"),
         (["--base", "3cnn-32-64-128-2fc-128"], "--base does not apply to --space cnn"),
         (["--data-dir", "/nonexistent/gtzan"], "data directory not found: /nonexistent/gtzan"),

@@ -3,10 +3,11 @@ import keras_tuner
 import numpy as np
 import pytest
 
+import zoo
 from data.config import DataConfig
-from tuning.config import TrainConfig
+from training.config import TrainConfig
 from tuning.hypermodel import SpaceHyperModel
-from tuning.schedules import exponential_lr, make_optimizer, schedule_callback, step_lr
+from training.schedules import exponential_lr, make_optimizer, schedule_callback, step_lr
 from tuning.spaces import SPACES
 
 STUDY_COUNTS = {"mlp": 9, "cnn": 14, "activation": 8, "optimizer": 18, "training": 12, "regularization": 12, "input": 2}
@@ -14,23 +15,23 @@ STUDY_COUNTS = {"mlp": 9, "cnn": 14, "activation": 8, "optimizer": 18, "training
 
 @pytest.fixture(scope="module")
 def data(tiny_gtzan):
-    from tuning.training import prepare_data
+    from training.loop import prepare_data
 
     return prepare_data(DataConfig(str(tiny_gtzan), window_seconds=0.5, split_seed=1))
 
 
 def test_grid_sizes_are_the_studys():
-    assert {name: len(space.grid(space.default_base or "")) for name, space in SPACES.items()} == STUDY_COUNTS
+    assert {name: len(space.grid(space.base_config(None))) for name, space in SPACES.items()} == STUDY_COUNTS
 
 
 def test_grid_trial_names_follow_the_study():
-    names = {name: [t.name for t in space.grid(space.default_base or "")] for name, space in SPACES.items()}
+    names = {name: [t.name for t in space.grid(space.base_config(None))] for name, space in SPACES.items()}
     assert "4fcLayers-1024-512-512" in names["mlp"] and "3fcLayers-2048-1024" in names["mlp"]
     assert {"3cnn-32-64-128-2fc-128", "1cnn-32-3fc-256-128", "3cnn-32-64-128-5fc-256-256-256-128"} <= set(names["cnn"])
     assert "rmsprop-exponentiallr-0.9" in names["optimizer"] and "adagrad-steplr-0.05" in names["optimizer"]
     assert {"weight_decay-1e-05", "dropout0.1cnn-0.2fc", "time_shift-0.15"} <= set(names["regularization"])
     assert names["input"] == ["spectrogram", "waveform"]
-    training = SPACES["training"].grid(SPACES["training"].default_base)
+    training = SPACES["training"].grid(SPACES["training"].base_config(None))
     assert {(t.training["batch_size"], t.training["epochs"]) for t in training} == {
         (b, e) for b in (16, 32, 64, 128) for e in (5, 20, 35)}
     assert not any(t.training["early_stopping"] for t in training)
@@ -42,14 +43,14 @@ def _sample(hp: keras_tuner.HyperParameters, seed: int) -> None:
 
 
 @pytest.mark.parametrize("space", list(SPACES))
-@pytest.mark.parametrize("wide", [False, True])
-def test_every_space_builds_with_default_and_sampled_values(space, wide, data, tmp_path):
-    hypermodel = SpaceHyperModel(SPACES[space], data, TrainConfig(), wide=wide)
+@pytest.mark.parametrize("sample", [False, True])
+def test_every_space_builds_with_default_and_sampled_values(space, sample, data, tmp_path):
+    hypermodel = SpaceHyperModel(SPACES[space], data, TrainConfig(), sample=sample)
     hp = keras_tuner.HyperParameters()
     model = hypermodel.build(hp)
     assert model.output_shape == (None, 10) and model.input_shape == (None, 11025)
     assert model.optimizer is not None
-    if not wide:
+    if not sample:
         assert hp.values == {"trial": SPACES[space].grid(hypermodel.base)[0].name}
     for seed in range(3):
         _sample(hp, seed)
@@ -70,10 +71,10 @@ def test_fixed_values_override_the_default(data, tmp_path):
 
 
 def test_base_replaces_the_carried_forward_model(data, tmp_path):
-    hypermodel = SpaceHyperModel(SPACES["activation"], data, TrainConfig(), base="3cnn-32-64-128-2fc-128")
+    hypermodel = SpaceHyperModel(SPACES["activation"], data, TrainConfig(), base=zoo.resolve("3cnn-32-64-128-2fc-128"))
     assert list(hypermodel.grid)[1] == "3cnn-32-64-128-2fc-128_act=elu1"
     with pytest.raises(ValueError, match="spectrogram and waveform CNNs"):
-        SpaceHyperModel(SPACES["input"], data, TrainConfig(), base="3fcLayers-512-256")
+        SpaceHyperModel(SPACES["input"], data, TrainConfig(), base=zoo.resolve("3fcLayers-512-256"))
 
 
 def _rates_per_epoch(callback, epochs):

@@ -6,7 +6,7 @@ import pytest
 import tensorflow as tf
 
 import zoo
-from zoo.activations import Maxout, ShiftedReLU
+from zoo.builders.activations import Maxout, ShiftedReLU
 
 WINDOW = 0.5  # seconds: short, so that the whole registry is checked in seconds
 
@@ -162,7 +162,7 @@ def test_close_names_are_suggested():
 @pytest.mark.parametrize(
     "overrides,message",
     [({"colour": 1}, "unknown override"), ({"conv_dropout": 1.5}, "conv_dropout must be in"),
-     ({"window_seconds": 0}, "window_seconds must be positive"), ({"n_genres": 1}, "n_genres")],
+     ({"window_seconds": 0}, r"window \(--window-seconds\) must be a finite number of at least 0.1"), ({"n_genres": 1}, "n_genres")],
 )
 def test_bad_overrides(overrides, message):
     with pytest.raises(ValueError, match=message):

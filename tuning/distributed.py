@@ -24,6 +24,8 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+from data.errors import Interrupted, RunFailed, UsageError
+
 ROLES = ("chief", "worker")
 # How long a worker waits for the chief to answer one request before it gives up.
 CHIEF_TIMEOUT_S = 60
@@ -31,8 +33,15 @@ RESTARTS = 3  # a worker killed more often than this ends the search
 POLL_S = 1.0
 
 
-class LaunchError(RuntimeError):
-    """A distributed search that cannot start or go on, with a one-line reason."""
+class LaunchError(RunFailed):
+    """A distributed search that cannot start or go on, with a one-line reason.
+
+    Its exit code is 2 when a process stopped at a bad flag, file or folder (exit 2 itself), else 1.
+    """
+
+    def __init__(self, message: str, exit_code: int = 1):
+        super().__init__(message)
+        self.exit_code = exit_code
 
 
 def parse_address(address: str) -> tuple[str, int]:
@@ -47,22 +56,37 @@ def parse_address(address: str) -> tuple[str, int]:
     return host, int(port)
 
 
-def configure_role(role: str, oracle: str, worker_id: str | None = None, timeout_s: int = CHIEF_TIMEOUT_S) -> str:
-    """Sets KerasTuner's three environment variables for ``role``; returns the tuner id.
+def configure_role(role: str | None, oracle: str | None, worker_id: str | None = None,
+                   timeout_s: int = CHIEF_TIMEOUT_S) -> str | None:
+    """Sets KerasTuner's three environment variables for ``role``; returns the tuner id (None without a role).
 
     The chief checks that it can serve on its port; a worker bounds how long it waits for the
     chief (KerasTuner would wait an hour for each request).
 
     Raises:
-        ValueError: for a bad address, or a chief port already in use.
+        UsageError: for an address without a role or a role without one, a bad address, a
+            timeout below one second, or a chief port already in use.
     """
-    host, port = parse_address(oracle)
+    if timeout_s < 1:
+        raise UsageError(f"--chief-timeout must be at least 1 second, got {timeout_s}")
+    if role is None:
+        if oracle or worker_id:
+            raise UsageError("--oracle and --worker-id go with --role chief|worker")
+        return None
+    if role not in ROLES:
+        raise UsageError(f"--role must be one of {', '.join(ROLES)}, got {role!r}")
+    if not oracle:
+        raise UsageError("--role needs --oracle HOST:PORT, the chief's address")
+    try:
+        host, port = parse_address(oracle)
+    except ValueError as error:
+        raise UsageError(str(error)) from None
     if role == "chief":
         with socket.socket() as probe:
             try:
                 probe.bind((host, port))
             except OSError as error:
-                raise ValueError(f"--oracle {oracle}: cannot serve there ({error.strerror}); "
+                raise UsageError(f"--oracle {oracle}: cannot serve there ({error.strerror}); "
                                  "the port is in use or the address is not this machine's") from None
         tuner_id = "chief"
     else:
@@ -74,12 +98,21 @@ def configure_role(role: str, oracle: str, worker_id: str | None = None, timeout
     return tuner_id
 
 
-def unreachable_chief(error: BaseException, oracle: str | None) -> str | None:
-    """The one-line message for the gRPC error of a worker whose chief is gone; None for any other error."""
+def check_workers(workers: int, gpus_per_worker: int, role: str | None = None, oracle: str | None = None) -> None:
+    """Raises UsageError for ``--workers`` values that cannot be used."""
+    if workers < 1 or gpus_per_worker < 1:
+        raise UsageError(f"--workers and --gpus-per-worker must be at least 1, got {workers}, {gpus_per_worker}")
+    if role or oracle:
+        raise UsageError("--workers starts its own chief and workers; it does not go with --role or --oracle")
+
+
+def unreachable_chief(error: BaseException) -> RunFailed | None:
+    """The one-line error for the gRPC error of a worker whose chief is gone; None for any other error."""
     if not type(error).__module__.startswith("grpc"):
         return None
     code = getattr(error, "code", lambda: "")()
-    return f"cannot reach the chief at {oracle} ({code}); is it running? rerun the same command to resume"
+    oracle = f"{os.environ.get('KERASTUNER_ORACLE_IP')}:{os.environ.get('KERASTUNER_ORACLE_PORT')}"
+    return RunFailed(f"cannot reach the chief at {oracle} ({code}); is it running? rerun the same command to resume")
 
 
 def free_port() -> int:
@@ -233,13 +266,15 @@ class Launcher:
                 if code is None or code == 0:
                     continue
                 if code > 0:  # it failed by itself (bad data, chief unreachable): a restart would too
-                    raise LaunchError(f"{name} failed: {self.last_line(name)}")
+                    raise LaunchError(f"{name} failed: {self.last_line(name)}", exit_code=2 if code == 2 else 1)
                 self.restarts[name] += 1
                 if self.restarts[name] > RESTARTS:
                     raise LaunchError(f"{name} stopped {self.restarts[name]} times (last: exit {code}); see "
                                       f"{self.out_dir / 'workers' / (name + '.log')}")
                 self.say(f"[{name}] stopped (exit {code}); restarting it, KerasTuner hands it its unfinished trial")
                 self.start(name)
+        if chief == 2:  # it stopped at a bad flag, file or folder: its own message says which
+            raise LaunchError(f"the chief stopped: {self.last_line('chief')}", exit_code=2)
         if chief != 0:
             raise LaunchError(f"the chief stopped (exit {chief}): {self.last_line('chief')}; rerun the same command "
                               "to resume")
@@ -262,8 +297,9 @@ class Launcher:
                 self.say(line, flush=True)
 
     def last_line(self, name: str) -> str:
+        """The process's last error message (without its ``prog: error:`` prefix), else its last log line."""
         lines = (self.out_dir / "workers" / f"{name}.log").read_text(errors="replace").strip().splitlines()
-        errors = [line for line in lines if ": error:" in line]
+        errors = [line.split(": error: ", 1)[1] for line in lines if ": error: " in line]
         return (errors or lines or ["no output"])[-1]
 
     def stop(self) -> None:
@@ -296,12 +332,16 @@ def launch(module: str, argv: list[str], out_dir: Path, workers: int, gpus_per_w
 
     Raises:
         LaunchError: naming what failed.
+        Interrupted: after Ctrl-C or SIGTERM, once every child has stopped.
     """
     launcher = Launcher(module, argv, out_dir, workers, gpus_per_worker, say, progress)
     previous = signal.signal(signal.SIGTERM, _interrupt)
     try:
         say(f"starting the chief on 127.0.0.1:{launcher.port} and {workers} workers; logs in {out_dir / 'workers'}")
         return launcher.run()
+    except KeyboardInterrupt:
+        launcher.stop()
+        raise Interrupted("interrupted; every worker was stopped; rerun the same command to resume") from None
     finally:
         launcher.stop()
         signal.signal(signal.SIGTERM, previous)

@@ -1,9 +1,10 @@
 """The study's experiment families as search spaces.
 
 Each space has the study's exact grid (used by ``--tuner grid``) and a wider range for
-random, Hyperband and Bayesian search. Both produce :class:`TrialSpec` values: what model
-to build and which training settings the trial sets. ``tuning.hypermodel`` turns them into a
-KerasTuner HyperModel.
+random, Hyperband and Bayesian search (``sample``). Both produce :class:`TrialSpec` values: the
+model configuration to build and the training settings the trial sets. ``tuning.hypermodel``
+turns them into a KerasTuner HyperModel. The study's architectures and variant names are the
+zoo's presets (``zoo.families.dense``, ``zoo.families.cnn``); the grids here are built from them.
 
 Carried-forward choices (the study moved section by section; where this module cannot know
 the study's exact winner it uses the choice below, and ``--base NAME`` replaces the model):
@@ -20,14 +21,11 @@ import dataclasses
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from zoo.presets import (
-    ACTIVATION_BASE,
-    REFERENCE_CNN,
-    STUDY_ACTIVATIONS,
-    STUDY_CNN,
-    STUDY_MLP,
-    regularization_variants,
-)
+from zoo.config import ModelConfig
+from zoo.families.base import with_options
+from zoo.families.cnn import ACTIVATION_BASE, REFERENCE_CNN, STUDY_ACTIVATIONS, STUDY_CNNS, STUDY_REGULARIZATION
+from zoo.families.dense import STUDY_MLPS
+from zoo.registry import resolve
 
 if TYPE_CHECKING:
     import keras_tuner
@@ -46,13 +44,13 @@ class TrialSpec:
     Attributes:
         name: Readable trial name, like the study's (``3cnn-32-64-128-2fc-128``,
             ``rmsprop-exponentiallr-0.9``, ``batch_size-16-epochs-5``).
-        model: A zoo name.
-        training: ``tuning.config.TrainConfig`` fields the trial sets (optimizer, schedule,
+        model: The model configuration (its window and genres are the data's, set by the HyperModel).
+        training: ``training.config.TrainConfig`` fields the trial sets (optimizer, schedule,
             batch size, epochs, ...); every other field comes from the command's recipe.
     """
 
     name: str
-    model: str
+    model: ModelConfig
     training: dict[str, Any] = dataclasses.field(default_factory=dict)
 
 
@@ -64,71 +62,63 @@ class Space:
         name: The ``--space`` value.
         description: One line for ``--help`` and reports.
         grid: ``grid(base)`` -> the study's trials, in the study's order.
-        wide: ``wide(hp, base)`` -> a trial drawn from the wider range.
-        default_base: The carried-forward model, or None when the space defines architectures.
+        sample: ``sample(hp, base)`` -> a trial drawn from the wider range.
+        default_base: The carried-forward model's name, or None when the space defines architectures.
         varies: The training fields the space chooses; the others can be carried forward
             from earlier sections (see ``tuning.study``).
     """
 
     name: str
     description: str
-    grid: Callable[[str], list[TrialSpec]]
-    wide: Callable[[keras_tuner.HyperParameters, str], TrialSpec]
+    grid: Callable[[ModelConfig | None], list[TrialSpec]]
+    sample: Callable[[keras_tuner.HyperParameters, ModelConfig | None], TrialSpec]
     default_base: str | None = None
     varies: tuple[str, ...] = ()
 
-
-def _variant(base: str, **fields) -> str:
-    from zoo.registry import configure  # the zoo loads Keras: only once a space is used
-
-    return configure(base, **fields).name
-
-
-def _model_name(**fields) -> str:
-    from zoo.config import ModelConfig
-
-    return ModelConfig(**fields).name
+    def base_config(self, base: ModelConfig | None) -> ModelConfig | None:
+        """The model the space varies: ``base``, else its carried-forward model (None for mlp and cnn)."""
+        if base is not None or self.default_base is None:
+            return base
+        return resolve(self.default_base)
 
 
-def _resolve(name: str):
-    from zoo.registry import resolve
-
-    return resolve(name)
+def _trial(model: ModelConfig, **training) -> TrialSpec:
+    """A trial named by its model's canonical name."""
+    return TrialSpec(model.name, model, training)
 
 
 # mlp ---------------------------------------------------------------------------------
-def _mlp_grid(base: str) -> list[TrialSpec]:
-    return [TrialSpec(name, name) for name in STUDY_MLP]
+def _mlp_grid(base: ModelConfig | None) -> list[TrialSpec]:
+    return [TrialSpec(name, resolve(name)) for name in STUDY_MLPS]
 
 
-def _mlp_wide(hp: keras_tuner.HyperParameters, base: str) -> TrialSpec:
+def _mlp_sample(hp: keras_tuner.HyperParameters, base: ModelConfig | None) -> TrialSpec:
     layers = hp.Int("layers", 3, 5)
     units = tuple(hp.Choice(f"units_{i + 1}", [128, 256, 512, 1024, 2048]) for i in range(layers - 1))
-    name = _model_name(family="dense", dense_units=units)
-    return TrialSpec(name, name)
+    return _trial(ModelConfig(family="dense", dense_units=units))
 
 
 # cnn ---------------------------------------------------------------------------------
-def _cnn_grid(base: str) -> list[TrialSpec]:
-    return [TrialSpec(name, name) for name in STUDY_CNN]
+def _cnn_grid(base: ModelConfig | None) -> list[TrialSpec]:
+    return [TrialSpec(name, resolve(name)) for name in STUDY_CNNS]
 
 
-def _cnn_wide(hp: keras_tuner.HyperParameters, base: str) -> TrialSpec:
+def _cnn_sample(hp: keras_tuner.HyperParameters, base: ModelConfig | None) -> TrialSpec:
     blocks = hp.Int("conv_blocks", 1, 3)
     filters = tuple(hp.Choice(f"filters_{i + 1}", [16, 32, 64, 128]) for i in range(blocks))
     layers = hp.Int("dense_layers", 1, 5)
     units = tuple(hp.Choice(f"units_{i + 1}", [64, 128, 256, 512]) for i in range(layers - 1))
-    name = _model_name(family="cnn", conv_filters=filters, dense_units=units)
-    return TrialSpec(name, name)
+    return _trial(ModelConfig(family="cnn", conv_filters=filters, dense_units=units))
 
 
 # activation --------------------------------------------------------------------------
-def _activation_grid(base: str) -> list[TrialSpec]:
+def _activation_grid(base: ModelConfig) -> list[TrialSpec]:
     specs = []
+    study_base = base.name == ACTIVATION_BASE
     for name in STUDY_ACTIVATIONS:
-        config = _resolve(name)
-        model = _variant(base, conv_activation=config.conv_activation, dense_activation=config.dense_activation)
-        specs.append(TrialSpec(name if base == ACTIVATION_BASE else model, model))
+        config = resolve(name)
+        model = base.replace(conv_activation=config.conv_activation, dense_activation=config.dense_activation)
+        specs.append(TrialSpec(name if study_base else model.name, model))
     return specs
 
 
@@ -146,18 +136,17 @@ def _activation_spec(hp: keras_tuner.HyperParameters, part: str, maxout: bool) -
     return kind
 
 
-def _activation_wide(hp: keras_tuner.HyperParameters, base: str) -> TrialSpec:
+def _activation_sample(hp: keras_tuner.HyperParameters, base: ModelConfig) -> TrialSpec:
     conv = _activation_spec(hp, "conv", maxout=False)
     dense = _activation_spec(hp, "fc", maxout=True)
     if hp.Boolean("alternate") and not dense.startswith("maxout"):
         # Alternate the two activations layer by layer through the whole network.
         conv = dense = f"{conv},{dense}"
-    model = _variant(base, conv_activation=tuple(conv.split(",")), dense_activation=tuple(dense.split(",")))
-    return TrialSpec(model, model)
+    return _trial(base.replace(conv_activation=tuple(conv.split(",")), dense_activation=tuple(dense.split(","))))
 
 
 # optimizer ---------------------------------------------------------------------------
-def _optimizer_grid(base: str) -> list[TrialSpec]:
+def _optimizer_grid(base: ModelConfig) -> list[TrialSpec]:
     specs = []
     for optimizer in STUDY_OPTIMIZERS:
         for schedule, gammas in (("steplr", STEP_GAMMAS), ("exponentiallr", EXPONENTIAL_GAMMAS)):
@@ -167,7 +156,7 @@ def _optimizer_grid(base: str) -> list[TrialSpec]:
     return specs
 
 
-def _optimizer_wide(hp: keras_tuner.HyperParameters, base: str) -> TrialSpec:
+def _optimizer_sample(hp: keras_tuner.HyperParameters, base: ModelConfig) -> TrialSpec:
     optimizer = hp.Choice("optimizer", list(STUDY_OPTIMIZERS))
     rate = hp.Float("learning_rate", 1e-4, 3e-2, sampling="log")
     schedule = hp.Choice("schedule", ["constant", "steplr", "exponentiallr"])
@@ -181,7 +170,7 @@ def _optimizer_wide(hp: keras_tuner.HyperParameters, base: str) -> TrialSpec:
 
 
 # training ----------------------------------------------------------------------------
-def _training_grid(base: str) -> list[TrialSpec]:
+def _training_grid(base: ModelConfig) -> list[TrialSpec]:
     return [
         TrialSpec(f"batch_size-{b}-epochs-{e}", base, {"batch_size": b, "epochs": e, "early_stopping": False})
         for b in TRAINING_BATCH_SIZES
@@ -189,7 +178,7 @@ def _training_grid(base: str) -> list[TrialSpec]:
     ]
 
 
-def _training_wide(hp: keras_tuner.HyperParameters, base: str) -> TrialSpec:
+def _training_sample(hp: keras_tuner.HyperParameters, base: ModelConfig) -> TrialSpec:
     batch = hp.Choice("batch_size", [8, 16, 32, 64, 128, 256])
     epochs = hp.Int("epochs", 5, 50, step=5)
     return TrialSpec(f"batch_size-{batch}-epochs-{epochs}", base,
@@ -197,60 +186,55 @@ def _training_wide(hp: keras_tuner.HyperParameters, base: str) -> TrialSpec:
 
 
 # regularization ----------------------------------------------------------------------
-def _regularization_grid(base: str) -> list[TrialSpec]:
-    return [TrialSpec(name, model) for name, model in regularization_variants(base).items()]
+def _regularization_grid(base: ModelConfig) -> list[TrialSpec]:
+    # The study's variants are options on its base CNN; on another base, the same options.
+    return [TrialSpec(name, resolve(with_options(base.name, options))) for name, options in STUDY_REGULARIZATION.items()]
 
 
-def _regularization_wide(hp: keras_tuner.HyperParameters, base: str) -> TrialSpec:
+def _regularization_sample(hp: keras_tuner.HyperParameters, base: ModelConfig) -> TrialSpec:
     decay = hp.Float("weight_decay", 1e-6, 0.1, sampling="log") if hp.Boolean("use_weight_decay") else 0.0
     shift = hp.Float("time_shift", 0.0, 0.3, step=0.05)
     conv_dropout = hp.Float("conv_dropout", 0.0, 0.5, step=0.1)
     dense_dropout = hp.Float("dense_dropout", 0.0, 0.6, step=0.1)
-    model = _variant(base, weight_decay=decay, time_shift=shift, conv_dropout=conv_dropout, dense_dropout=dense_dropout)
-    return TrialSpec(model, model)
+    return _trial(base.replace(weight_decay=decay, time_shift=shift, conv_dropout=conv_dropout,
+                               dense_dropout=dense_dropout))
 
 
 # input -------------------------------------------------------------------------------
-def _waveform_variant(base: str) -> str:
-    config = _resolve(base)
-    if config.family not in ("cnn", "wave"):
-        raise ValueError(f"the input space compares spectrogram and waveform CNNs; base {base!r} is a {config.family} model")
-    return config.replace(family="wave").name
+def _with_input(base: ModelConfig, family: str) -> ModelConfig:
+    if base.family not in ("cnn", "wave"):
+        raise ValueError(f"the input space compares spectrogram and waveform CNNs; base {base.name!r} is a "
+                         f"{base.family} model")
+    return base.replace(family=family)
 
 
-def _spectrogram_variant(base: str) -> str:
-    return _resolve(base).replace(family="cnn").name
+def _input_grid(base: ModelConfig) -> list[TrialSpec]:
+    return [TrialSpec("spectrogram", _with_input(base, "cnn")), TrialSpec("waveform", _with_input(base, "wave"))]
 
 
-def _input_grid(base: str) -> list[TrialSpec]:
-    waveform = _waveform_variant(base)  # checks that the base is a CNN
-    spectrogram = _spectrogram_variant(base)
-    return [TrialSpec("spectrogram", spectrogram), TrialSpec("waveform", waveform)]
-
-
-def _input_wide(hp: keras_tuner.HyperParameters, base: str) -> TrialSpec:
+def _input_sample(hp: keras_tuner.HyperParameters, base: ModelConfig) -> TrialSpec:
     # Wider: does the comparison hold across CNNs of other depths and widths?
-    architecture = hp.Choice("architecture", sorted({base, REFERENCE_CNN, *STUDY_CNN[-4:]}))
-    if hp.Choice("input", ["spectrogram", "waveform"]) == "waveform":
-        model = _waveform_variant(architecture)
-    else:
-        model = _spectrogram_variant(architecture)
-    return TrialSpec(model, model)
+    architectures = {resolve(name).name: resolve(name) for name in (REFERENCE_CNN, *STUDY_CNNS[-4:])}
+    architectures[_with_input(base, "cnn").name] = _with_input(base, "cnn")
+    architecture = architectures[hp.Choice("architecture", sorted(architectures))]
+    family = "wave" if hp.Choice("input", ["spectrogram", "waveform"]) == "waveform" else "cnn"
+    return _trial(_with_input(architecture, family))
 
 
 SPACES: dict[str, Space] = {
     space.name: space
     for space in (
-        Space("mlp", "dense nets: 3 to 5 layers of 256 to 2048 units (study: 9)", _mlp_grid, _mlp_wide),
-        Space("cnn", "CNNs: 1 to 3 conv blocks, 2 to 5 dense layers (study: 14)", _cnn_grid, _cnn_wide),
+        Space("mlp", "dense nets of 3 to 5 layers (study: 9, 256 to 2048 units; wider: 128 to 2048)",
+              _mlp_grid, _mlp_sample),
+        Space("cnn", "CNNs of 1 to 3 conv blocks (study: 14, 2 to 5 dense layers; wider: 1 to 5)", _cnn_grid, _cnn_sample),
         Space("activation", "ELU, Shifted ReLU, Leaky ReLU, Maxout, Swish, alternations (study: 8)",
-              _activation_grid, _activation_wide, ACTIVATION_BASE),
+              _activation_grid, _activation_sample, ACTIVATION_BASE),
         Space("optimizer", "Adagrad, Adam, RMSprop x StepLR / ExponentialLR (study: 18)",
-              _optimizer_grid, _optimizer_wide, ACTIVATION_BASE, ("optimizer", "learning_rate", "schedule", "gamma")),
+              _optimizer_grid, _optimizer_sample, ACTIVATION_BASE, ("optimizer", "learning_rate", "schedule", "gamma")),
         Space("training", "batch size x epochs, no early stopping (study: 12)",
-              _training_grid, _training_wide, ACTIVATION_BASE, ("batch_size", "epochs", "early_stopping")),
+              _training_grid, _training_sample, ACTIVATION_BASE, ("batch_size", "epochs", "early_stopping")),
         Space("regularization", "L2, time shift, dropout (study: 12)",
-              _regularization_grid, _regularization_wide, ACTIVATION_BASE),
-        Space("input", "log-mel spectrogram vs raw waveform (study: 2)", _input_grid, _input_wide, ACTIVATION_BASE),
+              _regularization_grid, _regularization_sample, ACTIVATION_BASE),
+        Space("input", "log-mel spectrogram vs raw waveform (study: 2)", _input_grid, _input_sample, ACTIVATION_BASE),
     )
 }

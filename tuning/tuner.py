@@ -17,10 +17,11 @@ from keras_tuner.src.distribute import utils as dist_utils
 from keras_tuner.src.engine import tuner_utils
 from keras_tuner.src.engine.trial import TrialStatus
 
-from tuning.config import DEFAULT_WIDE_TRIALS, OBJECTIVE, TUNERS
+from training.config import OBJECTIVE, Reporting
+from training.runstore import RunStore
+from tuning import DEFAULT_WIDE_TRIALS, TUNERS
+from tuning.distributed import unreachable_chief
 from tuning.hypermodel import SpaceHyperModel
-from tuning.runstore import RunStore
-from tuning.training import Reporting
 
 MAX_TRIALS = 100_000  # "all of them", for get_best_trials
 
@@ -65,7 +66,18 @@ class SharedStateTuner(keras_tuner.Tuner):
             super().save()
 
     def search(self, *args, **kwargs):
-        super().search(*args, **kwargs)
+        """Runs the trials still to run.
+
+        Raises:
+            RunFailed: in a worker whose chief cannot be reached (gRPC's error, in one line).
+        """
+        try:
+            super().search(*args, **kwargs)
+        except Exception as error:
+            failure = unreachable_chief(error)
+            if failure is None:
+                raise
+            raise failure from None
         if dist_utils.is_chief_oracle():
             # The oracle saves itself before it lets go of a finished trial, and the chief saves
             # nothing after the last one: without this save, a rerun would run the last trial again.
@@ -176,7 +188,6 @@ class SearchTuner(SharedStateTuner):
         completed = [self.records[t.trial_id] for t in self.best_trials() if t.trial_id in self.records]
         return completed + [r for r in self.records.values() if r["status"] != "completed"]
 
-
     def finish(self) -> list[dict]:
         """Reads every trial's record once, brings ``best/`` and the summary in step; returns the ranking.
 
@@ -249,15 +260,15 @@ class SearchHyperband(keras_tuner.Hyperband, SearchTuner):
 
 
 def make_tuner(kind: str, hypermodel: SpaceHyperModel, store: RunStore, *, max_trials: int | None, seed: int,
-               overwrite: bool, reporting: Reporting = Reporting(),
+               reporting: Reporting = Reporting(),
                on_trial_end: Callable[[dict, dict], None] | None = None, strategy=None) -> SearchTuner:
-    """The tuner ``kind`` over ``hypermodel``, keeping its state in ``store`` (resumable unless ``overwrite``).
+    """The tuner ``kind`` over ``hypermodel``, keeping its state in ``store`` (an earlier search there is resumed).
 
     ``strategy`` (a ``tf.distribute`` strategy) trains each trial data-parallel.
     """
     objective = keras_tuner.Objective(OBJECTIVE, direction="max")
     common = dict(store=store, reporting=reporting, on_trial_end=on_trial_end, directory=str(store.root),
-                  project_name="keras_tuner", overwrite=overwrite, distribution_strategy=strategy)
+                  project_name="keras_tuner", overwrite=False, distribution_strategy=strategy)
     oracle_args = dict(objective=objective, seed=seed, max_consecutive_failed_trials=1000)
     if kind == "hyperband":
         return SearchHyperband(hypermodel, max_epochs=hypermodel.base_training.epochs, factor=3, checkpoints=True,

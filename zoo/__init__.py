@@ -1,16 +1,16 @@
 """Model zoo: ``zoo.build(name, **overrides)`` and ``zoo.names(pattern)``.
 
-The names below load on first use, so ``import zoo`` (and ``zoo.presets``) stay cheap for
-command lines that only parse their flags; building a model loads Keras.
+The names below load on first use, so ``import zoo`` stays cheap: names and configs
+(``zoo.resolve``, ``zoo.configure``) load without Keras; building a model loads it.
 """
 
 from __future__ import annotations
 
 import importlib
 
-_EXPORTS = {"ModelConfig": "zoo.config", "parse_name": "zoo.config", "build": "zoo.registry",
-            "build_model": "zoo.registry", "load_model": "zoo.registry", "configure": "zoo.registry", "describe": "zoo.registry",
-            "names": "zoo.registry", "resolve": "zoo.registry"}
+_EXPORTS = {"ModelConfig": "zoo.config", "parse_name": "zoo.config", "configure": "zoo.registry",
+            "describe": "zoo.registry", "names": "zoo.registry", "resolve": "zoo.registry",
+            "build": "zoo.builders", "build_model": "zoo.builders", "load_model": "zoo.builders"}
 __all__ = sorted(_EXPORTS)
 
 

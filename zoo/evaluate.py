@@ -1,10 +1,13 @@
-"""``python -m zoo.evaluate`` is ``python -m serving.evaluate`` (the command the toolkit documents).
+"""``python -m zoo.evaluate``: evaluate a trained model on the test split and export it.
 
-Evaluation reads run folders, so it lives in ``serving``, above ``tuning``; this module only
-forwards the command line and imports nothing from the layers above the zoo.
+The command the toolkit documents; the same as ``python -m serving.evaluate``. Both run
+``cli.evaluate`` (see it for the flags), the front of ``serving.evaluation``: evaluation reads
+run folders and exports, which sit above the zoo.
 """
 
-import runpy
+import sys
+
+from cli.evaluate import main
 
 if __name__ == "__main__":
-    runpy.run_module("serving.evaluate", run_name="__main__", alter_sys=True)
+    sys.exit(main())

@@ -7,33 +7,46 @@ Usage::
 
 from __future__ import annotations
 
+import argparse
 import sys
 
-import zoo
-from data import cli
+from cli.runner import parser, run
+from data.config import check_window_seconds
+from data.errors import UsageError
 
 PROG = "python -m zoo.list"
 
 
-def main(argv: list[str] | None = None) -> int:
-    """Command line entry point; returns the exit code."""
-    parser = cli.parser(PROG, __doc__)
-    parser.add_argument("pattern", nargs="?", default="*", help="shell-style pattern, e.g. '3cnn*' (default: all)")
-    parser.add_argument("--window-seconds", type=float, default=3.0, help="input window for the counts (default: 3)")
-    args = parser.parse_args(argv)
-    cli.quiet_tensorflow(args.verbose)
-    if args.window_seconds <= 0:
-        parser.error(f"--window-seconds must be positive, got {args.window_seconds}")
+def build_parser() -> argparse.ArgumentParser:
+    """The command-line parser."""
+    result = parser(PROG, __doc__)
+    result.add_argument("pattern", nargs="?", default="*", help="shell-style pattern, e.g. '3cnn*' (default: all)")
+    result.add_argument("--window-seconds", type=float, default=3.0, help="input window for the counts (default: 3)")
+    return result
+
+
+def list_models(args: argparse.Namespace) -> int:
+    """The command: one line per registered name (building each to count its weights)."""
+    import zoo
+
+    try:
+        check_window_seconds(args.window_seconds)
+    except ValueError as error:
+        raise UsageError(str(error)) from None
     selected = zoo.names(args.pattern)
     if not selected:
-        print(f"{PROG}: error: no registered model matches {args.pattern!r}; try '*'", file=sys.stderr)
-        return 2
+        raise UsageError(f"no registered model matches {args.pattern!r}; try '*'")
     width = max(len(name) for name in selected)
     print(f"{'name':<{width}}  {'params':>11}  description")
     for name in selected:
         params = zoo.build(name, window_seconds=args.window_seconds).count_params()
         print(f"{name:<{width}}  {params:>11,}  {zoo.describe(name)}")
     return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Command line entry point; returns the exit code."""
+    return run(build_parser, list_models, argv)
 
 
 if __name__ == "__main__":

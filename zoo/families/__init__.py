@@ -1,9 +1,9 @@
-"""The model families, one module each, collected in one table.
+"""The model families' name grammar and presets, one module each, collected in one table.
 
 A family owns the architecture part of a model name: its pattern, how a match becomes
 :class:`zoo.config.ModelConfig` fields, how a config renders back to a name, what it checks,
-and the builder of the features between the front end and the softmax. Adding a family is
-adding a module here and one line to ``FAMILIES``.
+its defaults and its registered names (presets). Its Keras builder is in ``zoo.builders``.
+Adding a family is a module here and one in ``zoo.builders``, and a line in each table.
 """
 
 from __future__ import annotations

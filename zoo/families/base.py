@@ -1,19 +1,37 @@
-"""What a model family is: the :class:`Family` record and helpers for name parts."""
+"""What a model family is: the :class:`Family` record of its name grammar and presets, without Keras.
+
+A family's builder (the Keras graph between the front end and the softmax) is in
+``zoo.builders``; everything here is plain data and string handling, so names, configs and
+``--help`` load without Keras. The ``config`` arguments below are ``zoo.config.ModelConfig``
+values (not imported here: ``zoo.config`` imports the families).
+"""
 
 from __future__ import annotations
 
 import dataclasses
 import re
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-if TYPE_CHECKING:
-    from zoo.config import ModelConfig
+
+@dataclasses.dataclass(frozen=True)
+class Preset:
+    """A registered model name.
+
+    Attributes:
+        name: The name users type (a canonical name, or an alias such as the study's own names).
+        canonical: The name of the grammar it stands for.
+        description: One line for ``zoo.list``.
+    """
+
+    name: str
+    canonical: str
+    description: str
 
 
 @dataclasses.dataclass(frozen=True)
 class Family:
-    """One model family.
+    """One model family's part of the name grammar.
 
     Attributes:
         name: The ``ModelConfig.family`` value.
@@ -22,18 +40,20 @@ class Family:
         parse: Match of ``pattern`` -> ``ModelConfig`` fields (raises ValueError with a reason).
         render: Config -> the architecture part of its name.
         check: Config -> problems (empty when the config suits the family).
-        features: ``(config, waveform after the time shift)`` -> features before the softmax.
         defaults: Fields whose default differs for this family (names omit default options).
+        presets: The family's registered names, in listing order.
+        spectrogram: Whether the family reads the log-mel spectrogram (SpecAugment applies).
     """
 
     name: str
     pattern: re.Pattern
     syntax: str
     parse: Callable[[re.Match], dict[str, Any]]
-    render: Callable[["ModelConfig"], str]
-    check: Callable[["ModelConfig"], list[str]]
-    features: Callable[["ModelConfig", Any], Any]
+    render: Callable[[Any], str]
+    check: Callable[[Any], list[str]]
     defaults: dict[str, Any] = dataclasses.field(default_factory=dict)
+    presets: tuple[Preset, ...] = ()
+    spectrogram: bool = True
 
 
 def numbers(text: str) -> tuple[int, ...]:
@@ -46,7 +66,13 @@ def dashed(values) -> str:
     return "".join(f"-{v}" for v in values)
 
 
-def filters_family(name: str, blocks: tuple[int, int], block_word: str, features, defaults: dict[str, Any]) -> Family:
+def with_options(base: str, options: str) -> str:
+    """``base`` with an option suffix (``""`` adds nothing)."""
+    return f"{base}_{options}" if options else base
+
+
+def filters_family(name: str, blocks: tuple[int, int], block_word: str, defaults: dict[str, Any],
+                   presets: tuple[Preset, ...]) -> Family:
     """A family named ``<name>-F1-F2-...`` by its filters per block alone (``bncnn``, ``rescnn``)."""
     low, high = blocks
 
@@ -57,5 +83,5 @@ def filters_family(name: str, blocks: tuple[int, int], block_word: str, features
 
     return Family(name, re.compile(rf"^{name}(?P<filters>(?:-\d+)+)$"), f"{name}-32-64-128-256",
                   parse=lambda match: {"conv_filters": numbers(match["filters"])},
-                  render=lambda config: f"{name}{dashed(config.conv_filters)}", check=check, features=features,
-                  defaults=defaults)
+                  render=lambda config: f"{name}{dashed(config.conv_filters)}", check=check, defaults=defaults,
+                  presets=presets)

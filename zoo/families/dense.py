@@ -4,10 +4,14 @@ from __future__ import annotations
 
 import re
 
-import keras
+from zoo.families.base import Family, Preset, dashed, numbers
 
-from zoo import blocks
-from zoo.families.base import Family, dashed, numbers
+# The study's dense nets (its mlp section).
+STUDY_MLPS = (
+    "3fcLayers-512-256", "3fcLayers-1024-512", "3fcLayers-2048-1024",
+    "4fcLayers-1024-512-256", "4fcLayers-1024-512-512", "4fcLayers-2048-1024-512",
+    "5fcLayers-1024-512-256-256", "5fcLayers-2048-1024-512-256", "5fcLayers-2048-2048-1024-512",
+)
 
 
 def parse(match: re.Match) -> dict:
@@ -27,11 +31,9 @@ def check(config) -> list[str]:
     return []
 
 
-def features(config, waveform):
-    """Flattened log-mel spectrogram of the window, then the hidden dense layers."""
-    x = keras.layers.Flatten(name="flatten")(blocks.spectrogram(config, waveform))
-    return blocks.dense_stack(config, x, first_layer=0)
-
-
-FAMILY = Family("dense", re.compile(r"^(?P<layers>\d+)fcLayers(?P<units>(?:-\d+)*)$"), "4fcLayers-1024-512-512",
-                parse, render, check, features)
+FAMILY = Family(
+    "dense", re.compile(r"^(?P<layers>\d+)fcLayers(?P<units>(?:-\d+)*)$"), "4fcLayers-1024-512-512",
+    parse, render, check,
+    presets=tuple(Preset(name, name, "dense net on the flattened log-mel window: "
+                                     f"{name.split('-', 1)[1].replace('-', ', ')} hidden units") for name in STUDY_MLPS),
+)

@@ -19,8 +19,13 @@ from pathlib import Path
 import keras
 import tensorflow as tf
 
+from data.catalogue import SAMPLE_RATE
 from data.config import file_safe
 from data.pipeline import average_per_clip
+from training.runstore import write_json
+
+# What an export says about itself (read by serving.prediction).
+ABOUT_FILE = Path("assets.extra") / "gtzan.json"
 
 
 def next_version_dir(exports_dir: str | Path, model_name: str) -> Path:
@@ -30,13 +35,19 @@ def next_version_dir(exports_dir: str | Path, model_name: str) -> Path:
     return base / str(max(versions, default=0) + 1)
 
 
-def export_saved_model(model: keras.Model, genres: list[str] | tuple[str, ...], path: str | Path) -> Path:
+def export_saved_model(model: keras.Model, genres: list[str] | tuple[str, ...], path: str | Path,
+                       about: dict | None = None) -> Path:
     """Writes ``model`` as a SavedModel with the clip-level ``serving_default`` signature.
+
+    Beside the graph, ``assets.extra/gtzan.json`` (a folder TF Serving leaves alone) says what
+    the model is: its window in samples, the sample rate, the genres in output order and
+    ``about`` (model name, training data, test metrics), for the fronts that show it.
 
     Args:
         model: A zoo model taking ``[batch, window]`` waveforms.
         genres: Class names in label order.
         path: The version folder to write (e.g. from :func:`next_version_dir`).
+        about: What to say about the model (JSON-ready).
 
     Returns:
         ``path``.
@@ -67,4 +78,6 @@ def export_saved_model(model: keras.Model, genres: list[str] | tuple[str, ...], 
     archive.write_out(str(path), verbose=False)
     (path / "assets").mkdir(exist_ok=True)
     (path / "assets" / "genres.txt").write_text("\n".join(genres) + "\n")
+    write_json(path / ABOUT_FILE, {"window_samples": window, "sample_rate": SAMPLE_RATE, "genres": list(genres),
+                                   **(about or {})})
     return path

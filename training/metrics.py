@@ -9,10 +9,11 @@ import numpy as np
 
 from data.catalogue import Clip
 from data.pipeline import average_per_clip, decoded_dataset, eval_arrays
+from data.errors import InputError
 from data.sources import load_split
-from tuning.callbacks import predict_windows
-from tuning.config import RunConfig
-from tuning.runstore import write_json
+from training.callbacks import predict_windows
+from training.config import RunConfig
+from training.runstore import write_figure, write_json
 
 
 def classification_report(true: np.ndarray, predicted: np.ndarray, genres: list[str]) -> dict:
@@ -69,8 +70,7 @@ def plot_confusion_matrix(matrix, genres: list[str], path: str | Path, title: st
     fig.colorbar(image, ax=ax, fraction=0.046, pad=0.04, label="clips")
     fig.tight_layout()
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=120)
+    write_figure(path, fig)
     plt.close(fig)
     return path
 
@@ -97,7 +97,7 @@ def evaluate_clips(model: keras.Model, clips: tuple[Clip, ...], genres: list[str
             **report, "clips": int(decoded.sum()), "windows": int(len(labels))}
 
 
-class EvaluationError(ValueError):
+class EvaluationError(InputError):
     """A model or data folder that cannot be evaluated, with a one-line reason."""
 
 

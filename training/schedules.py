@@ -17,7 +17,7 @@ import functools
 
 import keras
 
-from tuning.config import OPTIMIZERS, SCHEDULES, TrainConfig
+from training.config import OPTIMIZERS, SCHEDULES, TrainConfig
 
 
 def step_lr(epoch: int, *, initial: float, step_size: int, gamma: float) -> float:

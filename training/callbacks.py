@@ -6,8 +6,8 @@ import keras
 import numpy as np
 
 from data.pipeline import average_per_clip
-from tuning.config import TrainConfig
-from tuning.schedules import schedule_callback
+from training.config import TrainConfig
+from training.schedules import schedule_callback
 
 EVAL_BATCH_SIZE = 64
 

@@ -1,5 +1,5 @@
 """The training loop: prepared data, one compiled model, one fit. Search trials, ``tuning.train``
-and ``tuning.crossval`` all train through :func:`train_run`.
+and cross-validation folds all train through :func:`train_run`.
 """
 
 from __future__ import annotations
@@ -19,12 +19,13 @@ from data.config import DataConfig
 from data.pipeline import decoded_dataset, epochs_dataset, eval_arrays, mixup, resident_memory_mb, train_dataset
 from data.sources import load_split
 from data.splits import Split
-from tuning.callbacks import ClipMetrics, training_callbacks
-from tuning.config import OBJECTIVE, RunConfig, TrainConfig
-from tuning.memory import released_custom_gradients, return_freed_memory
-from tuning.runstore import RunStore
-from tuning.schedules import learning_rate, make_optimizer
-from tuning.tracking import wandb_run
+from training.callbacks import ClipMetrics, training_callbacks
+from training.config import OBJECTIVE, Reporting, RunConfig, TrainConfig
+from training.memory import released_custom_gradients, return_freed_memory
+from training.runstore import RunStore
+from training.schedules import learning_rate, make_optimizer
+from training.tracking import wandb_run
+from zoo.config import ModelConfig
 
 
 @dataclasses.dataclass
@@ -126,15 +127,15 @@ def clip_labels(clips: tuple[Clip, ...]) -> np.ndarray:
     return np.array([clip.label for clip in clips])
 
 
-def build_model(model_name: str, data: PreparedData, train: TrainConfig) -> keras.Model:
-    """Builds ``model_name`` for ``data``'s window and genres, seeded, and compiles it for ``train``."""
+def compile_model(model_config: ModelConfig, data: PreparedData, train: TrainConfig) -> keras.Model:
+    """Builds ``model_config`` for ``data``'s genres, seeded, and compiles it for ``train``."""
     # Same initial weights and random layers for the same seed: a rerun repeats each trial.
     keras.utils.set_random_seed(train.seed)
     # The layers take their dtype policy when built; the global one is put back afterwards.
     previous = keras.mixed_precision.dtype_policy()
     keras.mixed_precision.set_dtype_policy(train.precision)
     try:
-        model = zoo.build(model_name, window_seconds=data.config.window_seconds, n_genres=len(data.genres))
+        model = zoo.build_model(model_config.replace(n_genres=len(data.genres)))
     finally:
         keras.mixed_precision.set_dtype_policy(previous)
     optimizer = make_optimizer(train.optimizer, learning_rate(train, data.steps_per_epoch(train.batch_size)),
@@ -164,23 +165,6 @@ def summarize(history: dict[str, list[float]], train: TrainConfig) -> dict:
     return record
 
 
-@dataclasses.dataclass(frozen=True)
-class Reporting:
-    """How a run reports, not what it computes (never saved as part of its configuration).
-
-    Attributes:
-        verbose: Keras ``fit`` verbosity (0 silent, 1 progress bar, 2 one line per epoch).
-        wandb_mode: ``online``, ``offline`` or ``disabled``.
-        wandb_project: W&B project.
-        wandb_group: W&B run group.
-    """
-
-    verbose: int = 2
-    wandb_mode: str = "disabled"
-    wandb_project: str = "gtzan-keras"
-    wandb_group: str = "train"
-
-
 def train_run(model: keras.Model, data: PreparedData, run: RunConfig, store: RunStore, *,
               reporting: Reporting = Reporting(), callbacks: list | None = None, initial_epoch: int = 0,
               **record_fields) -> dict:
@@ -191,7 +175,7 @@ def train_run(model: keras.Model, data: PreparedData, run: RunConfig, store: Run
     kept epoch, ``seconds`` and the process's resident memory ``rss_mb``).
 
     Args:
-        model: A compiled model (:func:`build_model`).
+        model: A compiled model (:func:`compile_model`).
         data: The prepared data.
         run: What is trained; ``run.training`` is followed.
         store: Where the run's files go.
@@ -216,14 +200,14 @@ def train_run(model: keras.Model, data: PreparedData, run: RunConfig, store: Run
     seconds = time.perf_counter() - start
     return_freed_memory()
     record = {"trial": run.trial, "model": run.model, **summarize(history.history, train),
-              "seconds": round(seconds, 2), "rss_mb": resident_memory_mb(), **record_fields}
+              "seconds": round(seconds, 2), "rss_mb": resident_memory_mb(), "parameters": model.count_params(),
+              **record_fields}
     store.write_results(run.trial, history.history, record)
     return record
 
 
-def run_config(trial: str, model_name: str, data: PreparedData, train: TrainConfig, space: str | None = None) -> RunConfig:
-    """The RunConfig of training ``model_name`` on ``data`` with ``train``."""
-    model_config = zoo.configure(model_name, window_seconds=data.config.window_seconds, n_genres=len(data.genres))
-    return RunConfig(trial=trial, model=model_name, model_config=model_config, training=train, data=data.config,
-                     dataset=data.dataset, space=space)
-
+def run_config(trial: str, model: str, model_config: ModelConfig, data: PreparedData, train: TrainConfig,
+               space: str | None = None) -> RunConfig:
+    """The RunConfig of training ``model_config`` (named ``model`` by the user) on ``data`` with ``train``."""
+    return RunConfig(trial=trial, model=model, model_config=model_config.replace(n_genres=len(data.genres)),
+                     training=train, data=data.config, dataset=data.dataset, space=space)

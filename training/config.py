@@ -10,20 +10,16 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from data.config import DataConfig, DictConfig
-
-if TYPE_CHECKING:
-    from zoo.config import ModelConfig
+from zoo.config import ModelConfig
 
 OPTIMIZERS = ("adagrad", "adam", "rmsprop", "adamw")
 PRECISIONS = ("float32", "mixed_float16", "mixed_bfloat16")
 SCHEDULES = ("constant", "steplr", "exponentiallr", "cosine")
 # What every search ranks trials by: track-level validation accuracy (softmax averaged per clip).
 OBJECTIVE = "val_track_accuracy"
-TUNERS = ("grid", "random", "hyperband", "bayesian")
-DEFAULT_WIDE_TRIALS = 20
 
 
 @dataclasses.dataclass(frozen=True)
@@ -113,14 +109,36 @@ def recipe(name: str, **changes) -> TrainConfig:
     return RECIPES[name].replace(**{k: v for k, v in changes.items() if v is not None})
 
 
+def run_name(model: str, recipe_name: str) -> str:
+    """The folder name of a trained model: the model name, with the recipe unless it is the default."""
+    return model if recipe_name == DEFAULT_RECIPE else f"{model}-{recipe_name}"
+
+
+@dataclasses.dataclass(frozen=True)
+class Reporting:
+    """How a run reports, not what it computes (never saved as part of its configuration).
+
+    Attributes:
+        verbose: Keras ``fit`` verbosity (0 silent, 1 progress bar, 2 one line per epoch).
+        wandb_mode: ``online``, ``offline`` or ``disabled``.
+        wandb_project: W&B project.
+        wandb_group: W&B run group.
+    """
+
+    verbose: int = 2
+    wandb_mode: str = "disabled"
+    wandb_project: str = "gtzan-keras"
+    wandb_group: str = "train"
+
+
 @dataclasses.dataclass(frozen=True)
 class RunConfig:
     """What a trained model's folder records in ``config.json``.
 
     Attributes:
         trial: The run's name (a trial name, or the model name for ``tuning.train``).
-        model: The zoo name the model was built from.
-        model_config: The resolved model configuration.
+        model: The model's name as the user gave it (a registered alias or a canonical name).
+        model_config: The resolved model configuration; its window is ``data.window_seconds``.
         training: The effective training configuration (concrete batch size and epochs).
         data: The data configuration.
         dataset: What was found in the data: ``data_dir`` (the resolved folder),
@@ -136,31 +154,41 @@ class RunConfig:
     dataset: dict[str, Any]
     space: str | None = None
 
+    def __post_init__(self):
+        if self.model_config.window_seconds != self.data.window_seconds:
+            raise ValueError(f"the model's window ({self.model_config.window_seconds} s) differs from the data's "
+                             f"({self.data.window_seconds} s)")
+
     def to_dict(self) -> dict[str, Any]:
-        """JSON-ready; ``data`` holds the data configuration and what was found in it."""
-        return {"space": self.space, "trial": self.trial, "model": self.model,
-                "model_config": self.model_config.to_dict(), "training": self.training.to_dict(),
-                "data": {**self.data.to_dict(), **self.dataset}}
+        """JSON-ready; ``data`` holds the data configuration and what was found in it.
+
+        The window length is saved once, in ``data``: the model takes the data's windows.
+        """
+        model_config = {k: v for k, v in self.model_config.to_dict().items() if k != "window_seconds"}
+        return {"space": self.space, "trial": self.trial, "model": self.model, "model_config": model_config,
+                "training": self.training.to_dict(), "data": {**self.data.to_dict(), **self.dataset}}
 
     @classmethod
     def from_dict(cls, values: dict[str, Any]) -> RunConfig:
-        """Reads :meth:`to_dict` output back (extra keys such as ``metrics`` are ignored).
+        """Reads :meth:`to_dict` output back (extra top-level keys such as ``metrics`` are ignored).
 
         Raises:
             ValueError: if a section is missing or holds an invalid value.
         """
-        from zoo.config import ModelConfig
-
         try:
             data_fields = {f.name for f in dataclasses.fields(DataConfig)}
             data = values["data"]
+            data_config = DataConfig.from_dict({k: v for k, v in data.items() if k in data_fields})
+            model_values = {**values["model_config"]}
+            # Folders written before the window was saved once hold it in both places.
+            model_values.setdefault("window_seconds", data_config.window_seconds)
             return cls(
                 trial=values["trial"], model=values["model"],
-                model_config=ModelConfig.from_dict(values["model_config"]),
+                model_config=ModelConfig.from_dict(model_values),
                 training=TrainConfig.from_dict(values["training"]),
-                data=DataConfig.from_dict({k: v for k, v in data.items() if k in data_fields}),
+                data=data_config,
                 dataset={k: v for k, v in data.items() if k not in data_fields},
                 space=values.get("space"),
             )
-        except (KeyError, TypeError) as error:
+        except (KeyError, TypeError, AttributeError) as error:
             raise ValueError(f"not a run configuration (missing or bad {error})") from None

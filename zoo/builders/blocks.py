@@ -2,15 +2,12 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 import keras
 
 from data.layers import LogMelSpectrogram, SpecAugment
-from zoo.activations import Maxout, activation_layer, parse_activation
-
-if TYPE_CHECKING:
-    from zoo.config import ModelConfig
+from zoo.activations import parse_activation
+from zoo.builders.activations import Maxout, activation_layer
+from zoo.config import ModelConfig
 
 
 def regularizer(config: ModelConfig):

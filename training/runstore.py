@@ -6,8 +6,10 @@ A run folder (``runs/<space>``, ``runs/train``, ``runs/crossval/<model>``) holds
     trials/<trial>/history.json   per-epoch metrics (also history.csv)
     trials/<trial>/record.json    status, metrics at the kept epoch, time, memory
     trials/<trial>/model.keras    the trained model (tuning.train and tuning.crossval)
+    trials/<trial>/test/          metrics.json and confusion_matrix.png on the test part (tuning.crossval)
     best/model.keras, best/config.json (with "metrics")   the best trial of a search
     summary.csv                   the trials, best first
+    <command>.json                the settings the folder was made with (a rerun must match them)
     keras_tuner/                  KerasTuner's own state (searches)
 
 Every file is written to a temporary name and renamed, and ``best/`` is replaced by a
@@ -26,7 +28,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from data.config import file_safe
-from tuning.config import OBJECTIVE
+from data.errors import InputError
+from training.config import OBJECTIVE
 
 if TYPE_CHECKING:
     import keras
@@ -35,7 +38,7 @@ SUMMARY_COLUMNS = ["trial", OBJECTIVE, "val_accuracy", "val_loss", "epochs_run",
                    "model"]
 
 
-class RunStoreError(ValueError):
+class RunStoreError(InputError):
     """A run folder or file that cannot be read, with a one-line reason naming it."""
 
 
@@ -44,11 +47,53 @@ def write_text(path: Path, text: str) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     handle, temporary = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
     try:
-        with os.fdopen(handle, "w") as f:
+        # mkstemp makes the file private (0600); a run file is as readable as any other file.
+        os.chmod(temporary, 0o666 & ~_umask())
+        with os.fdopen(handle, "w", newline="") as f:
             f.write(text)
         os.replace(temporary, path)
     except BaseException:
         Path(temporary).unlink(missing_ok=True)
+        raise
+
+
+def _umask() -> int:
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+def write_csv(path: Path, columns: list[str], rows: list[dict]) -> None:
+    """Writes ``rows`` as a CSV table with ``columns`` (other keys left out), atomically."""
+    table = io.StringIO()
+    writer = csv.DictWriter(table, columns, extrasaction="ignore")
+    writer.writeheader()
+    writer.writerows(rows)
+    write_text(path, table.getvalue())
+
+
+def read_csv(path: Path) -> list[dict[str, str]]:
+    """The rows of a CSV table.
+
+    Raises:
+        RunStoreError: naming the file if it cannot be read.
+    """
+    try:
+        with open(path, newline="") as f:
+            return list(csv.DictReader(f))
+    except (OSError, csv.Error, UnicodeDecodeError) as error:
+        raise RunStoreError(f"{path} is unreadable ({' '.join(str(error).split())})") from None
+
+
+def write_figure(path: Path, figure) -> None:
+    """Saves a matplotlib figure as PNG through a temporary file and a rename."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    temporary = path.with_name(f".{path.stem}.tmp.png")
+    try:
+        figure.savefig(temporary, dpi=120, format="png")
+        os.replace(temporary, path)
+    except BaseException:
+        temporary.unlink(missing_ok=True)
         raise
 
 
@@ -75,8 +120,12 @@ def save_model(model: keras.Model, path: Path) -> None:
     """Saves ``model`` as ``.keras`` through a temporary file and a rename."""
     path.parent.mkdir(parents=True, exist_ok=True)
     temporary = path.with_name(f".{path.stem}.tmp.keras")
-    model.save(temporary)
-    os.replace(temporary, path)
+    try:
+        model.save(temporary)
+        os.replace(temporary, path)
+    except BaseException:
+        temporary.unlink(missing_ok=True)  # a full disk or a kill leaves no partial file behind
+        raise
 
 
 def rank(records: list[dict]) -> list[dict]:
@@ -197,20 +246,48 @@ class RunStore:
 
     def write_summary(self, records: list[dict]) -> None:
         """Writes ``summary.csv`` with ``records`` in the order given (best first)."""
-        table = io.StringIO()
-        writer = csv.DictWriter(table, SUMMARY_COLUMNS, extrasaction="ignore")
-        writer.writeheader()
-        writer.writerows(records)
-        write_text(self.summary_path, table.getvalue())
+        write_csv(self.summary_path, SUMMARY_COLUMNS, records)
+
+    def read_summary(self) -> list[dict[str, str]]:
+        """The rows of ``summary.csv`` (best first), as strings; empty without a summary."""
+        return read_csv(self.summary_path) if self.summary_path.is_file() else []
 
     def ranked_records(self) -> list[dict]:
         """The records in ``summary.csv``'s order (best first); empty without a summary."""
-        if not self.summary_path.is_file():
-            return []
-        with open(self.summary_path, newline="") as f:
-            order = [row["trial"] for row in csv.DictReader(f)]
         by_name = {record["trial"]: record for record in self.records()}
-        return [by_name[name] for name in order if name in by_name]
+        return [by_name[row["trial"]] for row in self.read_summary() if row["trial"] in by_name]
+
+    def test_dir(self, trial: str) -> Path:
+        """Where the trial's test metrics go (``trials/<trial>/test/``)."""
+        return self.trial_dir(trial) / "test"
+
+    def read_test_metrics(self, trial: str) -> dict | None:
+        """The trial's test ``metrics.json``, or None if it was not tested yet."""
+        path = self.test_dir(trial) / "metrics.json"
+        return read_json(path) if path.is_file() else None
+
+    def settings_path(self, command: str) -> Path:
+        """The file that records the settings ``command`` made this folder with."""
+        return self.root / f"{command}.json"
+
+    def bind_settings(self, command: str, settings: dict) -> None:
+        """Records ``settings`` for ``command``, or checks that an earlier run here used the same.
+
+        An earlier run that left no trial (it stopped at a bad flag or folder) binds nothing.
+
+        Raises:
+            RunStoreError: naming each setting that differs, if the earlier run's differ.
+        """
+        path = self.settings_path(command)
+        if path.is_file() and next(self.root.glob("**/trials/*"), None) is not None:
+            recorded = _flat(read_json(path))
+            changes = [f"{key} was {recorded.get(key)!r}, now {value!r}" for key, value in _flat(settings).items()
+                       if recorded.get(key) != value]
+            if changes:
+                raise RunStoreError(f"{self.root} holds a run with other settings ({'; '.join(changes[:3])}"
+                                    f"{'; ...' if len(changes) > 3 else ''}); rerun with --fresh to start over there, "
+                                    "or choose another --out")
+        write_json(path, settings)
 
     def read_best(self) -> tuple[Path, dict] | None:
         """``(best/model.keras, best/config.json)``, or None if the folder has no complete best."""
@@ -218,3 +295,19 @@ class RunStore:
         if not (model.is_file() and config.is_file()):
             return None
         return model, read_json(config)
+
+
+def discard(folder: str | os.PathLike) -> None:
+    """Deletes a run folder and everything in it (``--fresh``); nothing if it is not there."""
+    if Path(folder).exists():
+        shutil.rmtree(folder)
+
+
+def _flat(settings: dict, prefix: str = "") -> dict:
+    flat = {}
+    for key, value in settings.items():
+        if isinstance(value, dict):
+            flat.update(_flat(value, f"{prefix}{key}."))
+        else:
+            flat[f"{prefix}{key}"] = list(value) if isinstance(value, tuple) else value
+    return flat

@@ -1,0 +1,95 @@
+"""Evaluate a trained model on the test split and export it for serving.
+
+Usage::
+
+    python -m serving.evaluate best [--space SPACE] [--runs runs]
+    python -m serving.evaluate TRIAL_DIR | MODEL.keras
+        [--data-dir DIR] [--split-dir DIR] [--out DIR] [--exports exports] [--no-export] [--json]
+
+``python -m zoo.evaluate`` and ``python -m serving.evaluate`` are this command; it lives here,
+with what the commands share, because both of them run it. ``best`` is the best trial of all searches
+under ``--runs`` (highest track-level validation accuracy, then lowest validation loss), or of
+one space with ``--space``. A trial directory holds ``model.keras`` and ``config.json``
+(``runs/<space>/best``, a ``tuning.train`` folder and a ``tuning.crossval`` fold are such
+folders). The data is rebuilt exactly as the model saw it (data folder, split, seeds, window)
+from its saved config, and the model is evaluated on the **test** split, which no search touches.
+
+Writes ``metrics.json`` and ``confusion_matrix.png`` to ``--out`` (default
+``<runs>/evaluations/<trial>``) and, unless ``--no-export``, a SavedModel to
+``<exports>/<trial>/<version>/`` (``serving.evaluation``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from pathlib import Path
+
+from cli.runner import parser, run
+
+# Named as it was started: python -m zoo.evaluate or python -m serving.evaluate.
+PROG = "python -m zoo.evaluate" if sys.argv[0].endswith(os.path.join("zoo", "evaluate.py")) else "python -m serving.evaluate"
+
+
+def format_metrics(metrics: dict) -> str:
+    """The metrics as a text table."""
+    lines = [
+        f"model: {metrics['trial']}",
+        f"data: {metrics['data']['data_dir']}{' (synthetic)' if metrics['data']['synthetic'] else ''}, "
+        f"test split: {metrics['test_clips']} clips, {metrics['test_windows']} windows",
+        f"track accuracy:  {metrics['track_accuracy']:.3f}",
+        f"window accuracy: {metrics['window_accuracy']:.3f}",
+        f"macro F1:        {metrics['macro_f1']:.3f}",
+        "",
+        f"{'genre':<12}{'precision':>10}{'recall':>8}{'F1':>7}{'clips':>7}",
+    ]
+    for genre, row in metrics["per_genre"].items():
+        lines.append(f"{genre:<12}{row['precision']:>10.3f}{row['recall']:>8.3f}{row['f1']:>7.3f}{row['support']:>7}")
+    genres = list(metrics["per_genre"])
+    width = max(len(g) for g in genres)
+    lines += ["", "confusion matrix (rows: true, columns: predicted)",
+              " " * (width + 1) + " ".join(f"{g[:5]:>5}" for g in genres)]
+    for genre, row in zip(genres, metrics["confusion_matrix"]):
+        lines.append(f"{genre:<{width}} " + " ".join(f"{v:>5}" for v in row))
+    return "\n".join(lines)
+
+
+def build_parser():
+    """The command-line parser."""
+    result = parser(PROG, __doc__)
+    result.add_argument("target", help="'best', a trial folder (model.keras + config.json) or a .keras file")
+    result.add_argument("--space", help="with 'best': the best trial of this space only")
+    result.add_argument("--runs", default="runs", help="folder of the searches (default: runs)")
+    result.add_argument("--data-dir", help="data folder, if it moved since training")
+    result.add_argument("--split-dir", help="split lists folder, if it moved since training")
+    result.add_argument("--out", help="output folder (default: <runs>/evaluations/<trial>)")
+    result.add_argument("--exports", default="exports", help="SavedModel root (default: exports)")
+    result.add_argument("--no-export", action="store_true", help="do not export a SavedModel")
+    result.add_argument("--json", action="store_true", help="print the metrics as JSON")
+    return result
+
+
+def evaluate(args: argparse.Namespace) -> int:
+    """The command: finds the target, evaluates and exports it, prints the metrics."""
+    from serving.evaluation import evaluate_target, find_target
+
+    model_path, config = find_target(args.target, Path(args.runs), args.space)
+    metrics = evaluate_target(model_path, config, Path(args.out) if args.out else None, runs=Path(args.runs),
+                              data_dir=args.data_dir, split_dir=args.split_dir,
+                              exports=None if args.no_export else Path(args.exports))
+    print(json.dumps(metrics, indent=2) if args.json else format_metrics(metrics))
+    if not args.json:
+        print(f"\nwrote {metrics['metrics_json']}, {metrics['confusion_matrix_png']}"
+              + (f"\nexported {metrics['export']}" if "export" in metrics else ""))
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Command line entry point; returns the exit code."""
+    return run(build_parser, evaluate, argv)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

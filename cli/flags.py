@@ -1,0 +1,163 @@
+"""Flags shared by the commands, as argparse parents, and their conversion into configs at the edge.
+
+Nothing here loads TensorFlow or Keras: ``--help`` of every command stays fast.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from data.config import SPLIT_METHODS, DataConfig
+from data.errors import UsageError
+from training.config import DEFAULT_RECIPE, PRECISIONS, RECIPES, TrainConfig
+from training.tracking import WANDB_MODES, default_wandb_mode
+from tuning import distributed
+
+# The flags a --workers launcher does not pass on to its chief and workers (flag -> values).
+LAUNCHER_FLAGS = {"--workers": 1, "--gpus-per-worker": 1, "--fresh": 0}
+
+
+def data_flags(default_window: float = 3.0) -> argparse.ArgumentParser:
+    """``--data-dir``, ``--split``, ``--split-dir``, ``--split-seed``, ``--folds``, ``--fold``, ``--window-seconds``."""
+    parent = argparse.ArgumentParser(add_help=False)
+    group = parent.add_argument_group("data")
+    group.add_argument("--data-dir", help="GTZAN folder (default: $GTZAN_DIR, else synthetic GTZAN)")
+    group.add_argument("--split", default="random", choices=SPLIT_METHODS,
+                       help="random stratified 80/10/10 (default), list files in --split-dir, or kfold")
+    group.add_argument("--split-dir", help="folder with train*.txt, valid*.txt, test*.txt")
+    group.add_argument("--split-seed", type=int, default=42, help="seed of the random and k-fold splits (default: 42)")
+    group.add_argument("--folds", type=int, default=5, help="folds of --split kfold (default: 5)")
+    group.add_argument("--fold", type=int, default=0, help="test fold of --split kfold, from 0 (default: 0)")
+    group.add_argument("--window-seconds", type=float, default=default_window,
+                       help=f"window length in seconds (default: {default_window:g})")
+    return parent
+
+
+def training_flags(*, epochs_default: str = "20") -> argparse.ArgumentParser:
+    """``--epochs``, ``--batch-size``, ``--patience``, ``--seed``, ``--precision`` (None: the recipe's)."""
+    parent = argparse.ArgumentParser(add_help=False)
+    group = parent.add_argument_group("training")
+    group.add_argument("--epochs", type=int, help=f"epochs at most (default: {epochs_default})")
+    group.add_argument("--batch-size", type=int, help="batch size (default: 32)")
+    group.add_argument("--patience", type=int, help=f"early-stopping patience in epochs (default: {TrainConfig.patience})")
+    group.add_argument("--seed", type=int, default=42,
+                       help="seed of the initial weights, training windows and tuner (default: 42)")
+    group.add_argument("--precision", choices=PRECISIONS,
+                       help="float32 (default), or mixed_float16 / mixed_bfloat16 on GPUs")
+    return parent
+
+
+def recipe_flags() -> argparse.ArgumentParser:
+    """``--recipe``."""
+    parent = argparse.ArgumentParser(add_help=False)
+    parent.add_argument("--recipe", default=DEFAULT_RECIPE,
+                        help=f"training recipe: {', '.join(RECIPES)} (default: {DEFAULT_RECIPE}); "
+                             "study is the study's plain Adam 1e-3 with early stopping")
+    return parent
+
+
+def reporting_flags() -> argparse.ArgumentParser:
+    """``--wandb``, ``--wandb-project``."""
+    parent = argparse.ArgumentParser(add_help=False)
+    group = parent.add_argument_group("logging")
+    group.add_argument("--wandb", choices=WANDB_MODES, help="W&B mode (default: online if logged in, else offline)")
+    group.add_argument("--wandb-project", default="gtzan-keras", help="W&B project (default: gtzan-keras)")
+    return parent
+
+
+def scale_flags(*, roles: bool = True) -> argparse.ArgumentParser:
+    """``--workers``, ``--gpus-per-worker`` and the flags of one process of a distributed run.
+
+    ``--role``, ``--oracle``, ``--worker-id`` and ``--chief-timeout`` set this process's part
+    (``tuning.distributed.configure_role``); with ``roles=False`` they are kept out of
+    ``--help``, as the command takes them only from its own ``--workers`` launcher.
+    """
+    parent = argparse.ArgumentParser(add_help=False)
+    group = parent.add_argument_group("scale")
+    group.add_argument("--workers", type=int, help="run the trials in N worker processes (KerasTuner chief/worker)")
+    group.add_argument("--gpus-per-worker", type=int, default=1,
+                       help="GPUs of each worker, where there are GPUs (default: 1)")
+
+    def shown(text: str) -> str:
+        return text if roles else argparse.SUPPRESS
+
+    group.add_argument("--role", choices=distributed.ROLES, help=shown("this process's part in a search over several machines"))
+    group.add_argument("--oracle", metavar="HOST:PORT", help=shown("the chief's address, with --role"))
+    group.add_argument("--worker-id", help=shown("with --role worker: the worker's id (default: worker-<host>-<pid>)"))
+    group.add_argument("--chief-timeout", type=int, default=distributed.CHIEF_TIMEOUT_S,
+                       help=shown(f"seconds a worker waits for the chief to answer (default: {distributed.CHIEF_TIMEOUT_S})"))
+    return parent
+
+
+def configure_scale(args: argparse.Namespace) -> None:
+    """Checks the scale flags and sets this process's part in a distributed run (``--role``), if any.
+
+    Raises:
+        UsageError: for values that cannot be used together.
+    """
+    if args.workers is not None:
+        distributed.check_workers(args.workers, args.gpus_per_worker, args.role, args.oracle)
+    distributed.configure_role(args.role, args.oracle, args.worker_id, args.chief_timeout)
+
+
+def data_config(args: argparse.Namespace, **changes) -> DataConfig:
+    """The DataConfig of the data flags, with ``changes`` (e.g. a quick run's window).
+
+    Raises:
+        UsageError: naming the flag and what is accepted.
+    """
+    values = dict(data_dir=args.data_dir, split=args.split, split_dir=args.split_dir, split_seed=args.split_seed,
+                  folds=args.folds, fold=args.fold, window_seconds=args.window_seconds)
+    try:
+        return DataConfig(**{**values, **changes})
+    except ValueError as error:
+        raise UsageError(str(error)) from None
+
+
+def recipe(args: argparse.Namespace) -> TrainConfig:
+    """The TrainConfig of ``--recipe``, before the training flags."""
+    if args.recipe not in RECIPES:
+        raise UsageError(f"unknown --recipe {args.recipe!r}; expected one of {', '.join(RECIPES)}")
+    return RECIPES[args.recipe]
+
+
+def train_config(args: argparse.Namespace, base: TrainConfig, **changes) -> TrainConfig:
+    """``base`` with the training flags that were given, then ``changes``.
+
+    Raises:
+        UsageError: naming the flag and what is accepted.
+    """
+    given = {"epochs": args.epochs, "batch_size": args.batch_size, "patience": args.patience, "seed": args.seed,
+             "precision": args.precision, **changes}
+    given = {k: v for k, v in given.items() if v is not None}
+    if given.get("epochs", 0) >= 1:
+        # A shorter run keeps the recipe's warm-up only while it leaves epochs after it.
+        given["warmup_epochs"] = min(base.warmup_epochs, given["epochs"] - 1)
+    try:
+        return base.replace(**given)
+    except ValueError as error:
+        raise UsageError(str(error)) from None
+
+
+def model_config(name: str, data: DataConfig, flag: str | None = None):
+    """The ``zoo.ModelConfig`` a model name stands for, with the data's window: resolved once, here.
+
+    Raises:
+        UsageError: echoing the name (and ``flag``, the flag that gave it) and the grammar.
+    """
+    import zoo
+
+    try:
+        return zoo.configure(name, window_seconds=data.window_seconds)
+    except ValueError as error:
+        raise UsageError(f"{flag} {name}: {error}" if flag else str(error)) from None
+
+
+def reporting(args: argparse.Namespace, group: str, verbose: int | None = None):
+    """The command's ``training.loop.Reporting``: a progress bar on a terminal (a line per epoch
+    otherwise) and W&B."""
+    from training.config import Reporting
+
+    return Reporting(verbose=(1 if sys.stdout.isatty() else 2) if verbose is None else verbose,
+                     wandb_mode=args.wandb or default_wandb_mode(), wandb_project=args.wandb_project, wandb_group=group)

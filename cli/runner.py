@@ -1,0 +1,131 @@
+"""What every command of the toolkit shares: its parser, a quiet TensorFlow start, one exit-code ladder.
+
+A command module is a thin front: it builds its parser with :func:`parser`, turns the parsed
+flags into configs, calls one library function and prints the result. :func:`run` does the
+rest, the same way for every command:
+
+* parses the flags (``--help`` and ``--version`` answer without loading TensorFlow);
+* sets up logging and, if the command needs it, loads TensorFlow without its C++ start-up lines;
+* maps what the command raised to one line on stderr and an exit code: a bad flag, file or
+  folder (``data.errors.UsageError``, ``InputError`` and their subclasses, ``ValueError``,
+  ``OSError``) exits 2, a run that failed (``RunFailed``) 1, Ctrl-C or SIGTERM 130. Any other
+  exception is a bug and keeps its traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import signal
+import sys
+from collections.abc import Callable, Sequence
+
+from data import __version__
+from data.errors import Interrupted, ToolkitError, UsageError, one_line
+
+
+def quiet_tensorflow(verbose: bool = False) -> None:
+    """Loads TensorFlow without its C++ start-up log lines, unless ``verbose`` or ``TF_CPP_MIN_LOG_LEVEL`` asks.
+
+    TensorFlow writes those lines (oneDNN, CUDA drivers, CPU instructions) to the process's
+    standard error before its logging is set up, where no setting reaches them, so standard
+    error is pointed at the null device while TensorFlow loads and probes for GPUs. Where
+    TensorFlow is already loaded it does nothing.
+    """
+    if verbose or "TF_CPP_MIN_LOG_LEVEL" in os.environ or "tensorflow" in sys.modules:
+        return
+    os.environ["TF_CPP_MIN_LOG_LEVEL"] = "2"
+    sys.stderr.flush()
+    saved = os.dup(2)
+    null = os.open(os.devnull, os.O_WRONLY)
+    try:
+        os.dup2(null, 2)
+        import tensorflow as tf
+
+        tf.config.list_physical_devices("GPU")  # the driver probe logs too; its answer is cached
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+        os.close(null)
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str):
+        # argparse's own errors: the usage line, then one line, exit 2.
+        self.print_usage(sys.stderr)
+        self.exit(2, f"{self.prog}: error: {one_line(message)}\n")
+
+
+def parser(prog: str, doc: str | None, parents: Sequence[argparse.ArgumentParser] = ()) -> argparse.ArgumentParser:
+    """An argument parser with the first paragraph of ``doc`` as description, ``parents``' flags,
+    ``--version`` and ``--verbose``.
+
+    ``prog`` is the name a user typed: a console command (``gtzan-search``) is named as such in
+    usage lines and errors, ``python -m ...`` otherwise.
+    """
+    result = _Parser(prog=invoked_as(prog), description=(doc or "").split("\n\n")[0], parents=list(parents))
+    result.add_argument("--version", action="version", version=f"%(prog)s (gtzan-keras) {__version__}")
+    result.add_argument("--verbose", action="store_true", help="show TensorFlow's start-up log lines")
+    return result
+
+
+def invoked_as(prog: str) -> str:
+    """``prog``, or the console command's name when the process was started as one (``gtzan-search``)."""
+    started = os.path.basename(sys.argv[0]) if sys.argv and sys.argv[0] else ""
+    return started if started.startswith("gtzan-") else prog
+
+
+def fail(prog: str, error: BaseException | str, code: int = 2) -> int:
+    """Prints ``prog: error: <one line>`` to stderr; returns ``code``."""
+    print(f"{prog}: error: {one_line(error)}", file=sys.stderr)
+    return code
+
+
+def _terminate(signum, frame):
+    raise KeyboardInterrupt
+
+
+def run(build_parser: Callable[[], argparse.ArgumentParser], command: Callable[[argparse.Namespace], int | None],
+        argv: Sequence[str] | None = None, *,
+        tensorflow: bool | Callable[[argparse.Namespace], bool] = True, pass_through: bool = False) -> int:
+    """Runs one command: parse, set up, call ``command(args)``, map its errors; returns the exit code.
+
+    Args:
+        build_parser: Returns the command's parser (see :func:`parser`).
+        command: Does the work from the parsed flags (with ``argv``, the command line as given);
+            returns an exit code (None means 0).
+        argv: The flags (default: the process's).
+        tensorflow: Load TensorFlow quietly before ``command`` (commands that never build a
+            model or a dataset pass False and start in a fraction of a second), or a function
+            of the flags that says whether to (a ``--workers`` launcher leaves it to its children).
+        pass_through: Flags the parser does not know are kept in ``args.extra`` instead of
+            refused (a benchmark that passes them on to the command it times).
+    """
+    cli_parser = build_parser()
+    if pass_through:
+        args, args.extra = cli_parser.parse_known_args(argv)
+    else:
+        args = cli_parser.parse_args(argv)
+    # The command line as given: a --workers launcher passes it on to its chief and workers.
+    args.argv = list(sys.argv[1:] if argv is None else argv)
+    prog = cli_parser.prog
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s: %(message)s")
+    if signal.getsignal(signal.SIGTERM) is signal.SIG_DFL:
+        signal.signal(signal.SIGTERM, _terminate)  # SIGTERM stops as Ctrl-C does: cleanly, with exit 130
+    if tensorflow(args) if callable(tensorflow) else tensorflow:
+        quiet_tensorflow(getattr(args, "verbose", False))
+    try:
+        return command(args) or 0
+    except ToolkitError as error:
+        return fail(prog, error, error.exit_code)
+    except KeyboardInterrupt:
+        return fail(prog, Interrupted("interrupted; what finished is kept: rerun the same command to resume"), 130)
+    except (ValueError, OSError) as error:  # bad input the library names (a file, a value)
+        return fail(prog, error, 2)
+
+
+def check(condition: bool, message: str) -> None:
+    """Raises UsageError(``message``) unless ``condition``: a flag's value check at the command's edge."""
+    if not condition:
+        raise UsageError(message)

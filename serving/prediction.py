@@ -1,0 +1,157 @@
+"""Predictions with an exported model: find the SavedModel, read audio as it takes it, score it.
+
+The library behind ``serving.predict`` (and any other front). A SavedModel is a TensorFlow
+program: loading one runs the graph it holds, so load only models you trust (your own exports).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from pathlib import Path
+
+import numpy as np
+
+from data.errors import InputError, one_line
+
+
+class PredictError(InputError):
+    """A model folder that cannot be used, with a one-line reason."""
+
+
+def find_export(model: str | None, exports: str = "exports") -> Path:
+    """The SavedModel folder to use: ``model`` (a version folder, or a folder of numbered
+    versions: the highest), else the newest export under ``exports``.
+
+    Raises:
+        PredictError: if no SavedModel is found.
+    """
+    if model is None:
+        found = [p.parent for p in Path(exports).glob("*/*/saved_model.pb")]
+        if not found:
+            raise PredictError(f"no exported model under {exports}/; run python -m zoo.evaluate best, or pass --model")
+        return max(found, key=lambda p: (p / "saved_model.pb").stat().st_mtime)
+    path = Path(model)
+    if (path / "saved_model.pb").is_file():
+        return path
+    versions = [p.parent for p in path.glob("*/saved_model.pb") if p.parent.name.isdigit()]
+    if versions:
+        return max(versions, key=lambda p: int(p.name))
+    raise PredictError(f"no SavedModel in {path}; expected a folder with saved_model.pb or numbered versions of one")
+
+
+def read_audio(file: str | Path) -> np.ndarray:
+    """The file's samples as the model takes them (mono float32 at 22050 Hz).
+
+    Raises:
+        ValueError: naming what is wrong: a missing file, a folder, no samples, or NaN or
+            infinite samples (which would make every probability NaN).
+    """
+    from data.decode import read_with_soundfile
+
+    path = Path(file)
+    if not path.exists():
+        raise ValueError("file not found")
+    if path.is_dir():
+        raise ValueError("is a folder, not an audio file")
+    audio = read_with_soundfile(path)
+    if audio.size == 0:
+        raise ValueError("no audio samples")
+    if not np.isfinite(audio).all():
+        raise ValueError(f"{int((~np.isfinite(audio)).sum())} samples are NaN or infinite")
+    return audio
+
+
+@dataclasses.dataclass(frozen=True)
+class Prediction:
+    """The genres of one recording.
+
+    Attributes:
+        genres: The model's genres, in its output order.
+        probabilities: Their probabilities for the whole recording (the mean over its windows).
+        windows: ``[windows, genres]``: the probabilities of each window, in time order.
+        window_seconds: The length of a window (the recording's, when the model says none).
+        seconds: The recording's duration.
+    """
+
+    genres: tuple[str, ...]
+    probabilities: np.ndarray
+    windows: np.ndarray
+    window_seconds: float
+    seconds: float
+
+    def top(self, k: int) -> list[tuple[str, float]]:
+        """The ``k`` most probable genres, best first, with their probabilities."""
+        order = np.argsort(-self.probabilities)[:k]
+        return [(self.genres[i], float(self.probabilities[i])) for i in order]
+
+
+class Predictor:
+    """An exported model, loaded once, that scores recordings window by window.
+
+    A recording is cut into the model's non-overlapping windows (the last partial window left
+    out, a recording shorter than one window zero-padded), exactly as the export's own
+    ``serving_default`` does; the windows go through the model ``batch_windows`` at a time, so
+    memory stays bounded whatever the length, and each window's probabilities are kept.
+
+    Args:
+        export: A SavedModel version folder (:func:`find_export`). It is a program: only
+            trusted models should be loaded.
+        batch_windows: Windows per call of the model.
+
+    Raises:
+        PredictError: if the folder does not hold a SavedModel with this toolkit's signature.
+    """
+
+    def __init__(self, export: Path, batch_windows: int = 32):
+        import tensorflow as tf
+
+        from serving.export import ABOUT_FILE
+
+        self.export = Path(export)
+        self.batch_windows = batch_windows
+        try:
+            loaded = tf.saved_model.load(str(export))
+            self._serve = loaded.signatures["serving_default"]
+        except (OSError, ValueError, KeyError, RuntimeError, tf.errors.OpError) as error:
+            raise PredictError(f"{export} is not a usable SavedModel ({one_line(error)[:300]})") from None
+        arguments = self._serve.structured_input_signature[1]
+        if set(arguments) != {"waveform"} or not {"probabilities", "genres"} <= set(self._serve.structured_outputs):
+            raise PredictError(f"{export} is not a genre model of this toolkit: its serving_default takes "
+                               f"{sorted(arguments)} and returns {sorted(self._serve.structured_outputs)}; expected "
+                               "waveform -> probabilities, genres")
+        about_path = self.export / ABOUT_FILE
+        self.about = json.loads(about_path.read_text()) if about_path.is_file() else {}
+        self.window = self.about.get("window_samples")
+        self.genres = tuple(self.about.get("genres") or self._genres_file())
+
+    def _genres_file(self) -> list[str]:
+        path = self.export / "assets" / "genres.txt"
+        return path.read_text().split() if path.is_file() else []
+
+    @property
+    def name(self) -> str:
+        """The model's name: its trial, else its export folder's."""
+        return self.about.get("trial") or self.export.parent.name
+
+    def predict(self, audio: np.ndarray) -> Prediction:
+        """Scores one recording (mono float32 samples at 22050 Hz in [-1, 1], any length)."""
+        import tensorflow as tf
+
+        from data.catalogue import SAMPLE_RATE
+
+        audio = np.asarray(audio, np.float32)
+        if self.window is None:  # an export that does not say its window: one call, no timeline
+            outputs = self._serve(waveform=tf.constant(audio[None]))
+            probabilities = outputs["probabilities"].numpy()[0]
+            genres = self.genres or tuple(g.decode() for g in outputs["genres"].numpy()[0])
+            return Prediction(genres, probabilities, probabilities[None], audio.size / SAMPLE_RATE,
+                              audio.size / SAMPLE_RATE)
+        count = max(1, audio.size // self.window)
+        padded = np.pad(audio, (0, max(0, self.window - audio.size)))[: count * self.window]
+        windows = padded.reshape(count, self.window)
+        parts = [self._serve(waveform=tf.constant(windows[start:start + self.batch_windows]))["probabilities"].numpy()
+                 for start in range(0, count, self.batch_windows)]
+        per_window = np.concatenate(parts)
+        return Prediction(self.genres, per_window.mean(axis=0, dtype=np.float64).astype(np.float32), per_window,
+                          self.window / SAMPLE_RATE, audio.size / SAMPLE_RATE)

@@ -1,0 +1,211 @@
+"""Cross-validation of one model: trained once per fold, each tested on its held-out fold.
+
+The library behind ``tuning.crossval``. The split is stratified k-fold by track
+(``data.splits.kfold_split``): fold I is the test part, a seeded tenth of the other folds the
+validation part. The folds are the trials of a KerasTuner search (``tuning.tuner.TaskTuner``),
+so they run one after another in one process, or in parallel in the workers of a distributed
+run. The run folder (``training.runstore``) holds ``trials/fold-I/`` (model, config, history,
+record and the test ``metrics.json``), ``results.json`` and ``confusion_matrix.png`` (the sum
+over the folds).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+
+from data.config import DataConfig
+from data.errors import RunFailed, UsageError
+from training.config import Reporting, TrainConfig
+from training.runstore import RunStore, read_csv, write_csv, write_json
+from zoo.config import ModelConfig
+
+TEST_OBJECTIVE = "test_track_accuracy"
+TABLE_COLUMNS = ["model", "recipe", "folds", "track_accuracy_mean", "track_accuracy_std", "macro_f1_mean",
+                 "macro_f1_std", "parameters", "seconds_per_fold", "data", "window_seconds", "command"]
+
+
+def fold_name(fold: int) -> str:
+    """The trial name of fold ``fold``."""
+    return f"fold-{fold}"
+
+
+def crossvalidate(model: str, model_config: ModelConfig, data_config: DataConfig, training: TrainConfig, out: Path, *,
+                  reporting: Reporting = Reporting(), say: Callable[[str], None] = lambda line: None) -> dict | None:
+    """Trains and tests ``model_config`` on every fold of ``data_config`` (a ``kfold`` split); returns the results.
+
+    Folds whose test metrics are already in ``out`` are not trained again. In a distributed run
+    the chief and worker processes return None and the launcher sums up (:func:`summarize_folds`).
+
+    Args:
+        model: The model's name as the user gave it.
+        model_config: Its configuration.
+        data_config: A ``kfold`` data configuration (its ``fold`` is set per fold).
+        training: The training configuration.
+        out: The cross-validation's run folder.
+        reporting: Verbosity and W&B of the folds.
+        say: Gets a line per fold.
+
+    Raises:
+        RunFailed: naming a fold that failed.
+    """
+    from tuning.tuner import TaskTuner
+
+    store = RunStore(out)
+    trained = set()
+
+    def run_fold(name: str, **record_fields) -> dict:
+        fold = int(name.removeprefix("fold-"))
+        metrics = train_fold(model, model_config, data_config.replace(fold=fold), training, store, reporting=reporting,
+                             **record_fields)
+        trained.add(fold)
+        record = store.read_record(name)
+        say(f"fold {fold}: test track accuracy {metrics['track_accuracy']:.3f}, macro F1 {metrics['macro_f1']:.3f} "
+            f"({metrics['test_clips']} clips, {record['seconds']:.0f} s)")
+        return {TEST_OBJECTIVE: metrics["track_accuracy"], "test_macro_f1": metrics["macro_f1"]}
+
+    tuner = TaskTuner([fold_name(fold) for fold in range(data_config.folds)], run_fold, objective=TEST_OBJECTIVE,
+                      directory=out, seed=training.seed)
+    tuner.search(verbose=0)
+    if tuner.distributed:
+        return None
+    return summarize_folds(model, data_config.folds, store, trained=trained, say=say)
+
+
+def train_fold(model: str, model_config: ModelConfig, data_config: DataConfig, training: TrainConfig, store: RunStore, *,
+               reporting: Reporting, **record_fields) -> dict:
+    """Trains ``model_config`` on fold ``data_config.fold`` and tests it; returns the test metrics.
+
+    A fold whose test metrics are in ``store`` already is not trained again.
+
+    Raises:
+        keras_tuner.errors.FailedTrialError: if the training fails (the loss became NaN).
+    """
+    import keras
+    import keras_tuner
+
+    from training.config import RunConfig
+    from training.loop import compile_model, prepare_data, run_config, train_run
+    from training.metrics import evaluate_run
+
+    trial = fold_name(data_config.fold)
+    finished = store.read_test_metrics(trial)
+    if finished is not None:
+        return finished
+    data = prepare_data(data_config)
+    keras.backend.clear_session()
+    compiled = compile_model(model_config, data, training)
+    record = train_run(compiled, data, run_config(trial, model, model_config, data, training), store,
+                       reporting=reporting, **record_fields)
+    if record["status"] != "completed":
+        raise keras_tuner.errors.FailedTrialError(f"fold {data_config.fold} failed: {record['error']}")
+    store.save_model(trial, compiled)
+    return evaluate_run(compiled, RunConfig.from_dict(store.read_config(trial)), store.test_dir(trial))
+
+
+def summarize_folds(model: str, folds: int, store: RunStore, *, trained: set[int] = frozenset(),
+                    say: Callable[[str], None] = lambda line: None) -> dict:
+    """The cross-validation's results from its fold folders, written to ``results.json`` with the
+    summed confusion matrix (``confusion_matrix.png``).
+
+    Raises:
+        RunFailed: naming a fold that failed or did not run.
+    """
+    from training.metrics import plot_confusion_matrix
+
+    results_of_folds = []
+    for fold in range(folds):
+        trial = fold_name(fold)
+        metrics = store.read_test_metrics(trial)
+        record = store.read_record(trial)
+        if metrics is None:
+            why = record["error"] if record and record.get("status") == "failed" else "it did not finish"
+            raise RunFailed(f"fold {fold} failed: {why}; rerun with --fresh to start over")
+        if fold not in trained:
+            say(f"fold {fold}: finished earlier: test track accuracy {metrics['track_accuracy']:.3f}")
+        results_of_folds.append({
+            "fold": fold, "track_accuracy": metrics["track_accuracy"], "macro_f1": metrics["macro_f1"],
+            "window_accuracy": metrics["window_accuracy"], "test_clips": metrics["test_clips"],
+            "recall": {g: v["recall"] for g, v in metrics["per_genre"].items()},
+            "confusion_matrix": metrics["confusion_matrix"], "seconds": record["seconds"],
+            "epochs_run": record["epochs_run"], "worker": record.get("worker"), "parameters": record.get("parameters")})
+    genres = list(results_of_folds[0]["recall"])
+    accuracy = np.array([f["track_accuracy"] for f in results_of_folds])
+    macro_f1 = np.array([f["macro_f1"] for f in results_of_folds])
+    matrix = np.sum([f["confusion_matrix"] for f in results_of_folds], axis=0)
+    config = store.read_config(fold_name(0))
+    results = {
+        "model": model, "folds": results_of_folds, "genres": genres,
+        "track_accuracy": {"mean": float(accuracy.mean()), "std": float(accuracy.std())},
+        "macro_f1": {"mean": float(macro_f1.mean()), "std": float(macro_f1.std())},
+        "recall_per_genre": {g: float(np.mean([f["recall"][g] for f in results_of_folds])) for g in genres},
+        "confusion_matrix": matrix.tolist(),
+        "parameters": results_of_folds[0]["parameters"] or _count_parameters(config),
+        "seconds_per_fold": float(np.mean([f["seconds"] for f in results_of_folds])),
+        "data": {k: v for k, v in config["data"].items() if k != "fold"}, "training": config["training"],
+    }
+    results["confusion_matrix_png"] = str(plot_confusion_matrix(
+        matrix, genres, store.root / "confusion_matrix.png",
+        f"{model}: {folds} folds, test track accuracy {accuracy.mean():.3f} +- {accuracy.std():.3f}"))
+    write_json(store.root / "results.json", results)
+    return results
+
+
+def _count_parameters(config: dict) -> int:
+    # Folds recorded before records held the parameter count: build the model once to count.
+    import zoo
+    from training.config import RunConfig
+
+    return zoo.build_model(RunConfig.from_dict(config).model_config).count_params()
+
+
+def fold_progress(folder: Path) -> str | None:
+    """The launcher's line for a finished fold: worker, fold, test track accuracy and macro F1."""
+    store = RunStore(folder.parent.parent)
+    metrics = store.read_test_metrics(folder.name)
+    if metrics is None:
+        return None
+    record = store.read_record(folder.name)
+    return (f"[{record.get('worker', '?')}] {folder.name}: test track accuracy {metrics['track_accuracy']:.3f}, "
+            f"macro F1 {metrics['macro_f1']:.3f} ({record['seconds']:.0f} s)")
+
+
+def check_table(path: Path) -> None:
+    """Checks, before any training, that ``path`` can take a results row (missing, or a table of ours).
+
+    Raises:
+        UsageError: if ``path`` is a folder, or a file that is not a CSV table with :data:`TABLE_COLUMNS`.
+    """
+    if path.is_dir():
+        raise UsageError(f"--table {path} is a folder; give the path of a CSV file")
+    if path.exists():
+        header = path.read_text(errors="replace").splitlines()[:1]
+        columns = header[0].split(",") if header else []
+        if columns != TABLE_COLUMNS:
+            raise UsageError(f"--table {path} is not a results table (its first line is {header[0][:80]!r} "
+                             f"instead of {','.join(TABLE_COLUMNS[:3])},...); give a new file or one this command wrote"
+                             if header else f"--table {path} is empty; remove it or give a new file")
+
+
+def update_table(path: Path, results: dict, recipe: str, command: str) -> None:
+    """Adds the model's row to the CSV table at ``path``, replacing its earlier row for the same recipe.
+
+    Raises:
+        UsageError: if ``path`` is not such a table (:func:`check_table`).
+    """
+    check_table(path)
+    rows = []
+    if path.is_file():
+        rows = [r for r in read_csv(path) if (r["model"], r["recipe"]) != (results["model"], recipe)]
+    data = results["data"]
+    rows.append({"model": results["model"], "recipe": recipe, "folds": len(results["folds"]),
+                 "track_accuracy_mean": f"{results['track_accuracy']['mean']:.3f}",
+                 "track_accuracy_std": f"{results['track_accuracy']['std']:.3f}",
+                 "macro_f1_mean": f"{results['macro_f1']['mean']:.3f}", "macro_f1_std": f"{results['macro_f1']['std']:.3f}",
+                 "parameters": results["parameters"], "seconds_per_fold": f"{results['seconds_per_fold']:.0f}",
+                 "data": Path(data["data_dir"]).name + (" (synthetic)" if data.get("synthetic") else ""),
+                 "window_seconds": data["window_seconds"], "command": command})
+    rows.sort(key=lambda r: -float(r["track_accuracy_mean"]))
+    write_csv(path, TABLE_COLUMNS, rows)
