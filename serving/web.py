@@ -1,0 +1,190 @@
+"""A web page and a JSON API over one loaded model: the library behind ``python -m serving.app``.
+
+Built on FastAPI (Starlette underneath, served by uvicorn): an upload arrives as a multipart
+form, each request runs in the server's thread pool with the one model loaded at start-up, and
+errors are answered as ``{"error": "one line"}`` with a 4xx status. The page
+(``serving/static/index.html``) is plain HTML and JavaScript: it uploads a file or a microphone
+recording to the same API that programs use and draws the answer.
+
+* ``GET /``: the page.
+* ``GET /api/health``: ``{"status": "ok", "model": ...}``.
+* ``POST /api/predict`` with the audio file as the multipart field ``file``: ``{"model": ...,
+  "seconds": ..., "genres": [best first], "probabilities": [theirs], "genre_order": [the
+  model's], "window_seconds": ..., "windows": [{"start": s, "probabilities": [in genre_order]}]}``.
+
+Nothing a client sends names a path or a model on the server; an upload is written to a private
+temporary file only while it is decoded, and deleted before the answer goes out.
+"""
+
+# No "from __future__ import annotations": FastAPI reads the endpoints' annotations as objects.
+import dataclasses
+import os
+import tempfile
+from importlib import resources
+
+from data.catalogue import SAMPLE_RATE
+from data.errors import UsageError, one_line
+from serving.prediction import Predictor
+
+# Defaults of the limits (documented in README and --help).
+MAX_SECONDS = 1800.0  # a whole album side or a DJ mix
+MAX_UPLOAD_MB = 100.0
+_CHUNK = 1 << 20
+
+
+class RequestError(Exception):
+    """A request that cannot be answered, with its HTTP status and a one-line reason."""
+
+    def __init__(self, status: int, message: str):
+        super().__init__(message)
+        self.status = status
+
+
+@dataclasses.dataclass(frozen=True)
+class Limits:
+    """What one request may send.
+
+    Attributes:
+        max_seconds: The longest recording, in seconds.
+        max_upload_mb: The largest upload, in MB (10^6 bytes).
+    """
+
+    max_seconds: float = MAX_SECONDS
+    max_upload_mb: float = MAX_UPLOAD_MB
+
+    def __post_init__(self):
+        if not self.max_seconds > 0 or not self.max_upload_mb > 0:
+            raise UsageError(f"--max-seconds and --max-upload-mb must be positive, got {self.max_seconds}, "
+                             f"{self.max_upload_mb}")
+
+
+def model_card(predictor: Predictor) -> dict:
+    """What the page and ``/api/health`` say about the model: name, training data, test figures."""
+    about = predictor.about
+    return {"name": predictor.name, "model": about.get("model"), "data": about.get("data"),
+            "test": about.get("test"), "genres": list(predictor.genres),
+            "window_seconds": predictor.window / SAMPLE_RATE if predictor.window else None}
+
+
+def answer(predictor: Predictor, audio, limits: Limits) -> dict:
+    """The JSON answer for one decoded recording.
+
+    Raises:
+        RequestError: 422 for a recording that is empty, not finite or longer than the limit.
+    """
+    import numpy as np
+
+    if audio.size == 0:
+        raise RequestError(422, "the file holds no audio samples")
+    if not np.isfinite(audio).all():
+        raise RequestError(422, f"{int((~np.isfinite(audio)).sum())} samples are NaN or infinite")
+    seconds = audio.size / SAMPLE_RATE
+    if seconds > limits.max_seconds:
+        raise RequestError(413, f"the recording is {seconds:.0f} s long; this server takes at most "
+                                f"{limits.max_seconds:g} s (--max-seconds)")
+    prediction = predictor.predict(audio)
+    order = np.argsort(-prediction.probabilities)
+    return {
+        "model": predictor.name,
+        "seconds": round(prediction.seconds, 3),
+        "genres": [prediction.genres[i] for i in order],
+        "probabilities": [round(float(prediction.probabilities[i]), 6) for i in order],
+        "genre_order": list(prediction.genres),
+        "window_seconds": prediction.window_seconds,
+        "windows": [{"start": round(i * prediction.window_seconds, 3), "probabilities": [round(float(p), 6) for p in row]}
+                    for i, row in enumerate(prediction.windows)],
+    }
+
+
+def decode_upload(stream, limits: Limits, suffix: str):
+    """Reads an uploaded file (at most the upload limit) into a private temporary file, decodes it
+    and deletes the file; returns the samples.
+
+    Raises:
+        RequestError: 413 for an upload over the limit, 422 for a file that is not audio.
+    """
+    import soundfile
+
+    from data.decode import read_with_soundfile
+
+    limit = int(limits.max_upload_mb * 1e6)
+    handle, path = tempfile.mkstemp(prefix="gtzan-upload-", suffix=suffix)
+    try:
+        size = 0
+        with os.fdopen(handle, "wb") as out:
+            while chunk := stream.read(_CHUNK):
+                size += len(chunk)
+                if size > limit:
+                    raise RequestError(413, f"the upload is larger than {limits.max_upload_mb:g} MB (--max-upload-mb)")
+                out.write(chunk)
+        if size == 0:
+            raise RequestError(422, "the file is empty")
+        try:
+            seconds = soundfile.info(path).duration
+        except Exception:  # not audio: the decoder below says so
+            seconds = 0.0
+        if seconds > limits.max_seconds:  # refused before it is decoded into memory
+            raise RequestError(413, f"the recording is {seconds:.0f} s long; this server takes at most "
+                                    f"{limits.max_seconds:g} s (--max-seconds)")
+        try:
+            return read_with_soundfile(path)
+        except Exception as error:  # soundfile raises several types for what it cannot read
+            raise RequestError(422, f"not an audio file this server can read ({one_line(error)[:200]}); "
+                                    "send WAV, FLAC, OGG, MP3 or AU") from None
+    finally:
+        os.unlink(path)
+
+
+def create_app(predictor: Predictor, limits: Limits = Limits()):
+    """The FastAPI application over ``predictor``.
+
+    Raises:
+        UsageError: if FastAPI is not installed (with the line that installs it).
+    """
+    try:
+        from fastapi import FastAPI, File, Request, UploadFile
+        from fastapi.exceptions import RequestValidationError
+        from fastapi.responses import HTMLResponse, JSONResponse
+        from starlette.exceptions import HTTPException
+    except ImportError:
+        raise UsageError('the web app needs FastAPI: pip install "gtzan-keras[app]" '
+                         '(or pip install fastapi uvicorn python-multipart)') from None
+
+    app = FastAPI(title="gtzan-keras", docs_url=None, redoc_url=None, openapi_url=None)
+    page = resources.files("serving").joinpath("static/index.html").read_text()
+    card = model_card(predictor)
+
+    @app.exception_handler(RequestError)
+    async def request_error(request: Request, error: RequestError):
+        return JSONResponse({"error": str(error)}, status_code=error.status)
+
+    @app.exception_handler(RequestValidationError)
+    async def validation_error(request: Request, error: RequestValidationError):
+        fields = ", ".join(".".join(str(p) for p in e.get("loc", ())[1:]) or "body" for e in error.errors())
+        return JSONResponse({"error": f"send the audio file as the multipart form field 'file' (missing or bad: "
+                                      f"{fields})"}, status_code=422)
+
+    @app.exception_handler(HTTPException)
+    async def http_error(request: Request, error: HTTPException):
+        return JSONResponse({"error": one_line(error.detail)}, status_code=error.status_code)
+
+    @app.exception_handler(Exception)
+    async def unexpected(request: Request, error: Exception):
+        return JSONResponse({"error": f"the server could not score this file ({type(error).__name__})"},
+                            status_code=500)
+
+    @app.get("/", response_class=HTMLResponse)
+    def index() -> str:
+        return page
+
+    @app.get("/api/health")
+    def health() -> dict:
+        return {"status": "ok", "model": card}
+
+    @app.post("/api/predict")
+    def predict(file: UploadFile = File(...)) -> dict:  # noqa: B008 (FastAPI's way to declare the field)
+        suffix = os.path.splitext(file.filename or "")[1][:8]
+        audio = decode_upload(file.file, limits, suffix if suffix.isascii() else "")
+        return answer(predictor, audio, limits)
+
+    return app
