@@ -46,7 +46,10 @@ def format_metrics(metrics: dict) -> str:
         f"{'genre':<12}{'precision':>10}{'recall':>8}{'F1':>7}{'clips':>7}",
     ]
     for genre, row in metrics["per_genre"].items():
-        lines.append(f"{genre:<12}{row['precision']:>10.3f}{row['recall']:>8.3f}{row['f1']:>7.3f}{row['support']:>7}")
+        recall, f1 = (f"{row[k]:.3f}" if row[k] is not None else "none" for k in ("recall", "f1"))
+        lines.append(f"{genre:<12}{row['precision']:>10.3f}{recall:>8}{f1:>7}{row['support']:>7}")
+    if metrics.get("genres_without_clips"):
+        lines.append(f"no test clip of {', '.join(metrics['genres_without_clips'])}: left out of the macro F1")
     genres = list(metrics["per_genre"])
     width = max(len(g) for g in genres)
     lines += ["", "confusion matrix (rows: true, columns: predicted)",

@@ -125,6 +125,9 @@ def _class_folders(root: Path) -> list[Path]:
 def scan(data_dir: str | os.PathLike) -> Catalogue:
     """Lists the clips of a dataset folder, checking each file's header.
 
+    A file that cannot be read (permissions) is a problem like any unreadable file; a folder
+    that cannot be listed is an error naming it.
+
     Args:
         data_dir: A folder in one of the layouts described in the module docstring.
 
@@ -132,8 +135,15 @@ def scan(data_dir: str | os.PathLike) -> Catalogue:
         The catalogue, with clips sorted by (label, clip id) and problems sorted by path.
 
     Raises:
-        DataError: if the folder is missing, has no class folders or no usable clip.
+        DataError: if the folder is missing, cannot be listed, has no class folders or no usable clip.
     """
+    try:
+        return _scan(data_dir)
+    except PermissionError as error:
+        raise DataError(f"cannot read {error.filename or data_dir}: permission denied") from None
+
+
+def _scan(data_dir: str | os.PathLike) -> Catalogue:
     root = find_root(data_dir)
     folders = _class_folders(root)
     if not folders:
@@ -192,8 +202,11 @@ def probe(path: str | os.PathLike) -> tuple[str, str | None]:
     size = path.stat().st_size
     if size == 0:
         return "", "empty file (0 bytes)"
-    with open(path, "rb") as f:
-        head = f.read(4096)
+    try:
+        with open(path, "rb") as f:
+            head = f.read(4096)
+    except OSError as error:
+        return "", f"cannot be read ({error.strerror})"
     suffix = path.suffix.lower()
     if suffix == ".wav":
         codec, reason = _probe_wav(head, size)

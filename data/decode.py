@@ -7,6 +7,7 @@ mixed to mono by averaging the channels.
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
 
 import numpy as np
 import soundfile
@@ -121,12 +122,45 @@ def read_with_soundfile(path: str | os.PathLike) -> np.ndarray:
 
     Raises:
         soundfile.LibsndfileError (or another error) if the file cannot be read.
+        ValueError: if a sample is NaN or infinite (a float file): such a file is unreadable
+            everywhere, in training, evaluation and prediction alike.
     """
     audio, rate = soundfile.read(os.fspath(path), dtype="float32", always_2d=True)
     audio = audio.mean(axis=1)
+    check_finite(audio)
     if rate != SAMPLE_RATE:
         audio = soxr.resample(audio, rate, SAMPLE_RATE, quality="HQ")
     return np.clip(audio, -1.0, 1.0).astype(np.float32)
+
+
+def check_finite(audio: np.ndarray) -> None:
+    """Raises ValueError naming how many samples are NaN or infinite, if any."""
+    bad = int(np.count_nonzero(~np.isfinite(audio)))
+    if bad:
+        raise ValueError(f"{bad} samples are NaN or infinite")
+
+
+def stream_audio(path: str | os.PathLike, block_seconds: float = 30.0) -> Iterator[np.ndarray]:
+    """Yields a file's samples block by block (mono float32 at 22050 Hz in [-1, 1]), in bounded memory.
+
+    The same decoding as :func:`read_with_soundfile` (soundfile, channels averaged, soxr's HQ
+    resampler, here its streaming form), so a recording of any length is read a block at a time.
+
+    Raises:
+        soundfile.LibsndfileError (or another error) if the file cannot be read.
+        ValueError: if a sample is NaN or infinite.
+    """
+    with soundfile.SoundFile(os.fspath(path)) as f:
+        rate = f.samplerate
+        resampler = (soxr.ResampleStream(rate, SAMPLE_RATE, 1, dtype="float32", quality="HQ")
+                     if rate != SAMPLE_RATE else None)
+        for block in f.blocks(blocksize=max(1, int(block_seconds * rate)), dtype="float32", always_2d=True):
+            mono = block.mean(axis=1)
+            check_finite(mono)
+            out = resampler.resample_chunk(mono) if resampler is not None else mono
+            yield np.clip(out, -1.0, 1.0).astype(np.float32)
+        if resampler is not None:
+            yield np.clip(resampler.resample_chunk(np.zeros(0, np.float32), last=True), -1.0, 1.0).astype(np.float32)
 
 
 def _read_or_empty(path: bytes | np.ndarray) -> np.ndarray:

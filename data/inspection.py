@@ -34,7 +34,7 @@ def inspect_dataset(data_dir: str) -> dict:
         try:
             samples = decode_path(clip.path, clip.codec)
         except Exception as error:  # any decoder failure is reported, never fatal
-            problems.append(Problem(clip.path, f"decoding failed ({' '.join(str(error).split())[:200]})"))
+            problems.append(Problem(clip.path, f"decoding failed ({' '.join(str(error).split())})"))
             continue
         if samples.size == 0:
             problems.append(Problem(clip.path, "no audio samples"))

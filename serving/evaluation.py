@@ -43,6 +43,7 @@ def find_target(target: str, runs: Path, space: str | None = None) -> tuple[Path
         return by_metrics[id(best)]
     path = Path(target)
     if path.is_dir():
+        check_finished(path)
         if not (path / "model.keras").is_file():
             raise EvaluationError(f"{path} holds no model.keras; pass a trial folder with a saved model "
                                   "(such as runs/<space>/best), a .keras file or 'best'")
@@ -62,6 +63,25 @@ def about(metrics: dict) -> dict:
     return {"trial": metrics["trial"], "model": metrics["model"],
             "data": {"data_dir": data["data_dir"], "synthetic": data["synthetic"], "split": data["split"]},
             "test": {key: metrics[key] for key in ("track_accuracy", "macro_f1", "test_clips")}}
+
+
+def check_finished(folder: Path) -> None:
+    """Raises EvaluationError if ``folder`` is a trial folder whose training did not finish.
+
+    A trial folder's ``record.json`` is written last, after its model: without it (or with a
+    status other than ``completed``), what the folder holds may not be one training's.
+    ``best/`` folders hold their metrics in ``config.json`` instead.
+    """
+    config_path, record_path = folder / "config.json", folder / "record.json"
+    if not config_path.is_file() or "metrics" in read_json(config_path):
+        return
+    if not record_path.is_file():
+        raise EvaluationError(f"{folder} is incomplete: it has no record.json, so its training did not finish; "
+                              "train it again")
+    record = read_json(record_path)
+    if record.get("status") != "completed":
+        raise EvaluationError(f"{record_path} says the training {record.get('status', 'did not finish')}"
+                              f"{': ' + record['error'] if record.get('error') else ''}; train it again")
 
 
 def evaluate_target(model_path: Path, config: dict, out: Path | None, *, runs: Path, data_dir: str | None = None,
@@ -94,8 +114,8 @@ def evaluate_target(model_path: Path, config: dict, out: Path | None, *, runs: P
     try:
         model = zoo.load_model(model_path)
     except Exception as error:  # Keras raises several types for a damaged file
-        raise EvaluationError(f"cannot load {model_path} ({one_line(error)}); the file is damaged or incomplete: "
-                              "rerun the search or train the model again") from None
+        raise EvaluationError(f"cannot load {model_path} ({one_line(error)}); the file is damaged, incomplete or "
+                              "not a model of this toolkit: rerun the search or train the model again") from None
     out = out or runs / "evaluations" / file_safe(run.trial)
     metrics = evaluate_run(model, run, out, data_dir=data_dir, split_dir=split_dir)
     if exports is not None:

@@ -6,10 +6,11 @@ Usage::
 
 Reads anything soundfile reads (WAV of any bit depth, FLAC, OGG, MP3, .au), at any sample
 rate (resampled to 22050 Hz with soxr) and channel count (mixed to mono), of any length
-(the export averages over windows). ``--model`` is a SavedModel version folder or a model
-folder of versions (the highest is used); the default is the newest export under
-``exports/``. A SavedModel is a program: loading one runs its graph, so pass only models you
-trust. A file that cannot be read (missing, not audio, NaN or infinite samples) gets a
+(it is decoded block by block and scored window by window, in bounded memory, the
+probabilities averaged over the windows as the export does). ``--model`` is a SavedModel
+version folder or a model folder of versions (the highest is used); the default is the newest
+export under ``exports/``, and the output names the model used. A SavedModel is a program:
+loading one runs its graph, so pass only models you trust. A file that cannot be read (missing, not audio, NaN or infinite samples) gets a
 one-line error on stderr; the others are still predicted, and the exit status is then 1. With
 ``--json`` every line on stdout is a valid JSON object.
 """
@@ -38,24 +39,28 @@ def build_parser() -> argparse.ArgumentParser:
 
 def predict(args: argparse.Namespace) -> int:
     """The command: one line per file, an error line for each file that cannot be read."""
-    from serving.prediction import Predictor, find_export, read_audio
+    from serving.prediction import Predictor, find_export
 
     if args.top < 1:
         raise UsageError(f"--top must be at least 1, got {args.top}")
     export = find_export(args.model)
     quiet_tensorflow(args.verbose)
     predictor = Predictor(export)
+    if not args.json:
+        print(f"model: {predictor.name} ({export})")
     failed = 0
     for file in args.files:
         try:
-            audio = read_audio(file)
+            prediction = predictor.predict_file(file)
         except Exception as error:  # any reader failure: report this file, go on with the others
             failed += 1
             fail(invoked_as(PROG), f"cannot read {file}: {error}")
             continue
-        top = predictor.predict(audio).top(args.top)
+        top = prediction.top(args.top)
         if args.json:
-            print(json.dumps({"file": file, "top": [{"genre": g, "probability": p} for g, p in top]}))
+            print(json.dumps({"file": file, "model": predictor.name, "export": str(export),
+                              "seconds": round(prediction.seconds, 3),
+                              "top": [{"genre": g, "probability": p} for g, p in top]}))
         else:
             print(f"{file}: " + ", ".join(f"{g} {p:.2f}" for g, p in top))
     return 1 if failed else 0

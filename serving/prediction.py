@@ -40,25 +40,38 @@ def find_export(model: str | None, exports: str = "exports") -> Path:
     raise PredictError(f"no SavedModel in {path}; expected a folder with saved_model.pb or numbered versions of one")
 
 
-def read_audio(file: str | Path) -> np.ndarray:
-    """The file's samples as the model takes them (mono float32 at 22050 Hz).
+def check_audio_file(file: str | Path) -> Path:
+    """The checks a recording passes before it is decoded, the same that training applies to its clips.
 
     Raises:
-        ValueError: naming what is wrong: a missing file, a folder, no samples, or NaN or
-            infinite samples (which would make every probability NaN).
+        ValueError: naming what is wrong: a missing file, a folder, or a header the catalogue
+            refuses (empty, truncated, not audio).
     """
-    from data.decode import read_with_soundfile
+    from data.catalogue import probe
 
     path = Path(file)
     if not path.exists():
         raise ValueError("file not found")
     if path.is_dir():
         raise ValueError("is a folder, not an audio file")
-    audio = read_with_soundfile(path)
+    _, reason = probe(path)
+    if reason is not None:
+        raise ValueError(reason)
+    return path
+
+
+def read_audio(file: str | Path) -> np.ndarray:
+    """The file's samples as the model takes them (mono float32 at 22050 Hz), all at once.
+
+    Raises:
+        ValueError: naming what is wrong (see :func:`check_audio_file`), no samples, or NaN or
+            infinite samples (which would make every probability NaN).
+    """
+    from data.decode import read_with_soundfile
+
+    audio = read_with_soundfile(check_audio_file(file))
     if audio.size == 0:
         raise ValueError("no audio samples")
-    if not np.isfinite(audio).all():
-        raise ValueError(f"{int((~np.isfinite(audio)).sum())} samples are NaN or infinite")
     return audio
 
 
@@ -113,8 +126,9 @@ class Predictor:
         try:
             loaded = tf.saved_model.load(str(export))
             self._serve = loaded.signatures["serving_default"]
-        except (OSError, ValueError, KeyError, RuntimeError, tf.errors.OpError) as error:
-            raise PredictError(f"{export} is not a usable SavedModel ({one_line(error)[:300]})") from None
+        except Exception as error:  # TensorFlow raises many types for a damaged or foreign file
+            raise PredictError(f"{export} is not a usable SavedModel ({type(error).__name__}: "
+                               f"{one_line(error)})") from None
         arguments = self._serve.structured_input_signature[1]
         if set(arguments) != {"waveform"} or not {"probabilities", "genres"} <= set(self._serve.structured_outputs):
             raise PredictError(f"{export} is not a genre model of this toolkit: its serving_default takes "
@@ -134,6 +148,42 @@ class Predictor:
         """The model's name: its trial, else its export folder's."""
         return self.about.get("trial") or self.export.parent.name
 
+    def predict_file(self, file: str | Path) -> Prediction:
+        """Scores a recording file of any length in bounded memory: it is decoded block by block
+        and its windows scored as they fill.
+
+        Raises:
+            ValueError: for a file that is not usable audio (see :func:`check_audio_file`).
+        """
+        from data.catalogue import SAMPLE_RATE
+        from data.decode import stream_audio
+
+        path = check_audio_file(file)
+        if self.window is None:
+            return self.predict(read_audio(path))
+        pending, parts, total = np.zeros(0, np.float32), [], 0
+        for block in stream_audio(path):
+            total += block.size
+            pending = np.concatenate([pending, block])
+            full = pending.size // self.window
+            if full:
+                parts.append(self._score(pending[: full * self.window].reshape(full, self.window)))
+                pending = pending[full * self.window:]
+        if total == 0:
+            raise ValueError("no audio samples")
+        if not parts:  # shorter than one window: zero-padded, as the export does
+            parts.append(self._score(np.pad(pending, (0, self.window - pending.size))[None]))
+        per_window = np.concatenate(parts)
+        return Prediction(self.genres, per_window.mean(axis=0, dtype=np.float64).astype(np.float32), per_window,
+                          self.window / SAMPLE_RATE, total / SAMPLE_RATE)
+
+    def _score(self, windows: np.ndarray) -> np.ndarray:
+        """Each window's probabilities, ``batch_windows`` windows per call of the model."""
+        import tensorflow as tf
+
+        return np.concatenate([self._serve(waveform=tf.constant(windows[start:start + self.batch_windows]))
+                               ["probabilities"].numpy() for start in range(0, len(windows), self.batch_windows)])
+
     def predict(self, audio: np.ndarray) -> Prediction:
         """Scores one recording (mono float32 samples at 22050 Hz in [-1, 1], any length)."""
         import tensorflow as tf
@@ -149,9 +199,6 @@ class Predictor:
                               audio.size / SAMPLE_RATE)
         count = max(1, audio.size // self.window)
         padded = np.pad(audio, (0, max(0, self.window - audio.size)))[: count * self.window]
-        windows = padded.reshape(count, self.window)
-        parts = [self._serve(waveform=tf.constant(windows[start:start + self.batch_windows]))["probabilities"].numpy()
-                 for start in range(0, count, self.batch_windows)]
-        per_window = np.concatenate(parts)
+        per_window = self._score(padded.reshape(count, self.window))
         return Prediction(self.genres, per_window.mean(axis=0, dtype=np.float64).astype(np.float32), per_window,
                           self.window / SAMPLE_RATE, audio.size / SAMPLE_RATE)

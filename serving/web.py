@@ -66,23 +66,10 @@ def model_card(predictor: Predictor) -> dict:
             "window_seconds": predictor.window / SAMPLE_RATE if predictor.window else None}
 
 
-def answer(predictor: Predictor, audio, limits: Limits) -> dict:
-    """The JSON answer for one decoded recording.
-
-    Raises:
-        RequestError: 422 for a recording that is empty, not finite or longer than the limit.
-    """
+def answer(predictor: Predictor, prediction) -> dict:
+    """The JSON answer for one scored recording (a ``serving.prediction.Prediction``)."""
     import numpy as np
 
-    if audio.size == 0:
-        raise RequestError(422, "the file holds no audio samples")
-    if not np.isfinite(audio).all():
-        raise RequestError(422, f"{int((~np.isfinite(audio)).sum())} samples are NaN or infinite")
-    seconds = audio.size / SAMPLE_RATE
-    if seconds > limits.max_seconds:
-        raise RequestError(413, f"the recording is {seconds:.0f} s long; this server takes at most "
-                                f"{limits.max_seconds:g} s (--max-seconds)")
-    prediction = predictor.predict(audio)
     order = np.argsort(-prediction.probabilities)
     return {
         "model": predictor.name,
@@ -96,16 +83,15 @@ def answer(predictor: Predictor, audio, limits: Limits) -> dict:
     }
 
 
-def decode_upload(stream, limits: Limits, suffix: str):
-    """Reads an uploaded file (at most the upload limit) into a private temporary file, decodes it
-    and deletes the file; returns the samples.
+def score_upload(predictor: Predictor, stream, limits: Limits, suffix: str):
+    """Reads an uploaded file (at most the upload limit) into a private temporary file, scores it
+    window by window and deletes the file; returns the ``Prediction``.
 
     Raises:
-        RequestError: 413 for an upload over the limit, 422 for a file that is not audio.
+        RequestError: 413 for an upload or a recording over the limits, 422 for a file that is
+            empty, not audio or holds NaN samples.
     """
     import soundfile
-
-    from data.decode import read_with_soundfile
 
     limit = int(limits.max_upload_mb * 1e6)
     handle, path = tempfile.mkstemp(prefix="gtzan-upload-", suffix=suffix)
@@ -121,15 +107,17 @@ def decode_upload(stream, limits: Limits, suffix: str):
             raise RequestError(422, "the file is empty")
         try:
             seconds = soundfile.info(path).duration
-        except Exception:  # not audio: the decoder below says so
+        except Exception:  # not audio: scoring below says so
             seconds = 0.0
-        if seconds > limits.max_seconds:  # refused before it is decoded into memory
+        if seconds > limits.max_seconds:  # refused before it is decoded
             raise RequestError(413, f"the recording is {seconds:.0f} s long; this server takes at most "
                                     f"{limits.max_seconds:g} s (--max-seconds)")
         try:
-            return read_with_soundfile(path)
+            return predictor.predict_file(path)
+        except ValueError as error:  # a header the catalogue refuses, NaN samples, no samples
+            raise RequestError(422, f"not usable audio: {one_line(error)}") from None
         except Exception as error:  # soundfile raises several types for what it cannot read
-            raise RequestError(422, f"not an audio file this server can read ({one_line(error)[:200]}); "
+            raise RequestError(422, f"not an audio file this server can read ({one_line(error)}); "
                                     "send WAV, FLAC, OGG, MP3 or AU") from None
     finally:
         os.unlink(path)
@@ -184,7 +172,6 @@ def create_app(predictor: Predictor, limits: Limits = Limits()):
     @app.post("/api/predict")
     def predict(file: UploadFile = File(...)) -> dict:  # noqa: B008 (FastAPI's way to declare the field)
         suffix = os.path.splitext(file.filename or "")[1][:8]
-        audio = decode_upload(file.file, limits, suffix if suffix.isascii() else "")
-        return answer(predictor, audio, limits)
+        return answer(predictor, score_upload(predictor, file.file, limits, suffix if suffix[1:].isalnum() else ""))
 
     return app

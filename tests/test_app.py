@@ -116,7 +116,7 @@ def test_health_names_the_model(client):
 
 
 @pytest.mark.parametrize("case,status,message", [
-    ("text", 422, "not an audio file"),
+    ("text", 422, "not usable audio: not a WAV file"),
     ("empty", 422, "the file is empty"),
     ("nan", 422, "NaN or infinite"),
     ("too_long", 413, "at most 20 s (--max-seconds)"),

@@ -84,7 +84,7 @@ def test_truncated_model_and_incomplete_best(one_trial, tmp_path, capsys):
     model.write_bytes(model.read_bytes()[:1000])
     assert evaluate.main(["best", "--runs", str(one_trial), "--no-export"]) == 2
     last = one_line(capsys)
-    assert f"cannot load {model}" in last and "damaged or incomplete" in last
+    assert f"cannot load {model}" in last and "damaged, incomplete" in last
     model.unlink()
     assert evaluate.main(["best", "--space", "cnn", "--runs", str(one_trial), "--no-export"]) == 2
     assert "best/ is there but lacks model.keras or config.json" in one_line(capsys)

@@ -209,10 +209,29 @@ def test_predict_names_missing_folder_and_non_finite_files_and_keeps_json_valid(
 def test_predict_default_model_and_errors(searched, tiny_gtzan, tmp_path, monkeypatch, capsys):
     monkeypatch.chdir(searched)  # exports/ is here
     assert predict.main([str(tiny_gtzan / "pop" / "pop.00000.wav"), "--top", "2"]) == 0
-    out = capsys.readouterr().out
-    assert out.startswith(str(tiny_gtzan / "pop" / "pop.00000.wav") + ": ") and out.count(",") == 1
+    model_line, line = capsys.readouterr().out.splitlines()
+    assert model_line.startswith("model: 1cnn-32-2fc-128 (exports/1cnn-32-2fc-128/")  # the newest export, named
+    assert line.startswith(str(tiny_gtzan / "pop" / "pop.00000.wav") + ": ") and line.count(",") == 1
     monkeypatch.chdir(tmp_path)
     assert predict.main(["x.wav"]) == 2
     assert "no exported model under exports/" in capsys.readouterr().err
     assert predict.main(["x.wav", "--model", str(tmp_path)]) == 2
     assert "no SavedModel in" in capsys.readouterr().err
+    # A random saved_model.pb, and a SavedModel that is not one of ours: one line each.
+    (tmp_path / "junk").mkdir()
+    (tmp_path / "junk" / "saved_model.pb").write_bytes(b"\x08\x01garbage" * 50)
+    assert predict.main([str(tiny_gtzan / "pop" / "pop.00000.wav"), "--model", str(tmp_path / "junk")]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "is not a usable SavedModel" in err[0]
+    import tensorflow as tf
+
+    class Other(tf.Module):
+        @tf.function(input_signature=[tf.TensorSpec([None], tf.float32)])
+        def double(self, x):
+            return {"y": 2 * x}
+
+    other = Other()
+    tf.saved_model.save(other, str(tmp_path / "other"), signatures={"serving_default": other.double})
+    assert predict.main([str(tiny_gtzan / "pop" / "pop.00000.wav"), "--model", str(tmp_path / "other")]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "is not a genre model of this toolkit" in err[0]

@@ -167,12 +167,14 @@ def summarize(history: dict[str, list[float]], train: TrainConfig) -> dict:
 
 def train_run(model: keras.Model, data: PreparedData, run: RunConfig, store: RunStore, *,
               reporting: Reporting = Reporting(), callbacks: list | None = None, initial_epoch: int = 0,
-              **record_fields) -> dict:
+              keep_model: bool = False, **record_fields) -> dict:
     """Trains ``model`` as ``run`` says and records it in ``store``; returns the record.
 
-    Writes the trial's ``config.json`` first, then trains (with W&B when enabled), then its
-    history and ``record.json`` (``status``, ``epochs_run``, ``best_epoch``, the metrics at the
-    kept epoch, ``seconds`` and the process's resident memory ``rss_mb``).
+    Clears what an earlier training left in the trial's folder, writes its ``config.json``, trains
+    (with W&B when enabled), saves the model if ``keep_model``, then writes its history and,
+    last, ``record.json`` (``status``, ``epochs_run``, ``best_epoch``, the metrics at the kept
+    epoch, ``seconds``, the process's resident memory ``rss_mb`` and ``parameters``): a folder
+    whose record says ``completed`` holds that training's config, history and model.
 
     Args:
         model: A compiled model (:func:`compile_model`).
@@ -182,9 +184,11 @@ def train_run(model: keras.Model, data: PreparedData, run: RunConfig, store: Run
         reporting: Verbosity and W&B.
         callbacks: More callbacks, after the training loop's own (e.g. KerasTuner's).
         initial_epoch: Epoch to start from (a Hyperband trial continued from a checkpoint).
+        keep_model: Save the trained model as the trial's ``model.keras`` (before the record).
         **record_fields: More fields of the record (e.g. KerasTuner's ``trial_id``).
     """
     config = run.to_dict()
+    store.clear_results(run.trial)  # an earlier training's files never stay beside this one's
     store.write_config(run.trial, config)
     train = run.training
     start = time.perf_counter()
@@ -202,6 +206,8 @@ def train_run(model: keras.Model, data: PreparedData, run: RunConfig, store: Run
     record = {"trial": run.trial, "model": run.model, **summarize(history.history, train),
               "seconds": round(seconds, 2), "rss_mb": resident_memory_mb(), "parameters": model.count_params(),
               **record_fields}
+    if keep_model and record["status"] == "completed":
+        store.save_model(run.trial, model)
     store.write_results(run.trial, history.history, record)
     return record
 

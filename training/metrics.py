@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 
 import keras
 import numpy as np
 
 from data.catalogue import Clip
-from data.pipeline import average_per_clip, decoded_dataset, eval_arrays
+from data.pipeline import average_per_clip, decoded_dataset, eval_arrays, window_samples
 from data.errors import InputError
 from data.sources import load_split
 from training.callbacks import predict_windows
@@ -26,25 +27,34 @@ def classification_report(true: np.ndarray, predicted: np.ndarray, genres: list[
 
     Returns:
         ``{"accuracy", "macro_f1", "per_genre": {genre: {precision, recall, f1, support}},
-        "confusion_matrix": rows = true genre, columns = predicted genre}``. A genre never
-        predicted has precision 0 (and F1 0), as in scikit-learn's ``zero_division=0``.
+        "confusion_matrix": rows = true genre, columns = predicted genre,
+        "genres_without_clips"}``. A genre never predicted has precision 0 (and F1 0), as in
+        scikit-learn's ``zero_division=0``. A genre with no clip to score has no recall and no F1
+        (None): it is named in ``genres_without_clips`` and left out of the macro F1, which a
+        recall of 0 would pull down for a genre that was never tested.
     """
     n = len(genres)
     matrix = np.zeros((n, n), np.int64)
     np.add.at(matrix, (true, predicted), 1)
-    per_genre = {}
+    per_genre, missing = {}, []
     for i, genre in enumerate(genres):
-        tp = matrix[i, i]
+        tp, support = matrix[i, i], int(matrix[i].sum())
         precision = tp / matrix[:, i].sum() if matrix[:, i].sum() else 0.0
-        recall = tp / matrix[i].sum() if matrix[i].sum() else 0.0
+        if support == 0:
+            missing.append(genre)
+            per_genre[genre] = {"precision": float(precision), "recall": None, "f1": None, "support": 0}
+            continue
+        recall = tp / support
         f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
         per_genre[genre] = {"precision": float(precision), "recall": float(recall), "f1": float(f1),
-                            "support": int(matrix[i].sum())}
+                            "support": support}
+    scored = [g["f1"] for g in per_genre.values() if g["f1"] is not None]
     return {
         "accuracy": float(np.trace(matrix) / max(matrix.sum(), 1)),
-        "macro_f1": float(np.mean([g["f1"] for g in per_genre.values()])),
+        "macro_f1": float(np.mean(scored)) if scored else 0.0,
         "per_genre": per_genre,
         "confusion_matrix": matrix.tolist(),
+        "genres_without_clips": missing,
     }
 
 
@@ -92,6 +102,10 @@ def evaluate_clips(model: keras.Model, clips: tuple[Clip, ...], genres: list[str
     decoded = np.bincount(index, minlength=len(clips)) > 0
     true = np.array([clip.label for clip in clips])[decoded]
     report = classification_report(true, per_clip[decoded].argmax(axis=1), genres)
+    if report["genres_without_clips"]:
+        logging.getLogger(__name__).warning(
+            "no usable clip of %s to score: %s left out of the macro F1 (recall and F1 shown as none)",
+            ", ".join(report["genres_without_clips"]), "it is" if len(report["genres_without_clips"]) == 1 else "they are")
     return {"track_accuracy": report["accuracy"],
             "window_accuracy": float(np.mean(probabilities.argmax(axis=1) == labels)),
             **report, "clips": int(decoded.sum()), "windows": int(len(labels))}
@@ -136,6 +150,11 @@ def evaluate_run(model: keras.Model, run: RunConfig, out_dir: Path, *, data_dir:
         ``data`` (the data configuration and what was found) and ``confusion_matrix_png``.
     """
     catalogue, split, synthetic, config = rebuild_split(run, data_dir=data_dir, split_dir=split_dir)
+    window = window_samples(config.window_seconds)
+    if model.input_shape[1] != window:
+        raise EvaluationError(f"the model of {run.trial} takes windows of {model.input_shape[1]} samples, but its "
+                              f"config.json says {config.window_seconds:g} s ({window} samples); the config was "
+                              "edited or belongs to another model")
     genres = list(catalogue.genres)
     result = evaluate_clips(model, split.test, genres, config.window_seconds)
     metrics = {"trial": run.trial, "model": run.model, **result, "test_clips": result.pop("clips"),

@@ -23,7 +23,9 @@ import io
 import json
 import os
 import shutil
+import socket
 import tempfile
+import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -52,6 +54,9 @@ def write_text(path: Path, text: str) -> None:
         with os.fdopen(handle, "w", newline="") as f:
             f.write(text)
         os.replace(temporary, path)
+    except OSError as error:  # a full disk names no file by itself
+        Path(temporary).unlink(missing_ok=True)
+        raise OSError(error.errno, f"cannot write {path}: {error.strerror or error}") from None
     except BaseException:
         Path(temporary).unlink(missing_ok=True)
         raise
@@ -113,7 +118,33 @@ def read_json(path: Path) -> Any:
     except FileNotFoundError:
         raise RunStoreError(f"{path} is missing") from None
     except (OSError, ValueError) as error:
-        raise RunStoreError(f"{path} is unreadable ({' '.join(str(error).split())}); delete it, or rerun with --fresh") from None
+        raise RunStoreError(f"{path} is unreadable ({' '.join(str(error).split())})") from None
+
+
+# The record fields the summaries compute with: each a number where present.
+NUMERIC_FIELDS = (OBJECTIVE, "val_accuracy", "val_loss", "loss", "accuracy", "epochs_run", "best_epoch", "seconds")
+
+
+def read_record(path: Path) -> dict:
+    """A trial's ``record.json``, checked.
+
+    Raises:
+        RunStoreError: naming the file if it is unreadable, not an object with a ``trial`` and a
+            ``status``, or holds a metric that is not a number.
+    """
+    try:
+        record = read_json(path)
+    except RunStoreError as error:
+        raise RunStoreError(f"{error}; delete it (a search rebuilds a finished trial's record from KerasTuner's "
+                            "state), or rerun with --fresh") from None
+    if not isinstance(record, dict) or not isinstance(record.get("trial"), str) or "status" not in record:
+        raise RunStoreError(f"{path} is not a trial record (no trial name or status); delete it, or rerun with --fresh")
+    bad = [key for key in NUMERIC_FIELDS if key in record and
+           (isinstance(record[key], bool) or not isinstance(record[key], (int, float)))]
+    if bad:
+        raise RunStoreError(f"{path}: {', '.join(f'{key}={record[key]!r}' for key in bad)} must be numbers; "
+                            "delete it, or rerun with --fresh")
+    return record
 
 
 def save_model(model: keras.Model, path: Path) -> None:
@@ -123,8 +154,11 @@ def save_model(model: keras.Model, path: Path) -> None:
     try:
         model.save(temporary)
         os.replace(temporary, path)
+    except Exception as error:  # a full disk: Keras and h5py raise several types, naming no file
+        temporary.unlink(missing_ok=True)
+        raise OSError(getattr(error, "errno", None) or 0, f"cannot write {path}: {' '.join(str(error).split())}") from None
     except BaseException:
-        temporary.unlink(missing_ok=True)  # a full disk or a kill leaves no partial file behind
+        temporary.unlink(missing_ok=True)  # a kill leaves no partial file behind
         raise
 
 
@@ -165,6 +199,15 @@ class RunStore:
         """The folder of ``trial`` (its name made file-safe)."""
         return self.root / "trials" / file_safe(trial)
 
+    def clear_results(self, trial: str) -> None:
+        """Removes what an earlier training left in the trial's folder (record, history, model, test
+        metrics), so the folder never holds the results of two trainings."""
+        folder = self.trial_dir(trial)
+        # The record goes first: without it the folder reads as unfinished whatever else is left.
+        for name in ("record.json", "history.json", "history.csv", "model.keras", ".model.tmp.keras"):
+            (folder / name).unlink(missing_ok=True)
+        shutil.rmtree(folder / "test", ignore_errors=True)
+
     def write_config(self, trial: str, config: dict) -> None:
         """Writes the trial's resolved configuration (``config.json``)."""
         write_json(self.trial_dir(trial) / "config.json", config)
@@ -182,14 +225,46 @@ class RunStore:
         write_text(folder / "history.csv", table.getvalue())
         write_json(folder / "record.json", record)
 
+    def finished_run(self, trial: str, run) -> dict | None:
+        """The record of ``trial`` if its folder holds a finished training of ``run`` (a
+        ``training.config.RunConfig``), else None (nothing there, or an unfinished training of it).
+
+        Raises:
+            RunStoreError: if the folder holds a training of other settings.
+        """
+        folder = self.trial_dir(trial)
+        if not (folder / "config.json").is_file():
+            return None
+        earlier = self.read_config(trial)
+        now = json.loads(json.dumps(run.to_dict(), default=str))  # as config.json holds it
+        data_fields = now["data"].keys() - run.dataset.keys()
+        differs = [key for key in ("model_config", "training") if earlier.get(key) != now[key]]
+        if {k: earlier.get("data", {}).get(k) for k in data_fields} != {k: now["data"][k] for k in data_fields}:
+            differs.append("data")
+        if differs:
+            raise RunStoreError(f"{folder} holds a training with other settings ({', '.join(differs)} differ); "
+                                "rerun with --fresh to replace it, or choose another --out")
+        record = self.read_record(trial)
+        if record is None or record.get("status") != "completed" or not (folder / "model.keras").is_file():
+            return None
+        return record
+
+    def write_json_record(self, trial: str, record: dict) -> None:
+        """Writes the trial's ``record.json`` alone (a record rebuilt for a trial that lost it)."""
+        write_json(self.trial_dir(trial) / "record.json", record)
+
     def read_record(self, trial: str) -> dict | None:
-        """The trial's record, or None if it has none yet."""
+        """The trial's record, or None if it has none yet.
+
+        Raises:
+            RunStoreError: naming the file if it is unreadable or not a record.
+        """
         path = self.trial_dir(trial) / "record.json"
-        return read_json(path) if path.is_file() else None
+        return read_record(path) if path.is_file() else None
 
     def records(self) -> list[dict]:
         """Every trial record of the folder, in folder order."""
-        return [read_json(path) for path in sorted((self.root / "trials").glob("*/record.json"))]
+        return [read_record(path) for path in sorted((self.root / "trials").glob("*/record.json"))]
 
     def read_history(self, trial: str) -> dict[str, list[float]]:
         """The trial's per-epoch history (empty if it has none)."""
@@ -297,10 +372,108 @@ class RunStore:
         return model, read_json(config)
 
 
+class RunLock:
+    """One writer per run folder: ``<folder>/.lock`` names the process that holds it.
+
+    Taken atomically (the file is created only if it is not there), released on exit, and
+    recognised as stale when its process is gone (same host: the pid no longer runs, or runs
+    another program since). A process whose parent holds the lock (the chief and the workers a
+    ``--workers`` launcher starts) works under its parent's lock.
+
+    Args:
+        folder: The run folder.
+        command: What holds it, for the message a second writer gets.
+
+    Raises:
+        RunStoreError: on entry, naming the process that holds the folder.
+    """
+
+    def __init__(self, folder: str | os.PathLike, command: str):
+        self.path = Path(folder) / ".lock"
+        self.command = command
+        self.owned = False
+
+    def __enter__(self) -> RunLock:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        me = {"pid": os.getpid(), "host": socket.gethostname(), "command": self.command,
+              "started": time.strftime("%Y-%m-%d %H:%M:%S"), "process_start": _process_start(os.getpid())}
+        for _ in range(3):
+            try:
+                handle = os.open(self.path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
+            except FileExistsError:
+                holder = self._holder()
+                if holder is None:  # being written this instant, or left empty by a crash
+                    if time.time() - self._mtime() < 5:
+                        time.sleep(0.2)
+                        continue
+                elif holder.get("host") == me["host"] and holder.get("pid") == os.getppid():
+                    return self  # our launcher's lock
+                elif not _stale(holder, me["host"]):
+                    raise RunStoreError(
+                        f"{self.path.parent} is in use by process {holder.get('pid')} on {holder.get('host')} "
+                        f"({holder.get('command')}, since {holder.get('started')}); wait for it to finish or stop "
+                        f"it, or choose another --out") from None
+                self.path.unlink(missing_ok=True)  # stale: its process is gone
+                continue
+            with os.fdopen(handle, "w") as f:
+                f.write(json.dumps(me))
+            self.owned = True
+            return self
+        raise RunStoreError(f"cannot take {self.path}; remove it if no command is running there")
+
+    def __exit__(self, *exc) -> None:
+        if self.owned and (self._holder() or {}).get("pid") == os.getpid():
+            self.path.unlink(missing_ok=True)
+        self.owned = False
+
+    def _holder(self) -> dict | None:
+        try:
+            holder = json.loads(self.path.read_text())
+            return holder if isinstance(holder, dict) else None
+        except (OSError, ValueError):
+            return None
+
+    def _mtime(self) -> float:
+        try:
+            return self.path.stat().st_mtime
+        except OSError:
+            return 0.0
+
+
+def _process_start(pid: int) -> str | None:
+    """The process's start time in clock ticks since boot (``/proc``), to tell a reused pid apart."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[19]
+    except (OSError, IndexError):
+        return None
+
+
+def _stale(holder: dict, host: str) -> bool:
+    """Whether a lock's process is known to be gone (only a lock of this host can be checked)."""
+    if holder.get("host") != host or not isinstance(holder.get("pid"), int):
+        return False
+    try:
+        os.kill(holder["pid"], 0)
+    except ProcessLookupError:
+        return True
+    except PermissionError:  # alive, another user's
+        return False
+    started = holder.get("process_start")
+    return started is not None and _process_start(holder["pid"]) not in (None, started)
+
+
 def discard(folder: str | os.PathLike) -> None:
-    """Deletes a run folder and everything in it (``--fresh``); nothing if it is not there."""
-    if Path(folder).exists():
-        shutil.rmtree(folder)
+    """Deletes everything in a run folder (``--fresh``) but its lock; nothing if it is not there."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        return
+    for child in folder.iterdir():
+        if child.name == ".lock":
+            continue
+        if child.is_dir() and not child.is_symlink():
+            shutil.rmtree(child)
+        else:
+            child.unlink()
 
 
 def _flat(settings: dict, prefix: str = "") -> dict:

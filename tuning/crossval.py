@@ -16,6 +16,7 @@ processes of KerasTuner's chief/worker mode (see ``tuning.distributed``).
 from __future__ import annotations
 
 import argparse
+import contextlib
 import shlex
 import sys
 from pathlib import Path
@@ -24,7 +25,7 @@ from cli import flags
 from cli.runner import parser, run
 from data.errors import UsageError
 from training.config import run_name
-from training.runstore import RunStore, discard
+from training.runstore import RunLock, RunStore, discard
 from tuning.distributed import launch, strip_flags
 
 PROG = "python -m tuning.crossval"
@@ -48,7 +49,14 @@ def build_parser() -> argparse.ArgumentParser:
 
 def crossval(args: argparse.Namespace) -> int:
     """The command: flags -> configs -> ``crossvalidate`` (or the ``--workers`` launcher)."""
-    from tuning.crossvalidation import check_table, crossvalidate, fold_progress, summarize_folds, update_table
+    from tuning.crossvalidation import (
+        check_folds,
+        check_table,
+        crossvalidate,
+        fold_progress,
+        summarize_folds,
+        update_table,
+    )
 
     if args.split != "kfold":
         raise UsageError(f"--split must be kfold for cross-validation, got {args.split}")
@@ -58,28 +66,32 @@ def crossval(args: argparse.Namespace) -> int:
     model_config = flags.model_config(args.model, data_config)
     training = flags.train_config(args, flags.recipe(args))
     flags.configure_scale(args)
-    out = Path(args.out) / "crossval" / run_name(args.model, args.recipe)
     if args.role is None:
-        if args.fresh:
-            discard(out)
-        # A rerun resumes only the same cross-validation.
-        data_settings = {k: v for k, v in data_config.to_dict().items() if k != "fold"}
-        RunStore(out).bind_settings("crossval", {"model": args.model, "data": data_settings,
-                                                 "training": training.to_dict()})
-    if args.workers is not None:
-        print(f"cross-validating {args.model} over {args.folds} folds in {args.workers} workers")
-        launch("tuning.crossval", strip_flags(args.argv, flags.LAUNCHER_FLAGS), out, args.workers, args.gpus_per_worker,
-               progress=fold_progress)
-        results = summarize_folds(args.model, args.folds, RunStore(out), trained=set(range(args.folds)))
-    else:
-        results = crossvalidate(args.model, model_config, data_config, training, out,
-                                reporting=flags.reporting(args, "crossval"), say=lambda line: print(line, flush=True))
+        check_folds(data_config)
+    out = Path(args.out) / "crossval" / run_name(args.model, args.recipe)
+    with contextlib.nullcontext() if args.role == "worker" else RunLock(out, "tuning.crossval"):
+        if args.role is None:
+            if args.fresh:
+                discard(out)
+            # A rerun resumes only the same cross-validation.
+            data_settings = {k: v for k, v in data_config.to_dict().items() if k != "fold"}
+            RunStore(out).bind_settings("crossval", {"model": args.model, "data": data_settings,
+                                                     "training": training.to_dict()})
+        if args.workers is not None:
+            print(f"cross-validating {args.model} over {args.folds} folds in {args.workers} workers")
+            launch("tuning.crossval", strip_flags(args.argv, flags.LAUNCHER_FLAGS), out, args.workers,
+                   args.gpus_per_worker, progress=fold_progress)
+            results = summarize_folds(args.model, args.folds, RunStore(out), trained=set(range(args.folds)))
+        else:
+            results = crossvalidate(args.model, model_config, data_config, training, out,
+                                    reporting=flags.reporting(args, "crossval"), say=lambda line: print(line, flush=True))
     if results is None:  # the chief or a worker of a distributed run: the launcher sums up
         return 0
     accuracy, macro_f1 = results["track_accuracy"], results["macro_f1"]
     print(f"\n{args.model} ({args.recipe} recipe), {len(results['folds'])} folds: test track accuracy "
           f"{accuracy['mean']:.3f} +- {accuracy['std']:.3f}, macro F1 {macro_f1['mean']:.3f} +- {macro_f1['std']:.3f}")
-    print("recall per genre: " + ", ".join(f"{g} {v:.2f}" for g, v in results["recall_per_genre"].items()))
+    print("recall per genre: " + ", ".join(f"{g} {v:.2f}" if v is not None else f"{g} none"
+                                            for g, v in results["recall_per_genre"].items()))
     print(f"wrote {out / 'results.json'}, {results['confusion_matrix_png']}")
     if args.table:
         command = "python -m tuning.crossval " + " ".join(shlex.quote(a) for a in strip_flags(args.argv, REPORTING_FLAGS))

@@ -19,7 +19,7 @@ import numpy as np
 from data.config import DataConfig
 from data.errors import RunFailed, UsageError
 from training.config import Reporting, TrainConfig
-from training.runstore import RunStore, read_csv, write_csv, write_json
+from training.runstore import RunStore, RunStoreError, read_csv, write_csv, write_json
 from zoo.config import ModelConfig
 
 TEST_OBJECTIVE = "test_track_accuracy"
@@ -74,6 +74,21 @@ def crossvalidate(model: str, model_config: ModelConfig, data_config: DataConfig
     return summarize_folds(model, data_config.folds, store, trained=trained, say=say)
 
 
+def check_folds(data_config: DataConfig) -> None:
+    """Raises UsageError, before any training, if a genre has fewer clips than ``--folds``
+    (a fold would have no test clip of it)."""
+    from data.sources import load_split
+
+    catalogue, _, _ = load_split(data_config.replace(fold=0))
+    counts = {genre: sum(clip.genre == genre for clip in catalogue.clips) for genre in catalogue.genres}
+    short = {genre: count for genre, count in counts.items() if count < data_config.folds}
+    if short:
+        listed = ", ".join(f"{genre} {count}" for genre, count in sorted(short.items(), key=lambda item: item[1]))
+        raise UsageError(f"--folds {data_config.folds} needs at least {data_config.folds} usable clips per genre; "
+                         f"{catalogue.root} has fewer for {listed}; choose --folds {max(2, min(counts.values()))} "
+                         "or fewer")
+
+
 def train_fold(model: str, model_config: ModelConfig, data_config: DataConfig, training: TrainConfig, store: RunStore, *,
                reporting: Reporting, **record_fields) -> dict:
     """Trains ``model_config`` on fold ``data_config.fold`` and tests it; returns the test metrics.
@@ -86,7 +101,6 @@ def train_fold(model: str, model_config: ModelConfig, data_config: DataConfig, t
     import keras
     import keras_tuner
 
-    from training.config import RunConfig
     from training.loop import compile_model, prepare_data, run_config, train_run
     from training.metrics import evaluate_run
 
@@ -97,12 +111,11 @@ def train_fold(model: str, model_config: ModelConfig, data_config: DataConfig, t
     data = prepare_data(data_config)
     keras.backend.clear_session()
     compiled = compile_model(model_config, data, training)
-    record = train_run(compiled, data, run_config(trial, model, model_config, data, training), store,
-                       reporting=reporting, **record_fields)
+    run = run_config(trial, model, model_config, data, training)
+    record = train_run(compiled, data, run, store, reporting=reporting, keep_model=True, **record_fields)
     if record["status"] != "completed":
         raise keras_tuner.errors.FailedTrialError(f"fold {data_config.fold} failed: {record['error']}")
-    store.save_model(trial, compiled)
-    return evaluate_run(compiled, RunConfig.from_dict(store.read_config(trial)), store.test_dir(trial))
+    return evaluate_run(compiled, run, store.test_dir(trial))
 
 
 def summarize_folds(model: str, folds: int, store: RunStore, *, trained: set[int] = frozenset(),
@@ -123,14 +136,19 @@ def summarize_folds(model: str, folds: int, store: RunStore, *, trained: set[int
         if metrics is None:
             why = record["error"] if record and record.get("status") == "failed" else "it did not finish"
             raise RunFailed(f"fold {fold} failed: {why}; rerun with --fresh to start over")
+        try:
+            results_of_folds.append({
+                "fold": fold, "track_accuracy": float(metrics["track_accuracy"]), "macro_f1": float(metrics["macro_f1"]),
+                "window_accuracy": float(metrics["window_accuracy"]), "test_clips": int(metrics["test_clips"]),
+                "recall": {g: v["recall"] for g, v in metrics["per_genre"].items()},
+                "confusion_matrix": metrics["confusion_matrix"], "seconds": float(record["seconds"]),
+                "epochs_run": int(record["epochs_run"]), "worker": record.get("worker"),
+                "parameters": record.get("parameters")})
+        except (KeyError, TypeError, ValueError, AttributeError) as error:
+            raise RunStoreError(f"{store.test_dir(trial) / 'metrics.json'} or its record.json is not what "
+                                f"cross-validation wrote (missing or bad {error}); rerun with --fresh") from None
         if fold not in trained:
             say(f"fold {fold}: finished earlier: test track accuracy {metrics['track_accuracy']:.3f}")
-        results_of_folds.append({
-            "fold": fold, "track_accuracy": metrics["track_accuracy"], "macro_f1": metrics["macro_f1"],
-            "window_accuracy": metrics["window_accuracy"], "test_clips": metrics["test_clips"],
-            "recall": {g: v["recall"] for g, v in metrics["per_genre"].items()},
-            "confusion_matrix": metrics["confusion_matrix"], "seconds": record["seconds"],
-            "epochs_run": record["epochs_run"], "worker": record.get("worker"), "parameters": record.get("parameters")})
     genres = list(results_of_folds[0]["recall"])
     accuracy = np.array([f["track_accuracy"] for f in results_of_folds])
     macro_f1 = np.array([f["macro_f1"] for f in results_of_folds])
@@ -140,7 +158,8 @@ def summarize_folds(model: str, folds: int, store: RunStore, *, trained: set[int
         "model": model, "folds": results_of_folds, "genres": genres,
         "track_accuracy": {"mean": float(accuracy.mean()), "std": float(accuracy.std())},
         "macro_f1": {"mean": float(macro_f1.mean()), "std": float(macro_f1.std())},
-        "recall_per_genre": {g: float(np.mean([f["recall"][g] for f in results_of_folds])) for g in genres},
+        # A genre with no clip in a fold's test part has no recall there: the mean is over the others.
+        "recall_per_genre": {g: _mean([f["recall"][g] for f in results_of_folds]) for g in genres},
         "confusion_matrix": matrix.tolist(),
         "parameters": results_of_folds[0]["parameters"] or _count_parameters(config),
         "seconds_per_fold": float(np.mean([f["seconds"] for f in results_of_folds])),
@@ -151,6 +170,11 @@ def summarize_folds(model: str, folds: int, store: RunStore, *, trained: set[int
         f"{model}: {folds} folds, test track accuracy {accuracy.mean():.3f} +- {accuracy.std():.3f}"))
     write_json(store.root / "results.json", results)
     return results
+
+
+def _mean(values: list) -> float | None:
+    present = [v for v in values if v is not None]
+    return float(np.mean(present)) if present else None
 
 
 def _count_parameters(config: dict) -> int:

@@ -14,6 +14,7 @@ section) run their trials this way.
 
 from __future__ import annotations
 
+import ctypes
 import json
 import os
 import signal
@@ -244,7 +245,8 @@ class Launcher:
         with open(log, "a") as output:
             self.processes[name] = subprocess.Popen(
                 [sys.executable, "-m", self.module, *self.argv, *role, "--oracle", f"127.0.0.1:{self.port}"],
-                stdout=output, stderr=subprocess.STDOUT, env=env, start_new_session=True)
+                stdout=output, stderr=subprocess.STDOUT, env=env, start_new_session=True,
+                preexec_fn=_die_with(os.getpid()))
 
     def run(self) -> int:
         """Runs the search to its end; returns the exit code (0 when every trial is done).
@@ -317,6 +319,24 @@ class Launcher:
             except subprocess.TimeoutExpired:
                 os.killpg(process.pid, signal.SIGKILL)
                 process.wait()
+
+
+def _die_with(parent: int) -> Callable[[], None]:
+    """What a child runs before it starts: it gets SIGTERM when the launcher dies, even by kill -9.
+
+    Linux's parent-death signal (``prctl(PR_SET_PDEATHSIG)``); elsewhere the launcher's own
+    signal handling is all there is. A child whose launcher died before this ran exits at once.
+    """
+    def arm() -> None:
+        try:
+            libc = ctypes.CDLL(None, use_errno=True)
+            libc.prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+        except (OSError, AttributeError):
+            return
+        if os.getppid() != parent:
+            os._exit(1)
+
+    return arm
 
 
 def _interrupt(signum, frame):

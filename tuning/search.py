@@ -17,6 +17,7 @@ the same command again resumes the search; ``--fresh`` starts over. The search i
 from __future__ import annotations
 
 import argparse
+import contextlib
 import logging
 import sys
 from pathlib import Path
@@ -25,7 +26,7 @@ from cli import flags
 from cli.runner import parser, run
 from data.errors import RunFailed, UsageError
 from training.config import OBJECTIVE, RECIPES
-from training.runstore import RunStore, discard
+from training.runstore import RunLock, RunStore, discard
 from tuning import DEFAULT_WIDE_TRIALS, TUNERS
 from tuning.distributed import launch, strip_flags
 from tuning.spaces import SPACES, Space
@@ -40,8 +41,9 @@ def format_summary(records: list[dict]) -> str:
              f"{'epochs':>6}  {'seconds':>7}"]
     for r in records:
         if r.get("status") == "completed":
+            seconds = f"{r['seconds']:.1f}" if "seconds" in r else "-"
             lines.append(f"{r['trial']:<{width}}  {r[OBJECTIVE]:>15.3f}  {r['val_accuracy']:>16.3f}  "
-                         f"{r['val_loss']:>8.3f}  {r['epochs_run']:>6}  {r['seconds']:>7.1f}")
+                         f"{r['val_loss']:>8.3f}  {r['epochs_run']:>6}  {seconds:>7}")
         else:
             lines.append(f"{r['trial']:<{width}}  {'failed: ' + r.get('error', ''):>15}")
     return "\n".join(lines)
@@ -106,13 +108,21 @@ def search(args: argparse.Namespace) -> int:
     training = flags.train_config(args, RECIPES["study"])
     base = base_config(space, args.base, data_config)
     out_dir = Path(args.out) / args.space
-    if args.workers is not None:
-        if args.fresh:
-            discard(out_dir)
-        launch("tuning.search", strip_flags(args.argv, flags.LAUNCHER_FLAGS), out_dir, args.workers,
-               args.gpus_per_worker)
-        show(RunStore(out_dir).ranked_records(), out_dir)
-        return 0
+    # One writer per run folder: a second search there stops with the holder's pid. Workers
+    # write under their chief's lock (a launcher's children under the launcher's).
+    with contextlib.nullcontext() if args.role == "worker" else RunLock(out_dir, "tuning.search"):
+        if args.workers is not None:
+            if args.fresh:
+                discard(out_dir)
+            launch("tuning.search", strip_flags(args.argv, flags.LAUNCHER_FLAGS), out_dir, args.workers,
+                   args.gpus_per_worker)
+            show(RunStore(out_dir).ranked_records(), out_dir)
+            return 0
+        return search_here(args, space, data_config, training, base, out_dir)
+
+
+def search_here(args: argparse.Namespace, space: Space, data_config, training, base, out_dir: Path) -> int:
+    """The search in this process (alone, or as the chief or a worker of a distributed one)."""
     from training.loop import prepare_data
     from tuning.searching import search_space
 

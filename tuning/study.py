@@ -29,7 +29,7 @@ from cli.runner import parser, run
 from data.errors import UsageError
 from study.sections import QUICK, SECTIONS
 from training.config import RECIPES
-from training.runstore import discard
+from training.runstore import RunLock, discard
 from tuning.distributed import launch, strip_flags, trial_progress
 
 PROG = "python -m tuning.study"
@@ -81,18 +81,19 @@ def study(args: argparse.Namespace) -> int:
     reporting = flags.reporting(args, "study", verbose=0)
     flags.configure_scale(args)
     out = Path(args.out)
-    if args.role is not None:  # the chief or a worker of one section of a --workers study
+    if args.role is not None:  # the chief or a worker of one section of a --workers study (under its lock)
         if len(args.sections) != 1:
             raise UsageError(f"--role runs one section, got --sections {' '.join(args.sections)}")
         run_section_role(args.sections[0], out, data_config, training, seed=args.seed, quick=args.quick,
                          reporting=reporting)
         return 0
-    if args.fresh:
-        discard(out)
-    run_study(out, data_config, training, args.sections, seed=args.seed, quick=args.quick, reporting=reporting,
-              exports=None if args.no_export else Path(args.exports),
-              search_section=launch_section(args) if args.workers is not None else None,
-              say=lambda line: print(line, flush=True))
+    with RunLock(out, "tuning.study"):
+        if args.fresh:
+            discard(out)
+        run_study(out, data_config, training, args.sections, seed=args.seed, quick=args.quick, reporting=reporting,
+                  exports=None if args.no_export else Path(args.exports),
+                  search_section=launch_section(args) if args.workers is not None else None,
+                  say=lambda line: print(line, flush=True))
     return 0
 
 

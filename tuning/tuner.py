@@ -111,7 +111,41 @@ class SearchTuner(SharedStateTuner):
         self.records = {}
         if not self.worker:
             self.records = {r["trial_id"]: r for r in store.records() if "trial_id" in r}
+            self.recover_records()
             self.reconcile()
+
+    def recover_records(self) -> None:
+        """Rebuilds the record of every trial KerasTuner finished whose record is missing (deleted
+        after it was found damaged, or lost), so no finished trial drops out of the search.
+
+        The record is computed as the training loop computed it (``training.loop.summarize``)
+        from the trial's own ``history.json``; without one, from what KerasTuner kept of the
+        trial (its metrics at the best epoch). It says that it was rebuilt; its ``seconds`` are
+        not known.
+        """
+        from training.loop import summarize
+
+        for trial in self.oracle.trials.values():
+            if trial.status != TrialStatus.COMPLETED or trial.trial_id in self.records:
+                continue
+            hp = trial.hyperparameters
+            epochs = hp.values.get("tuner/epochs")
+            spec = self.hypermodel.spec(hp)
+            name = spec.name + (f"-e{epochs}" if epochs else "")
+            history = self.store.read_history(name)
+            if history.get("loss"):
+                found = summarize(history, self.hypermodel.training(hp, epochs))
+                source = "its history.json"
+            else:  # KerasTuner keeps each metric at the best epoch only
+                found = {"status": "completed", "epochs_run": (trial.best_step or 0) + 1,
+                         "best_epoch": (trial.best_step or 0) + 1,
+                         **{key: float(trial.metrics.get_last_value(key)) for key in (OBJECTIVE, "val_accuracy", "val_loss")
+                            if trial.metrics.exists(key)}}
+                source = "KerasTuner's state (the best epoch's metrics)"
+            record = {"trial": name, "model": spec.model.name, **found, "trial_id": trial.trial_id,
+                      "recovered": f"rebuilt from {source}: the trial's record was missing"}
+            self.store.write_json_record(name, record)
+            self.records[trial.trial_id] = record
 
     def reconcile(self) -> None:
         """Brings ``best/`` and the summary in step with the oracle after an interrupted run.
