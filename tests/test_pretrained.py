@@ -1,0 +1,101 @@
+"""The musicnn weights: read from the wheel as data, checked, and the Keras models match the originals."""
+
+import zipfile
+
+import numpy as np
+import pytest
+
+from data.errors import InputError
+from zoo import pretrained
+from zoo.builders import musicnn
+
+ORIGINAL_OUTPUTS = {"tags": "model/Sigmoid", "penultimate": "model/batch_normalization_10/batchnorm/add_1"}
+
+
+@pytest.fixture(scope="module")
+def wheel():
+    try:
+        return pretrained.wheel_path()
+    except InputError as error:  # no wheel here and no registry to fetch it from
+        pytest.skip(str(error))
+
+
+def original_graph(wheel, model: str, patches: np.ndarray, outputs: list[str]) -> list[np.ndarray]:
+    """The authors' own inference graph from the checkpoint's .meta file, run under tf.compat.v1.
+
+    The graph's recorded output shapes are dropped (current TensorFlow refuses them) and only the
+    sub-graph up to the requested outputs is kept; its variables take the checkpoint's values.
+    """
+    import tensorflow as tf
+    from tensorflow.core.protobuf import meta_graph_pb2
+
+    tf1 = tf.compat.v1
+    meta = meta_graph_pb2.MetaGraphDef()
+    meta.ParseFromString(zipfile.ZipFile(wheel).read(f"musicnn/{model}/.meta"))
+    for node in meta.graph_def.node:
+        node.attr.pop("_output_shapes", None)
+    graph_def = tf1.graph_util.extract_sub_graph(meta.graph_def, outputs)
+    weights = pretrained.read_checkpoint(model, wheel)
+    graph = tf.Graph()
+    with graph.as_default():
+        tf.import_graph_def(graph_def, name="")
+        with tf1.Session(graph=graph) as session:
+            for node in graph_def.node:
+                if node.op == "VariableV2":
+                    session.run(tf1.assign(graph.get_tensor_by_name(node.name + ":0"), weights[node.name]))
+            feed = {"model/Placeholder:0": patches}
+            feed.update({n.name + ":0": False for n in graph_def.node  # is_training
+                         if n.op == "Placeholder" and n.name != "model/Placeholder"})
+            return session.run([name + ":0" for name in outputs], feed)
+
+
+@pytest.mark.parametrize("model", ["MSD_musicnn", "MTT_musicnn", "MSD_vgg", "MTT_vgg"])
+def test_keras_models_match_the_original_graphs(wheel, model):
+    rng = np.random.default_rng(1)
+    # log10(1 + 10000 * mel) of music lies in about [0, 4].
+    patches = rng.uniform(0, 4, (3, musicnn.VGG_FRAMES, musicnn.N_MELS)).astype(np.float32)
+    vgg = model.endswith("vgg")
+    keras_model = musicnn.vgg_tagger(model) if vgg else musicnn.musicnn_tagger()
+    musicnn.load_weights(keras_model, pretrained.read_checkpoint(model, wheel),
+                         musicnn.VGG_NAMES if vgg else musicnn.MUSICNN_NAMES)
+    ours = keras_model(patches, training=False)
+    names = ["tags"] if vgg else ["tags", "penultimate"]
+    reference = original_graph(wheel, model, patches, [ORIGINAL_OUTPUTS[n] for n in names])
+    for name, expected in zip(names, reference):
+        assert np.abs(ours[name].numpy() - expected).max() < 1e-4, name
+
+
+def test_musicnn_takes_any_length(wheel):
+    model = musicnn.musicnn_tagger()
+    musicnn.load_weights(model, pretrained.read_checkpoint("MSD_musicnn", wheel), musicnn.MUSICNN_NAMES)
+    for frames in (50, 187, 400):
+        out = model(np.ones((1, frames, musicnn.N_MELS), np.float32), training=False)
+        assert out["tags"].shape == (1, 50) and out["penultimate"].shape == (1, 200)
+
+
+def test_a_damaged_wheel_and_a_missing_one_are_one_line(wheel, tmp_path, monkeypatch):
+    damaged = tmp_path / pretrained.WHEEL
+    with zipfile.ZipFile(wheel) as source, zipfile.ZipFile(damaged, "w") as target:
+        for item in source.infolist():
+            data = source.read(item)
+            if item.filename == "musicnn/MSD_musicnn/.index":
+                data = data[:-1] + bytes([data[-1] ^ 1])
+            target.writestr(item, data)
+    with pytest.raises(InputError, match="has SHA-256 .* not the published"):
+        pretrained.read_checkpoint("MSD_musicnn", damaged)
+    monkeypatch.setenv("GTZAN_MUSICNN_WHEEL", str(tmp_path / "nowhere.whl"))
+    with pytest.raises(InputError, match="pip download --no-deps musicnn==0.1.0"):
+        pretrained.wheel_path()
+    monkeypatch.delenv("GTZAN_MUSICNN_WHEEL")
+    monkeypatch.setenv("GTZAN_CACHE", str(tmp_path / "cache"))
+    with pytest.raises(InputError, match="is not in .* get it with python -m pip download"):
+        pretrained.wheel_path(download=False)
+    with pytest.raises(InputError, match="unknown pretrained tagger 'MSD_resnet'"):
+        pretrained.read_checkpoint("MSD_resnet", wheel)
+
+
+def test_weights_that_do_not_fit_are_named(wheel):
+    weights = pretrained.read_checkpoint("MSD_musicnn", wheel)
+    weights["dense/kernel"] = weights["dense/kernel"][:, :100]
+    with pytest.raises(ValueError, match="checkpoint layer dense .* does not fit musicnn_dense"):
+        musicnn.load_weights(musicnn.musicnn_tagger(), weights, musicnn.MUSICNN_NAMES)
