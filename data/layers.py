@@ -9,6 +9,7 @@ from __future__ import annotations
 import math
 
 import keras
+import numpy as np
 import tensorflow as tf
 from keras import ops
 
@@ -216,3 +217,71 @@ class SpecAugment(keras.layers.Layer):
     def get_config(self):
         return {**super().get_config(), "freq_width": self.freq_width, "time_width": self.time_width,
                 "masks": self.masks, "seed": self.seed}
+
+
+def slaney_mel_filters(sample_rate: float, n_fft: int, n_mels: int, f_min: float = 0.0,
+                       f_max: float | None = None) -> np.ndarray:
+    """Triangular mel filters ``[n_fft // 2 + 1, n_mels]`` on the Slaney mel scale (linear below
+    1 kHz, logarithmic above), each normalized to unit area in Hz: the filter bank of
+    ``librosa.filters.mel`` (``htk=False, norm="slaney"``), which musicnn's input was computed with.
+    Defined in Hz, so the same bands come out at any sample rate and FFT length."""
+    f_max = sample_rate / 2 if f_max is None else f_max
+    f_sp, min_log_hz = 200.0 / 3, 1000.0
+    min_log_mel, log_step = min_log_hz / f_sp, math.log(6.4) / 27.0
+
+    def to_mel(hz):
+        hz = np.asarray(hz, np.float64)
+        return np.where(hz >= min_log_hz, min_log_mel + np.log(np.maximum(hz, 1e-10) / min_log_hz) / log_step, hz / f_sp)
+
+    def to_hz(mel):
+        mel = np.asarray(mel, np.float64)
+        return np.where(mel >= min_log_mel, min_log_hz * np.exp(log_step * (mel - min_log_mel)), f_sp * mel)
+
+    edges = to_hz(np.linspace(to_mel(f_min), to_mel(f_max), n_mels + 2))
+    bins = np.linspace(0, sample_rate / 2, n_fft // 2 + 1)
+    rising = (bins[None, :] - edges[:-2, None]) / np.diff(edges)[:-1, None]
+    falling = (edges[2:, None] - bins[None, :]) / np.diff(edges)[1:, None]
+    weights = np.maximum(0.0, np.minimum(rising, falling)) * (2.0 / (edges[2:] - edges[:-2]))[:, None]
+    return weights.T.astype(np.float32)
+
+
+@keras.saving.register_keras_serializable(package="gtzan")
+class MusicnnLogMel(keras.layers.Layer):
+    """Waveform ``[batch, samples]`` -> musicnn's input ``[batch, frames, 96]``, in the graph.
+
+    musicnn was trained on ``log10(1 + 10000 * mel)`` of a 96-band Slaney mel power spectrogram
+    of 16-kHz audio (FFT 512, hop 256: 32-ms windows every 16 ms, bands up to 8 kHz). This layer
+    computes the same at the input's own rate, without resampling: a Hann-windowed STFT with the
+    same window and hop in seconds (706 and 353 samples at 22050 Hz), the same bands in Hz (up to
+    8 kHz, so nothing above it reaches the model), and the power scaled by ``(512 / n_fft) ** 2``
+    so a band holds the energy it holds at 16 kHz. The compression is computed in float32 (the
+    authors' extractor casts to float16 first, which overflows in loud bins).
+
+    Args:
+        sample_rate: Sample rate of the input.
+        **kwargs: Base layer arguments.
+    """
+
+    MEL_RATE, MEL_FFT, MEL_HOP, N_MELS = 16000, 512, 256, 96
+
+    def __init__(self, sample_rate: int = SAMPLE_RATE, **kwargs):
+        super().__init__(**kwargs)
+        self.sample_rate = int(sample_rate)
+        self.n_fft = int(round(self.MEL_FFT * self.sample_rate / self.MEL_RATE))
+        self.hop_length = int(round(self.MEL_HOP * self.sample_rate / self.MEL_RATE))
+        self._filters = slaney_mel_filters(self.sample_rate, self.n_fft, self.N_MELS, 0.0, self.MEL_RATE / 2)
+        self._scale = (self.MEL_FFT / self.n_fft) ** 2
+
+    def call(self, waveform):
+        real, imag = ops.stft(waveform, sequence_length=self.n_fft, sequence_stride=self.hop_length,
+                              fft_length=self.n_fft, window="hann", center=True)
+        power = ops.square(real) + ops.square(imag)
+        mel = ops.matmul(power, ops.convert_to_tensor(self._filters)) * self._scale
+        return ops.log10(1.0 + 10000.0 * mel)
+
+    def compute_output_shape(self, input_shape):
+        frames = None if input_shape[1] is None else 1 + input_shape[1] // self.hop_length
+        return (input_shape[0], frames, self.N_MELS)
+
+    def get_config(self):
+        return {**super().get_config(), "sample_rate": self.sample_rate}
