@@ -96,6 +96,7 @@ def test_a_full_disk_names_the_file_and_leaves_no_partial_model(tiny_gtzan, tmp_
     assert result.returncode == 2, result.stderr[-800:]
     assert f"cannot write {folder / 'model.keras'}" in last_error(result)
     assert not list(folder.glob(".*tmp*")) and not (folder / "record.json").exists()
+    assert json.loads((folder / "history.json").read_text())["loss"]  # the epochs that ran are kept
 
 
 # 2. no trial is dropped ----------------------------------------------------------------------------------

@@ -206,9 +206,10 @@ def train_run(model: keras.Model, data: PreparedData, run: RunConfig, store: Run
     record = {"trial": run.trial, "model": run.model, **summarize(history.history, train),
               "seconds": round(seconds, 2), "rss_mb": resident_memory_mb(), "parameters": model.count_params(),
               **record_fields}
+    store.write_history(run.trial, history.history)  # kept even if the model cannot be saved
     if keep_model and record["status"] == "completed":
         store.save_model(run.trial, model)
-    store.write_results(run.trial, history.history, record)
+    store.write_record(run.trial, record)  # last: it marks the trial done
     return record
 
 

@@ -214,6 +214,11 @@ class RunStore:
 
     def write_results(self, trial: str, history: dict[str, list[float]], record: dict) -> None:
         """Writes the trial's history (JSON and CSV), then its record (written last: it marks the trial done)."""
+        self.write_history(trial, history)
+        self.write_record(trial, record)
+
+    def write_history(self, trial: str, history: dict[str, list[float]]) -> None:
+        """Writes the trial's per-epoch history as ``history.json`` and ``history.csv``."""
         folder = self.trial_dir(trial)
         write_json(folder / "history.json", history)
         keys = sorted(history)
@@ -223,7 +228,6 @@ class RunStore:
         for epoch in range(max((len(v) for v in history.values()), default=0)):
             writer.writerow([epoch + 1, *(history[k][epoch] if epoch < len(history[k]) else "" for k in keys)])
         write_text(folder / "history.csv", table.getvalue())
-        write_json(folder / "record.json", record)
 
     def finished_run(self, trial: str, run) -> dict | None:
         """The record of ``trial`` if its folder holds a finished training of ``run`` (a
@@ -249,8 +253,8 @@ class RunStore:
             return None
         return record
 
-    def write_json_record(self, trial: str, record: dict) -> None:
-        """Writes the trial's ``record.json`` alone (a record rebuilt for a trial that lost it)."""
+    def write_record(self, trial: str, record: dict) -> None:
+        """Writes the trial's ``record.json`` (last of its files: it marks the trial done)."""
         write_json(self.trial_dir(trial) / "record.json", record)
 
     def read_record(self, trial: str) -> dict | None:

@@ -144,7 +144,7 @@ class SearchTuner(SharedStateTuner):
                 source = "KerasTuner's state (the best epoch's metrics)"
             record = {"trial": name, "model": spec.model.name, **found, "trial_id": trial.trial_id,
                       "recovered": f"rebuilt from {source}: the trial's record was missing"}
-            self.store.write_json_record(name, record)
+            self.store.write_record(name, record)
             self.records[trial.trial_id] = record
 
     def reconcile(self) -> None:
