@@ -105,7 +105,13 @@ def test_same_seed_repeats_each_trial_exactly(tiny_gtzan, tmp_path):
 
 def live_training_graphs() -> int:
     gc.collect()
-    return sum(isinstance(o, func_graph.FuncGraph) and o.name == "one_step_on_data" for o in gc.get_objects())
+    count = 0
+    for o in gc.get_objects():
+        try:
+            count += isinstance(o, func_graph.FuncGraph) and o.name == "one_step_on_data"
+        except ReferenceError:  # a weak proxy (another library's) whose object is gone
+            continue
+    return count
 
 
 def test_finished_trials_leave_no_training_graph_or_gradient_entry_behind(tiny_gtzan, tmp_path):
