@@ -1,6 +1,5 @@
 """serving.app: the JSON API (FastAPI's test client) and the page in a real browser (system Chromium)."""
 
-import json
 import os
 import shutil
 import socket
