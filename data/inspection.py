@@ -7,6 +7,7 @@ import collections
 import soundfile
 
 from data.catalogue import SAMPLE_RATE, DataError, Problem, scan
+from data.errors import one_line
 
 
 def inspect_dataset(data_dir: str) -> dict:
@@ -34,7 +35,7 @@ def inspect_dataset(data_dir: str) -> dict:
         try:
             samples = decode_path(clip.path, clip.codec)
         except Exception as error:  # any decoder failure is reported, never fatal
-            problems.append(Problem(clip.path, f"decoding failed ({' '.join(str(error).split())})"))
+            problems.append(Problem(clip.path, f"decoding failed ({one_line(error)})"))
             continue
         if samples.size == 0:
             problems.append(Problem(clip.path, "no audio samples"))

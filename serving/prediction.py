@@ -155,7 +155,6 @@ class Predictor:
         Raises:
             ValueError: for a file that is not usable audio (see :func:`check_audio_file`).
         """
-        from data.catalogue import SAMPLE_RATE
         from data.decode import stream_audio
 
         path = check_audio_file(file)
@@ -173,9 +172,14 @@ class Predictor:
             raise ValueError("no audio samples")
         if not parts:  # shorter than one window: zero-padded, as the export does
             parts.append(self._score(np.pad(pending, (0, self.window - pending.size))[None]))
-        per_window = np.concatenate(parts)
+        return self._prediction(np.concatenate(parts), total)
+
+    def _prediction(self, per_window: np.ndarray, samples: int) -> Prediction:
+        """The recording's prediction from its windows': their mean, as the export averages them."""
+        from data.catalogue import SAMPLE_RATE
+
         return Prediction(self.genres, per_window.mean(axis=0, dtype=np.float64).astype(np.float32), per_window,
-                          self.window / SAMPLE_RATE, total / SAMPLE_RATE)
+                          self.window / SAMPLE_RATE, samples / SAMPLE_RATE)
 
     def _score(self, windows: np.ndarray) -> np.ndarray:
         """Each window's probabilities, ``batch_windows`` windows per call of the model."""
@@ -199,6 +203,4 @@ class Predictor:
                               audio.size / SAMPLE_RATE)
         count = max(1, audio.size // self.window)
         padded = np.pad(audio, (0, max(0, self.window - audio.size)))[: count * self.window]
-        per_window = self._score(padded.reshape(count, self.window))
-        return Prediction(self.genres, per_window.mean(axis=0, dtype=np.float64).astype(np.float32), per_window,
-                          self.window / SAMPLE_RATE, audio.size / SAMPLE_RATE)
+        return self._prediction(self._score(padded.reshape(count, self.window)), audio.size)

@@ -30,7 +30,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from data.config import file_safe
-from data.errors import InputError
+from data.errors import InputError, one_line
 from training.config import OBJECTIVE
 
 if TYPE_CHECKING:
@@ -87,19 +87,31 @@ def read_csv(path: Path) -> list[dict[str, str]]:
         with open(path, newline="") as f:
             return list(csv.DictReader(f))
     except (OSError, csv.Error, UnicodeDecodeError) as error:
-        raise RunStoreError(f"{path} is unreadable ({' '.join(str(error).split())})") from None
+        raise RunStoreError(f"{path} is unreadable ({one_line(error)})") from None
+
+
+def _saved_then_renamed(path: Path, suffix: str, save, failures: tuple[type[BaseException], ...]) -> None:
+    """Runs ``save(temporary)`` beside ``path``, then renames it into place.
+
+    A failure among ``failures`` (a full disk: the savers raise several types, naming no file)
+    becomes an OSError naming ``path``; on any failure or kill the temporary file is removed.
+    """
+    path.parent.mkdir(parents=True, exist_ok=True)
+    temporary = path.with_name(f".{path.stem}.tmp{suffix}")
+    try:
+        save(temporary)
+        os.replace(temporary, path)
+    except failures as error:
+        temporary.unlink(missing_ok=True)
+        raise OSError(getattr(error, "errno", None) or 0, f"cannot write {path}: {one_line(error)}") from None
+    except BaseException:
+        temporary.unlink(missing_ok=True)
+        raise
 
 
 def write_figure(path: Path, figure) -> None:
     """Saves a matplotlib figure as PNG through a temporary file and a rename."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    temporary = path.with_name(f".{path.stem}.tmp.png")
-    try:
-        figure.savefig(temporary, dpi=120, format="png")
-        os.replace(temporary, path)
-    except BaseException:
-        temporary.unlink(missing_ok=True)
-        raise
+    _saved_then_renamed(path, ".png", lambda temporary: figure.savefig(temporary, dpi=120, format="png"), (OSError,))
 
 
 def write_json(path: Path, content: Any) -> None:
@@ -118,7 +130,7 @@ def read_json(path: Path) -> Any:
     except FileNotFoundError:
         raise RunStoreError(f"{path} is missing") from None
     except (OSError, ValueError) as error:
-        raise RunStoreError(f"{path} is unreadable ({' '.join(str(error).split())})") from None
+        raise RunStoreError(f"{path} is unreadable ({one_line(error)})") from None
 
 
 # The record fields the summaries compute with: each a number where present.
@@ -149,17 +161,7 @@ def read_record(path: Path) -> dict:
 
 def save_model(model: keras.Model, path: Path) -> None:
     """Saves ``model`` as ``.keras`` through a temporary file and a rename."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    temporary = path.with_name(f".{path.stem}.tmp.keras")
-    try:
-        model.save(temporary)
-        os.replace(temporary, path)
-    except Exception as error:  # a full disk: Keras and h5py raise several types, naming no file
-        temporary.unlink(missing_ok=True)
-        raise OSError(getattr(error, "errno", None) or 0, f"cannot write {path}: {' '.join(str(error).split())}") from None
-    except BaseException:
-        temporary.unlink(missing_ok=True)  # a kill leaves no partial file behind
-        raise
+    _saved_then_renamed(path, ".keras", model.save, (Exception,))
 
 
 def rank(records: list[dict]) -> list[dict]:

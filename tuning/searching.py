@@ -11,6 +11,7 @@ import json
 from collections.abc import Callable
 from pathlib import Path
 
+from data.errors import one_line
 from training.config import Reporting, TrainConfig
 from training.loop import PreparedData
 from training.runstore import RunStore, RunStoreError
@@ -70,5 +71,5 @@ def check_tuner_state(out_dir: Path) -> None:
         try:
             json.loads(path.read_text())
         except (OSError, ValueError) as error:
-            raise RunStoreError(f"{path} is unreadable ({' '.join(str(error).split())}): the search's KerasTuner "
+            raise RunStoreError(f"{path} is unreadable ({one_line(error)}): the search's KerasTuner "
                                 "state is damaged; rerun with --fresh to start over, or choose another --out") from None

@@ -176,6 +176,6 @@ def load_weights(model: keras.Model, weights: dict, names: dict[str, str], skip:
             raise ValueError(f"checkpoint layer {source} {[v.shape for v in values]} does not fit {target} {expected}")
         layer.set_weights(values)
         used.update(keys)
-    mapped = {name for name in weights if name.split("/")[0] in names and names[name.split("/")[0]] not in skip}
-    if mapped - used and not skip:
+    mapped = {name for name in weights if names.get(name.split("/")[0]) not in (None, *skip)}
+    if mapped - used:
         raise ValueError(f"checkpoint variables not loaded: {sorted(mapped - used)[:5]}")
