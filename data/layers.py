@@ -1,4 +1,4 @@
-"""Keras layers at the front of every model: random time shift and log-mel spectrogram.
+"""Keras layers at the front of every model: time shift, recording conditions, spectrograms, SpecAugment.
 
 They run wherever the model runs (on the GPU when there is one) and are saved with it,
 so an exported model takes raw 22050 Hz audio and there is no train/serve mismatch.
@@ -217,6 +217,83 @@ class SpecAugment(keras.layers.Layer):
     def get_config(self):
         return {**super().get_config(), "freq_width": self.freq_width, "time_width": self.time_width,
                 "masks": self.masks, "seed": self.seed}
+
+
+@keras.saving.register_keras_serializable(package="gtzan")
+class RecordingConditions(keras.layers.Layer):
+    """Random recording conditions on the waveform, in training only.
+
+    Real audio reaches a classifier through many chains: 16-kHz or low-bitrate material has no
+    band above 8 kHz (or less), microphones and mixes tilt the spectrum, levels differ, and
+    there is noise. A model trained on clean full-band GTZAN clips learns to rely on what those
+    chains remove. Each window independently gets, each with ``probability``:
+
+    * a band limit: a low-pass at a log-uniform cut-off from 3 to 11 kHz (a 10 %-wide cosine
+      roll-off), as resampling through a lower rate or a lossy codec does;
+    * an EQ tilt: a gain linear in log-frequency, from -12 to +6 dB at 11 kHz relative to 1 kHz;
+    * a gain from -12 to +6 dB;
+    * white noise at a signal-to-noise ratio from 15 to 40 dB.
+
+    The filters are applied in the frequency domain of the whole window (one real FFT). At
+    inference the layer is the identity.
+
+    Args:
+        probability: Chance that each effect is applied to a window, in [0, 1]; 0 disables the layer.
+        sample_rate: Sample rate of the input.
+        seed: Optional seed of the layer's random generator.
+        **kwargs: Base layer arguments.
+    """
+
+    CUTOFF_HZ = (3000.0, 11000.0)
+    TILT_DB = (-12.0, 6.0)
+    GAIN_DB = (-12.0, 6.0)
+    SNR_DB = (15.0, 40.0)
+
+    def __init__(self, probability: float = 0.5, sample_rate: int = SAMPLE_RATE, seed: int | None = None, **kwargs):
+        super().__init__(**kwargs)
+        if not 0.0 <= probability <= 1.0:
+            raise ValueError(f"probability must be in [0, 1]. Received: probability={probability!r}")
+        self.probability = float(probability)
+        self.sample_rate = int(sample_rate)
+        self.seed = seed
+        self.seed_generator = keras.random.SeedGenerator(seed)
+
+    def _draw(self, batch, low, high, log=False):
+        """``[batch, 1]`` values uniform in ``[low, high]`` (log-uniform if ``log``), and whether each applies."""
+        u = keras.random.uniform((batch, 1), seed=self.seed_generator)
+        value = ops.exp(math.log(low) + u * math.log(high / low)) if log else low + u * (high - low)
+        applies = keras.random.uniform((batch, 1), seed=self.seed_generator) < self.probability
+        return value, applies
+
+    def call(self, inputs, training=None):
+        if not training or self.probability == 0.0:
+            return inputs
+        batch, length = ops.shape(inputs)[0], ops.shape(inputs)[1]
+        real, imag = ops.rfft(inputs)
+        bins = ops.shape(real)[1]
+        hz = ops.linspace(0.0, self.sample_rate / 2, bins)[None, :]
+        cutoff, band_limited = self._draw(batch, *self.CUTOFF_HZ, log=True)
+        # 1 below the cut-off, a half-cosine down to 0 over the next 10 %.
+        ramp = ops.clip((hz - cutoff) / (0.1 * cutoff), 0.0, 1.0)
+        low_pass = ops.where(band_limited, 0.5 * (1.0 + ops.cos(math.pi * ramp)), 1.0)
+        tilt, tilted = self._draw(batch, *self.TILT_DB)
+        octaves = ops.log2(ops.maximum(hz, 20.0) / 1000.0) / math.log2(11000.0 / 1000.0)
+        tilt_gain = ops.where(tilted, ops.power(10.0, tilt * octaves / 20.0), 1.0)
+        response = low_pass * tilt_gain
+        x = ops.irfft((real * response, imag * response), fft_length=length)
+        gain, gained = self._draw(batch, *self.GAIN_DB)
+        x = x * ops.where(gained, ops.power(10.0, gain / 20.0), 1.0)
+        snr, noisy = self._draw(batch, *self.SNR_DB)
+        rms = ops.sqrt(ops.mean(ops.square(x), axis=1, keepdims=True) + 1e-12)
+        noise = keras.random.normal(ops.shape(x), seed=self.seed_generator) * rms * ops.power(10.0, -snr / 20.0)
+        return x + ops.where(noisy, noise, 0.0)
+
+    def compute_output_shape(self, input_shape):
+        return input_shape
+
+    def get_config(self):
+        return {**super().get_config(), "probability": self.probability, "sample_rate": self.sample_rate,
+                "seed": self.seed}
 
 
 def slaney_mel_filters(sample_rate: float, n_fft: int, n_mels: int, f_min: float = 0.0,

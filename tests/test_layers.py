@@ -3,7 +3,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from data.layers import LogMelSpectrogram, RandomTimeShift
+from data.layers import LogMelSpectrogram, RandomTimeShift, RecordingConditions
 
 
 @pytest.fixture(scope="module")
@@ -65,7 +65,8 @@ def test_eager_and_tf_data_agree(layer, waves):
     np.testing.assert_allclose(eager, mapped, atol=1e-4)
 
 
-@pytest.mark.parametrize("layer", [LogMelSpectrogram(n_fft=512, n_mels=20, db_offset=-30), RandomTimeShift(0.2, seed=5)])
+@pytest.mark.parametrize("layer", [LogMelSpectrogram(n_fft=512, n_mels=20, db_offset=-30), RandomTimeShift(0.2, seed=5),
+                                   RecordingConditions(0.3, seed=4)])
 def test_config_round_trip(layer):
     clone = type(layer).from_config(layer.get_config())
     assert clone.get_config() == layer.get_config()
@@ -83,3 +84,44 @@ def test_time_shift_bad_args(kwargs, name):
 def test_log_mel_bad_args(kwargs, name):
     with pytest.raises(ValueError, match=name):
         LogMelSpectrogram(**kwargs)
+
+
+def _band_energy(x: np.ndarray, low: float, high: float) -> np.ndarray:
+    spectrum = np.abs(np.fft.rfft(x, axis=1)) ** 2
+    hz = np.fft.rfftfreq(x.shape[1], 1 / 22050)
+    return spectrum[:, (hz >= low) & (hz < high)].sum(axis=1)
+
+
+def test_recording_conditions_only_in_training_and_each_effect_happens():
+    rng = np.random.default_rng(0)
+    x = rng.normal(0, 0.1, (64, 22050)).astype(np.float32)  # white: every band holds energy
+    layer = RecordingConditions(1.0, seed=7)
+    np.testing.assert_array_equal(np.asarray(layer(x, training=False)), x)
+    np.testing.assert_array_equal(np.asarray(RecordingConditions(0.0)(x, training=True)), x)
+    y = np.asarray(layer(x, training=True))
+    assert y.shape == x.shape and np.isfinite(y).all()
+    # A low-pass at 3-11 kHz on every window: far less energy left above 10 kHz than below 2 kHz
+    # (the noise added at 15-40 dB SNR keeps a floor).
+    ratio = _band_energy(y, 10500, 11025) / _band_energy(y, 500, 2000) * (1500 / 525)
+    assert np.median(ratio) < 0.2
+    # Levels change from window to window (gain from -12 to +6 dB).
+    level = 10 * np.log10(np.mean(y ** 2, axis=1) / np.mean(x ** 2, axis=1))
+    assert level.min() < -6 and level.std() > 2
+
+
+def test_recording_conditions_probability_leaves_some_windows_clean():
+    rng = np.random.default_rng(1)
+    x = rng.normal(0, 0.1, (200, 4096)).astype(np.float32)
+    y = np.asarray(RecordingConditions(0.3, seed=3)(x, training=True))
+    # Untouched windows come back up to the FFT round trip; 0.7 ** 4 of them on average.
+    clean = np.mean(np.max(np.abs(y - x), axis=1) < 1e-5)
+    assert 0.1 < clean < 0.45
+
+
+def test_recording_conditions_in_tf_data_and_bad_probability():
+    x = np.random.default_rng(2).normal(0, 0.1, (4, 8000)).astype(np.float32)
+    layer = RecordingConditions(1.0, seed=1)
+    mapped = next(iter(tf.data.Dataset.from_tensors(x).map(lambda w: layer(w, training=True)))).numpy()
+    assert mapped.shape == x.shape and not np.allclose(mapped, x)
+    with pytest.raises(ValueError, match="probability"):
+        RecordingConditions(1.5)
