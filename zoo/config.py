@@ -9,17 +9,26 @@ Grammar::
                wave-3cnn-32-64-128-2fc-128     1-D CNN on the raw waveform
                bncnn-32-64-128-256             batch-normalized CNN, global pooling
                rescnn-32-64-128-256            residual short-chunk CNN, global pooling
+               musicnn-msd, musicnn-mtt        pretrained musicnn taggers with a genre head
+               vgg-msd, vgg-mtt                pretrained VGG-like taggers (3-s input)
     OPTION  := "act=" ACTS | "conv=" ACTS | "fc=" ACTS       activations (both parts / conv / dense)
              | "l2=" FLOAT                                  L2 weight decay on every kernel
              | "dropout=" FLOAT "," FLOAT                   dropout after conv blocks, dense layers
              | "shift=" FLOAT                               random time shift, fraction of the window
              | "specaug=" INT "," INT                       SpecAugment: largest frequency-mask width
                                                             (bands) and time-mask width (frames)
+             | "rec=" FLOAT                                 random recording conditions in training
+                                                            (band limit, EQ tilt, gain, noise): the
+                                                            chance of each per window
+             | "train=" ("head"|"backend"|"midend"|"all")   pretrained models: which layers train
+             | "head=" INT ("," INT)*                       pretrained models: hidden head layers
     ACTS    := SPEC ("," SPEC)*                             several: alternate layer by layer
     SPEC    := see zoo.activations (relu, leakyrelu0.01, elu1, shiftedrelu0.3, swish, maxout2)
 
 Examples: ``4fcLayers-1024-512-512``, ``3cnn-32-64-128-5fc-256-256-256-128_act=elu1,shiftedrelu0.3``,
-``wave-3cnn-32-64-128-2fc-128_dropout=0.1,0.2``, ``rescnn-32-64-128-256_specaug=8,16``. Registered
+``wave-3cnn-32-64-128-2fc-128_dropout=0.1,0.2``, ``rescnn-32-64-128-256_specaug=8,16``,
+``musicnn-msd_train=head``, ``musicnn-msd_train=midend_head=256_rec=0.5``. For the pretrained
+families ``dropout=`` is the tagger's own dropout and the head's (``zoo.families.pretrained``). Registered
 names (the study's own names of its variants, ...) are the families' presets (``zoo.families``).
 Nothing here imports Keras: names and configs load in a fraction of a second.
 """
@@ -33,13 +42,15 @@ from data.catalogue import GTZAN_GENRES
 from data.config import DictConfig, check_window_seconds
 from zoo.activations import parse_activation
 from zoo.families import FAMILIES
+from zoo.families.pretrained import TRAINABLE, render_head
 
 DEFAULT_ACTIVATION = "leakyrelu"
 GRAMMAR_HELP = (
     "names look like " + ", ".join(family.syntax for family in FAMILIES.values())
     + ", optionally followed by _act=elu1, _conv=..., _fc=maxout2, _l2=1e-05, _dropout=0.1,0.2, _shift=0.15, "
-    "_specaug=8,16"
+    "_specaug=8,16, _rec=0.5 (and for musicnn/vgg _train=head|backend|midend|all, _head=256)"
 )
+PRETRAINED_OPTIONS = ("train", "head")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -65,6 +76,11 @@ class ModelConfig(DictConfig):
         n_fft: Spectrogram FFT length (spectrogram models).
         hop_length: Spectrogram hop in samples.
         n_mels: Mel bands.
+        recording_augment: Chance of each random recording condition (band limit, EQ tilt,
+            gain, noise; ``data.layers.RecordingConditions``) per training window; 0 disables them.
+        tagger: The pretrained tagger of a pretrained family (``MSD_musicnn``, ...), else ``""``.
+        trainable: Which layers of a pretrained model train: ``head``, ``backend``, ``midend``
+            or ``all`` (``zoo.families.pretrained``); ``all`` for every other family.
     """
 
     family: str
@@ -82,6 +98,9 @@ class ModelConfig(DictConfig):
     n_fft: int = 1024
     hop_length: int = 512
     n_mels: int = 64
+    recording_augment: float = 0.0
+    tagger: str = ""
+    trainable: str = "all"
 
     def __post_init__(self):
         if self.family not in FAMILIES:
@@ -101,6 +120,17 @@ class ModelConfig(DictConfig):
                     continue
                 if kind == "maxout" and field == "conv_activation":
                     problems.append(f"maxout is for dense layers only. Received: conv_activation={specs}")
+        if self.trainable not in TRAINABLE:
+            problems.append(f"trainable must be one of {', '.join(TRAINABLE)}. Received: trainable={self.trainable!r}")
+        elif self.trainable != "all" and not FAMILIES[self.family].pretrained:
+            problems.append(f"train={self.trainable} applies to pretrained models (musicnn-*, vgg-*), not to {self.family}")
+        if self.tagger and not FAMILIES[self.family].pretrained:
+            problems.append(f"tagger applies to pretrained models, not to {self.family}. Received: tagger={self.tagger!r}")
+        if FAMILIES[self.family].pretrained and (self.n_fft, self.hop_length, self.n_mels) != (1024, 512, 64):
+            problems.append("a pretrained model's spectrogram is fixed (musicnn's 96 bands); n_fft, hop_length and n_mels "
+                            "cannot be changed")
+        if not 0.0 <= self.recording_augment <= 1.0:
+            problems.append(f"recording_augment must be in [0, 1]. Received: recording_augment={self.recording_augment!r}")
         for field in ("conv_dropout", "dense_dropout", "time_shift"):
             if not 0.0 <= getattr(self, field) < 1.0:
                 problems.append(f"{field} must be in [0, 1). Received: {field}={getattr(self, field)!r}")
@@ -180,6 +210,11 @@ OPTIONS: tuple[tuple[str, Callable[[str], dict], Callable[[ModelConfig], str | N
      lambda c: f"{c.time_shift:g}" if _differs(c, "time_shift") else None),
     ("specaug", lambda v: {"spec_augment": _pair(v, int)},
      lambda c: "{},{}".format(*c.spec_augment) if _differs(c, "spec_augment") else None),
+    ("rec", lambda v: {"recording_augment": float(v)},
+     lambda c: f"{c.recording_augment:g}" if _differs(c, "recording_augment") else None),
+    ("train", lambda v: {"trainable": v}, lambda c: c.trainable if _differs(c, "trainable") else None),
+    ("head", lambda v: {"dense_units": tuple(int(u) for u in v.split(","))},
+     lambda c: render_head(c.dense_units) if FAMILIES[c.family].pretrained and c.dense_units else None),
 )
 
 
@@ -205,6 +240,8 @@ def parse_name(name: str) -> ModelConfig:
         try:
             if key not in parsers:
                 raise ValueError(f"unknown option {key!r}")
+            if key in PRETRAINED_OPTIONS and not family.pretrained:
+                raise ValueError(f"{key}= applies to pretrained models (musicnn-*, vgg-*)")
             fields.update(parsers[key](value))
         except ValueError as error:
             raise ValueError(f"bad option {option!r} in model name {name!r} ({error}): {GRAMMAR_HELP}") from None

@@ -3,6 +3,12 @@
 Usage::
 
     python -m zoo.list [PATTERN] [--window-seconds S]
+
+The pretrained models (``musicnn-*``, ``vgg-*``) are listed with their tagger and the weights'
+licence. Their options: ``_train=head`` trains only the new genre head on frozen features (a
+probe), ``backend`` / ``midend`` also the tagger's last layers, ``all`` (the default) fine-tunes
+every pretrained convolution; ``_head=256`` adds a hidden layer to the head; ``_dropout=A,B``
+sets the tagger's own dropout and the head's. The VGGs count their weights at 3 s at most.
 """
 
 from __future__ import annotations
@@ -36,11 +42,21 @@ def list_models(args: argparse.Namespace) -> int:
     selected = zoo.names(args.pattern)
     if not selected:
         raise UsageError(f"no registered model matches {args.pattern!r}; try '*'")
+    from zoo.pretrained import LICENCE
+
     width = max(len(name) for name in selected)
     print(f"{'name':<{width}}  {'params':>11}  description")
+    pretrained = False
     for name in selected:
-        params = zoo.build(name, window_seconds=args.window_seconds).count_params()
-        print(f"{name:<{width}}  {params:>11,}  {zoo.describe(name)}")
+        config = zoo.resolve(name)
+        window = min(args.window_seconds, 3.0) if config.family == "vgg" else args.window_seconds
+        params = zoo.build(name, window_seconds=window).count_params()
+        tagger = f" [pretrained: {config.tagger} weights]" if config.tagger else ""
+        pretrained = pretrained or bool(tagger)
+        print(f"{name:<{width}}  {params:>11,}  {zoo.describe(name)}{tagger}")
+    if pretrained:
+        print(f"\npretrained weights: {LICENCE}; options: _train=head|backend|midend|all, _head=UNITS "
+              "(python -m zoo.list --help)")
     return 0
 
 

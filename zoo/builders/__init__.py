@@ -1,7 +1,7 @@
 """The Keras side of the zoo: a config (or a name) -> an uncompiled ``keras.Model``.
 
 Every model takes ``waveform`` ``[batch, samples]`` (float32, 22050 Hz), rolls it by the random
-time shift (training only), runs its family's features (one module here per family of
+time shift and applies random recording conditions if asked (training only), runs its family's features (one module here per family of
 ``zoo.families``) and ends in a softmax named ``probabilities``.
 """
 
@@ -14,10 +14,10 @@ import keras
 
 # The custom layers register themselves with Keras when imported: a saved model that holds
 # them loads only once they are (see load_model).
-from data.layers import RandomTimeShift
+from data.layers import RandomTimeShift, RecordingConditions
 from data.pipeline import window_samples
 from zoo.builders import activations as _activations  # noqa: F401  (registers ShiftedReLU, Maxout)
-from zoo.builders import bncnn, cnn, dense, rescnn, wave
+from zoo.builders import bncnn, cnn, dense, pretrained, rescnn, wave
 from zoo.builders.blocks import regularizer
 from zoo.config import ModelConfig
 from zoo.registry import configure
@@ -25,7 +25,7 @@ from zoo.registry import configure
 # Family name -> ``features(config, waveform after the time shift)``: the layers before the softmax.
 BUILDERS: dict[str, Callable] = {
     "dense": dense.features, "cnn": cnn.features, "wave": wave.features, "bncnn": bncnn.features,
-    "rescnn": rescnn.features,
+    "rescnn": rescnn.features, "musicnn": pretrained.features, "vgg": pretrained.features,
 }
 
 
@@ -33,6 +33,8 @@ def build_model(config: ModelConfig) -> keras.Model:
     """Builds the uncompiled model ``config`` describes."""
     waveform = keras.Input((window_samples(config.window_seconds),), name="waveform")
     x = RandomTimeShift(config.time_shift, name="time_shift", dtype="float32")(waveform)
+    if config.recording_augment:
+        x = RecordingConditions(config.recording_augment, name="recording_conditions", dtype="float32")(x)
     x = BUILDERS[config.family](config, x)
     # float32 softmax whatever the dtype policy: probabilities near 0 and 1 need its range.
     probabilities = keras.layers.Dense(config.n_genres, activation="softmax", kernel_regularizer=regularizer(config),

@@ -104,13 +104,13 @@ VGG_POOLS = {
 }
 
 
-def vgg_features(mel, pools=VGG_POOLS["MTT_vgg"], filters: int = 128):
+def vgg_features(mel, pools=VGG_POOLS["MTT_vgg"], filters: int = 128, dropout: float = 0.25):
     """The VGG baseline up to its flattened last pooling: ``[batch, filters * 2]`` for 187 frames."""
     x = keras.layers.Reshape((VGG_FRAMES, N_MELS, 1), name="vgg_add_channel")(mel)
     x = _bn("vgg_input_bn")(x)
     for i, (size, strides) in enumerate(pools, start=1):
         if i > 1:
-            x = keras.layers.Dropout(0.25, name=f"vgg_pool{i - 1}_dropout")(x)
+            x = keras.layers.Dropout(dropout, name=f"vgg_pool{i - 1}_dropout")(x)
         x = keras.layers.Conv2D(filters, 3, padding="same", activation="relu", name=f"vgg_conv{i}")(x)
         x = _bn(f"vgg_conv{i}_bn")(x)
         x = keras.layers.MaxPooling2D(size, strides=strides, name=f"vgg_pool{i}")(x)

@@ -8,9 +8,10 @@ Adding a family is a module here and one in ``zoo.builders``, and a line in each
 
 from __future__ import annotations
 
-from zoo.families import bncnn, cnn, dense, rescnn, wave
+from zoo.families import bncnn, cnn, dense, pretrained, rescnn, wave
 from zoo.families.base import Family
 
 FAMILIES: dict[str, Family] = {
-    family.name: family for family in (dense.FAMILY, cnn.FAMILY, wave.FAMILY, bncnn.FAMILY, rescnn.FAMILY)
+    family.name: family for family in (
+        dense.FAMILY, cnn.FAMILY, wave.FAMILY, bncnn.FAMILY, rescnn.FAMILY, pretrained.MUSICNN, pretrained.VGG)
 }

