@@ -114,6 +114,17 @@ def write_figure(path: Path, figure) -> None:
     _saved_then_renamed(path, ".png", lambda temporary: figure.savefig(temporary, dpi=120, format="png"), (OSError,))
 
 
+def write_arrays(path: Path, **arrays) -> None:
+    """Saves numpy ``arrays`` as an uncompressed ``.npz`` through a temporary file and a rename."""
+    import numpy as np
+
+    def save(temporary: Path) -> None:
+        with open(temporary, "wb") as f:
+            np.savez(f, **arrays)
+
+    _saved_then_renamed(path, ".npz", save, (OSError,))
+
+
 def write_json(path: Path, content: Any) -> None:
     """Writes ``content`` as indented JSON, atomically."""
     write_text(path, json.dumps(content, indent=2, default=str))

@@ -1,0 +1,130 @@
+"""Per-clip embeddings and tags from a pretrained tagger, for users' own classifiers.
+
+As musicnn's own extractor does by default, a recording is cut into non-overlapping 3-s patches
+(a remainder shorter than 3 s is left out, unless the recording is shorter than one patch: then
+it is one patch), each patch goes through the tagger (``zoo.builders.pretrained.tagger_model``),
+and its penultimate features and tag probabilities are averaged over the patches. The audio is
+decoded block by block (any format and rate ``serving.predict`` reads), so any length fits in
+bounded memory.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable, Iterable
+from pathlib import Path
+
+import numpy as np
+
+from data.catalogue import SAMPLE_RATE
+from zoo.families.pretrained import TAGS
+
+PATCH_SECONDS = 3.0
+TAGGER_NAMES = ("musicnn-msd", "musicnn-mtt", "vgg-msd", "vgg-mtt")
+
+
+@dataclasses.dataclass(frozen=True)
+class Embeddings:
+    """What ``serving.embed`` writes: one row per file that could be read.
+
+    Attributes:
+        files: The files, as given.
+        embeddings: ``[files, features]`` penultimate features averaged over each file's patches.
+        tags: ``[files, 50]`` the tagger's own tag probabilities, averaged the same way.
+        tag_names: The 50 tag names, in column order.
+        patches: How many 3-s patches each file had.
+    """
+
+    files: tuple[str, ...]
+    embeddings: np.ndarray
+    tags: np.ndarray
+    tag_names: tuple[str, ...]
+    patches: np.ndarray
+
+    def save(self, path: str | Path) -> None:
+        """Writes the ``.npz`` (to a temporary name first, then renamed)."""
+        from training.runstore import write_arrays
+
+        write_arrays(Path(path), files=np.array(self.files), embeddings=self.embeddings, tags=self.tags,
+                     tag_names=np.array(self.tag_names), patches=self.patches)
+
+
+def check_tagger(name: str) -> str:
+    """``name`` if it is a pretrained tagger, else ValueError listing the accepted names."""
+    if name not in TAGGER_NAMES:
+        raise ValueError(f"unknown pretrained tagger {name!r}; expected one of {', '.join(TAGGER_NAMES)}")
+    return name
+
+
+def patches(file: str | Path) -> Iterable[np.ndarray]:
+    """The recording's non-overlapping 3-s patches, decoded block by block (see the module docstring).
+
+    Raises:
+        ValueError: naming what is wrong with the file (``serving.prediction.check_audio_file``),
+            no samples, or NaN or infinite samples.
+    """
+    from data.decode import stream_audio
+    from serving.prediction import check_audio_file
+
+    size = int(PATCH_SECONDS * SAMPLE_RATE)
+    pending, produced = np.zeros(0, np.float32), 0
+    for block in stream_audio(check_audio_file(file)):
+        pending = np.concatenate([pending, block])
+        while pending.size >= size:
+            yield pending[:size]
+            pending, produced = pending[size:], produced + 1
+    if produced == 0:
+        if pending.size == 0:
+            raise ValueError("no audio samples")
+        yield pending
+
+
+def embed_file(tagger, file: str | Path, batch_patches: int = 32) -> tuple[np.ndarray, np.ndarray, int]:
+    """``(embedding, tags, patches)`` of one file with a loaded ``tagger_model``."""
+    features, tags, count, batch = [], [], 0, []
+
+    def flush():
+        outputs = tagger.predict_on_batch(np.stack(batch))
+        features.append(np.asarray(outputs["penultimate"]).sum(axis=0))
+        tags.append(np.asarray(outputs["tags"]).sum(axis=0))
+
+    for patch in patches(file):
+        if batch and patch.size != batch[0].size:  # the one short patch of a short recording
+            flush()
+            batch = []
+        batch.append(patch)
+        count += 1
+        if len(batch) == batch_patches:
+            flush()
+            batch = []
+    if batch:
+        flush()
+    return np.sum(features, axis=0) / count, np.sum(tags, axis=0) / count, count
+
+
+def embed_files(files: list[str], name: str, on_error: Callable[[str, Exception], None]) -> Embeddings:
+    """Embeds each file with the tagger ``name``; a file that cannot be read goes to ``on_error`` and is left out.
+
+    Raises:
+        ValueError: for an unknown tagger name.
+        data.errors.InputError: if the pretrained weights cannot be found or fail their checksum.
+    """
+    from zoo.builders.pretrained import tagger_model
+
+    tagger = tagger_model(check_tagger(name))
+    done, rows = [], []
+    for file in files:
+        try:
+            rows.append(embed_file(tagger, file))
+        except Exception as error:  # any reader failure: report this file, go on with the others
+            on_error(file, error)
+            continue
+        done.append(file)
+    width = tagger.output["penultimate"].shape[-1]
+    return Embeddings(
+        files=tuple(done),
+        embeddings=np.array([r[0] for r in rows], np.float32).reshape(-1, width),
+        tags=np.array([r[1] for r in rows], np.float32).reshape(-1, 50),
+        tag_names=TAGS[name.split("-")[1]],
+        patches=np.array([r[2] for r in rows], np.int64),
+    )
