@@ -5,6 +5,7 @@ Usage::
     python -m serving.evaluate best [--space SPACE] [--runs runs]
     python -m serving.evaluate TRIAL_DIR | MODEL.keras
         [--data-dir DIR] [--split-dir DIR] [--out DIR] [--exports exports] [--no-export] [--json]
+    python -m serving.evaluate TARGET --test-dir DIR
 
 ``python -m zoo.evaluate`` and ``python -m serving.evaluate`` are this command; it lives here,
 with what the commands share, because both of them run it. ``best`` is the best trial of all searches
@@ -17,6 +18,11 @@ from its saved config, and the model is evaluated on the **test** split, which n
 Writes ``metrics.json`` and ``confusion_matrix.png`` to ``--out`` (default
 ``<runs>/evaluations/<trial>``) and, unless ``--no-export``, a SavedModel to
 ``<exports>/<trial>/<version>/`` (``serving.evaluation``).
+
+``--test-dir DIR`` evaluates on every clip of another labelled folder instead (your own
+collection, in any layout the training data may have), the genres matched by folder name
+(it may hold fewer genres than the model knows, not others); it writes to
+``<runs>/evaluations/<trial>/<folder>`` and exports nothing.
 """
 
 from __future__ import annotations
@@ -38,7 +44,8 @@ def format_metrics(metrics: dict) -> str:
     lines = [
         f"model: {metrics['trial']}",
         f"data: {metrics['data']['data_dir']}{' (synthetic)' if metrics['data']['synthetic'] else ''}, "
-        f"test split: {metrics['test_clips']} clips, {metrics['test_windows']} windows",
+        f"{'every clip' if metrics['data'].get('split') == 'test-dir' else 'test split'}: {metrics['test_clips']} clips, "
+        f"{metrics['test_windows']} windows",
         f"track accuracy:  {metrics['track_accuracy']:.3f}",
         f"window accuracy: {metrics['window_accuracy']:.3f}",
         f"macro F1:        {metrics['macro_f1']:.3f}",
@@ -70,6 +77,7 @@ def build_parser():
     result.add_argument("--out", help="output folder (default: <runs>/evaluations/<trial>)")
     result.add_argument("--exports", default="exports", help="SavedModel root (default: exports)")
     result.add_argument("--no-export", action="store_true", help="do not export a SavedModel")
+    result.add_argument("--test-dir", help="evaluate on every clip of this labelled folder instead (no export)")
     result.add_argument("--json", action="store_true", help="print the metrics as JSON")
     return result
 
@@ -81,7 +89,8 @@ def evaluate(args: argparse.Namespace) -> int:
     model_path, config = find_target(args.target, Path(args.runs), args.space)
     metrics = evaluate_target(model_path, config, Path(args.out) if args.out else None, runs=Path(args.runs),
                               data_dir=args.data_dir, split_dir=args.split_dir,
-                              exports=None if args.no_export else Path(args.exports))
+                              exports=None if args.no_export or args.test_dir else Path(args.exports),
+                              test_dir=args.test_dir)
     print(json.dumps(metrics, indent=2) if args.json else format_metrics(metrics))
     if not args.json:
         print(f"\nwrote {metrics['metrics_json']}, {metrics['confusion_matrix_png']}"

@@ -85,8 +85,11 @@ def check_finished(folder: Path) -> None:
 
 
 def evaluate_target(model_path: Path, config: dict, out: Path | None, *, runs: Path, data_dir: str | None = None,
-                    split_dir: str | None = None, exports: Path | None = None) -> dict:
+                    split_dir: str | None = None, exports: Path | None = None, test_dir: str | None = None) -> dict:
     """Evaluates the model at ``model_path`` on its test split and exports it; returns the metrics.
+
+    With ``test_dir``, every clip of that labelled folder is a test clip instead (genres matched
+    by folder name; ``training.metrics.evaluate_folder``), and nothing is exported.
 
     Args:
         model_path: A ``model.keras`` (from :func:`find_target`).
@@ -97,13 +100,15 @@ def evaluate_target(model_path: Path, config: dict, out: Path | None, *, runs: P
         data_dir: The data folder, if it moved since training.
         split_dir: The split lists folder, if it moved since training.
         exports: The SavedModel root (``<exports>/<trial>/<version>/``); None: no export.
+        test_dir: A labelled folder to evaluate on instead of the test split (default out:
+            ``<runs>/evaluations/<trial>/<folder name>``).
 
     Raises:
         EvaluationError: for a missing config, a model that cannot be loaded, or data that moved.
     """
     import zoo
     from serving.export import export_saved_model, next_version_dir
-    from training.metrics import evaluate_run
+    from training.metrics import evaluate_folder, evaluate_run
 
     if not config:
         raise EvaluationError(f"{model_path} has no config.json beside it: the data it was trained on is unknown")
@@ -116,6 +121,11 @@ def evaluate_target(model_path: Path, config: dict, out: Path | None, *, runs: P
     except Exception as error:  # Keras raises several types for a damaged file
         raise EvaluationError(f"cannot load {model_path} ({one_line(error)}); the file is damaged, incomplete or "
                               "not a model of this toolkit: rerun the search or train the model again") from None
+    if test_dir is not None:
+        out = out or runs / "evaluations" / file_safe(run.trial) / file_safe(Path(test_dir).resolve().name)
+        metrics = evaluate_folder(model, run, test_dir, out)
+        metrics["metrics_json"] = str(out / "metrics.json")
+        return metrics
     out = out or runs / "evaluations" / file_safe(run.trial)
     metrics = evaluate_run(model, run, out, data_dir=data_dir, split_dir=split_dir)
     if exports is not None:

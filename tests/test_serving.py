@@ -235,3 +235,47 @@ def test_predict_default_model_and_errors(searched, tiny_gtzan, tmp_path, monkey
     assert predict.main([str(tiny_gtzan / "pop" / "pop.00000.wav"), "--model", str(tmp_path / "other")]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "is not a genre model of this toolkit" in err[0]
+
+
+def test_evaluate_on_another_labelled_folder(searched, marsyas_gtzan, tmp_path, capsys):
+    # The Marsyas layout (.au files, genres/ below the root), three genres only, other clips.
+    folder = tmp_path / "collection"
+    for genre in ("blues", "jazz", "rock"):
+        shutil.copytree(marsyas_gtzan / "genres" / genre, folder / genre)
+    best = searched / "runs" / "cnn" / "best"
+    assert evaluate.main([str(best), "--test-dir", str(folder), "--runs", str(searched / "runs"), "--json"]) == 0
+    metrics = json.loads(capsys.readouterr().out)
+    out = searched / "runs" / "evaluations" / "1cnn-32-2fc-128" / "collection"
+    assert metrics["metrics_json"] == str(out / "metrics.json") and (out / "confusion_matrix.png").is_file()
+    assert metrics["test_clips"] == 9 and metrics["data"]["split"] == "test-dir"
+    assert "export" not in metrics
+    matrix = np.asarray(metrics["confusion_matrix"])
+    genres = list(metrics["per_genre"])
+    # Labelled with the model's genres by folder name: rows of the three genres hold the clips.
+    assert [int(matrix[genres.index(g)].sum()) for g in ("blues", "jazz", "rock")] == [3, 3, 3]
+    assert matrix.sum() == 9 and sorted(metrics["genres_without_clips"]) == sorted(set(genres) - {"blues", "jazz", "rock"})
+    # The same model on the same clips, scored directly.
+    model = zoo.load_model(best / "model.keras")
+    from training.metrics import evaluate_clips, folder_clips
+
+    _, clips = folder_clips(folder, genres)
+    assert evaluate_clips(model, clips, genres, 1.0)["accuracy"] == pytest.approx(metrics["track_accuracy"])
+
+
+def test_evaluate_test_dir_error_paths(searched, tmp_path, capsys):
+    best = str(searched / "runs" / "cnn" / "best")
+    assert evaluate.main([best, "--test-dir", str(tmp_path / "missing"), "--out", str(tmp_path / "e")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "--test-dir" in err and "not found" in err
+    other = tmp_path / "other" / "polka"
+    other.mkdir(parents=True)
+    shutil.copy(_any_wav(tmp_path), other / "a.wav")
+    assert evaluate.main([best, "--test-dir", str(tmp_path / "other"), "--out", str(tmp_path / "e")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "polka" in err and "the model's genres are blues" in err
+
+
+def _any_wav(folder: Path) -> Path:
+    path = folder / "tone.wav"
+    soundfile.write(str(path), np.sin(np.arange(22050) / 10.0).astype(np.float32) * 0.3, 22050)
+    return path

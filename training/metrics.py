@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from pathlib import Path
 
 import keras
 import numpy as np
 
-from data.catalogue import Clip
+from data.catalogue import Catalogue, Clip, DataError, scan
 from data.pipeline import average_per_clip, decoded_dataset, eval_arrays, window_samples
 from data.errors import InputError
 from data.sources import load_split
@@ -141,6 +142,63 @@ def rebuild_split(run: RunConfig, *, data_dir: str | None = None, split_dir: str
     return catalogue, split, synthetic, config
 
 
+def check_window(model: keras.Model, run: RunConfig) -> None:
+    """Raises EvaluationError if the model does not take the windows its ``config.json`` says."""
+    window = window_samples(run.data.window_seconds)
+    if model.input_shape[1] != window:
+        raise EvaluationError(f"the model of {run.trial} takes windows of {model.input_shape[1]} samples, but its "
+                              f"config.json says {run.data.window_seconds:g} s ({window} samples); the config was "
+                              "edited or belongs to another model")
+
+
+def folder_clips(test_dir: str | Path, genres: list[str]) -> tuple[Catalogue, tuple[Clip, ...]]:
+    """Every clip of a labelled folder (any layout ``data.catalogue`` reads), labelled with the model's genres.
+
+    The genres are matched by folder name; the folder may hold fewer genres than the model knows.
+
+    Raises:
+        EvaluationError: if the folder cannot be read, or holds a genre folder the model does not know.
+    """
+    try:
+        catalogue = scan(test_dir)
+    except DataError as error:
+        raise EvaluationError(f"--test-dir: {error}") from None
+    unknown = [genre for genre in catalogue.genres if genre not in genres]
+    if unknown:
+        raise EvaluationError(f"--test-dir {test_dir} holds genre folders the model does not know: {', '.join(unknown)}; "
+                              f"the model's genres are {', '.join(genres)}")
+    clips = tuple(dataclasses.replace(clip, label=genres.index(clip.genre)) for clip in catalogue.clips)
+    return catalogue, clips
+
+
+def evaluate_folder(model: keras.Model, run: RunConfig, test_dir: str | Path, out_dir: Path) -> dict:
+    """Evaluates a trained model on every clip of a labelled folder (``folder_clips``); writes
+    ``metrics.json`` and ``confusion_matrix.png`` like :func:`evaluate_run`.
+
+    Raises:
+        EvaluationError: for a window that does not fit, or a folder that cannot be used.
+    """
+    check_window(model, run)
+    genres = list(run.dataset.get("genres") or [])
+    if len(genres) != model.output_shape[-1]:
+        raise EvaluationError(f"the config.json of {run.trial} does not list the model's {model.output_shape[-1]} genres")
+    catalogue, clips = folder_clips(test_dir, genres)
+    if catalogue.problems:
+        logging.getLogger(__name__).warning("%d files of %s are unreadable and left out (python -m data.inspect lists "
+                                            "them)", len(catalogue.problems), catalogue.root)
+    result = evaluate_clips(model, clips, genres, run.data.window_seconds)
+    metrics = {"trial": run.trial, "model": run.model, **result, "test_clips": result.pop("clips"),
+               "test_windows": result.pop("windows"),
+               "data": {"data_dir": str(catalogue.root), "synthetic": False, "genres": genres, "split": "test-dir",
+                        "window_seconds": run.data.window_seconds, "unreadable_files": len(catalogue.problems),
+                        "trained_on": run.data.data_dir}}
+    metrics["confusion_matrix_png"] = str(plot_confusion_matrix(
+        metrics["confusion_matrix"], genres, out_dir / "confusion_matrix.png",
+        f"{run.trial} on {catalogue.root.name}: track accuracy {metrics['track_accuracy']:.3f}"))
+    write_json(out_dir / "metrics.json", metrics)
+    return metrics
+
+
 def evaluate_run(model: keras.Model, run: RunConfig, out_dir: Path, *, data_dir: str | None = None,
                  split_dir: str | None = None) -> dict:
     """Evaluates a trained model on its test split; writes ``metrics.json`` and ``confusion_matrix.png``.
@@ -149,12 +207,8 @@ def evaluate_run(model: keras.Model, run: RunConfig, out_dir: Path, *, data_dir:
         The metrics of :func:`evaluate_clips` plus ``trial``, ``test_clips``, ``test_windows``,
         ``data`` (the data configuration and what was found) and ``confusion_matrix_png``.
     """
+    check_window(model, run)
     catalogue, split, synthetic, config = rebuild_split(run, data_dir=data_dir, split_dir=split_dir)
-    window = window_samples(config.window_seconds)
-    if model.input_shape[1] != window:
-        raise EvaluationError(f"the model of {run.trial} takes windows of {model.input_shape[1]} samples, but its "
-                              f"config.json says {config.window_seconds:g} s ({window} samples); the config was "
-                              "edited or belongs to another model")
     genres = list(catalogue.genres)
     result = evaluate_clips(model, split.test, genres, config.window_seconds)
     metrics = {"trial": run.trial, "model": run.model, **result, "test_clips": result.pop("clips"),
