@@ -136,8 +136,8 @@ def test_the_front_end_is_close_to_librosa_at_16_khz_on_real_music(wheel):
     layer = MusicnnLogMel()
     model = musicnn.musicnn_tagger()
     musicnn.load_weights(model, pretrained.read_checkpoint("MSD_musicnn", wheel), musicnn.MUSICNN_NAMES)
-    errors, correlations = [], []
-    for path in sorted(REAL.glob("*/*.00001.wav")):
+    errors, correlations, top3 = [], [], []
+    for path in sorted(REAL.glob("*/*.0000[1-3].wav")):
         audio = soundfile.read(path, dtype="float32")[0]
         # The authors' pre-processing: 16-kHz audio, librosa's mel power spectrogram, log10(1 + 10000 x).
         mel = librosa.feature.melspectrogram(y=soxr.resample(audio, 22050, 16000, quality="HQ"), sr=16000, n_fft=512,
@@ -146,8 +146,14 @@ def test_the_front_end_is_close_to_librosa_at_16_khz_on_real_music(wheel):
         ours = layer(audio[None]).numpy()[0]
         frames = min(len(reference), len(ours)) - 1
         errors.append(np.abs(ours[1:frames] - reference[1:frames]).mean() / reference[1:frames].mean())
-        tags = [model(x[None], training=False)["tags"].numpy()[0] for x in (reference, ours)]
-        correlations.append(np.corrcoef(*tags)[0, 1])
-    # Measured: 1.7 % mean relative difference, tag correlation 0.98 mean over these clips.
-    assert np.mean(errors) < 0.03 and min(errors) < 0.03
-    assert np.mean(correlations) > 0.97
+        expected, tags = (model(x[None], training=False)["tags"].numpy()[0] for x in (reference, ours))
+        correlations.append(np.corrcoef(expected, tags)[0, 1])
+        # The same top 3, up to ties: a tag in one top 3 and not the other is within 0.02 of the third.
+        third = np.sort(expected)[-3]
+        differ = set(np.argsort(-expected)[:3]) ^ set(np.argsort(-tags)[:3])
+        top3.append(all(abs(expected[i] - third) < 0.02 for i in differ))
+    # Measured on these 30 excerpts: 1.4 % mean relative difference; tag correlation 0.998 mean,
+    # 0.990 at least; the same top 3 for 28, and for the other two a swap of near-equal third tags.
+    assert np.mean(errors) < 0.02 and max(errors) < 0.04
+    assert min(correlations) >= 0.98 and np.mean(correlations) > 0.995
+    assert all(top3), [p.name for p, same in zip(sorted(REAL.glob("*/*.0000[1-3].wav")), top3) if not same]
