@@ -134,6 +134,7 @@ def train_config(args: argparse.Namespace, base: TrainConfig, **changes) -> Trai
     if given.get("epochs", 0) >= 1:
         # A shorter run keeps the recipe's warm-up only while it leaves epochs after it.
         given["warmup_epochs"] = min(base.warmup_epochs, given["epochs"] - 1)
+        given["head_epochs"] = min(base.head_epochs, given["epochs"] - 1)
     try:
         return base.replace(**given)
     except ValueError as error:

@@ -178,3 +178,68 @@ def test_embed_error_paths(music, tmp_path, capsys):
     assert embed.main([file, "--model", "vgg-mtt", "--out", str(tmp_path / "v.npz")]) == 0
     assert np.load(tmp_path / "v.npz")["embeddings"].shape == (1, 256)
     capsys.readouterr()
+
+
+def test_train_evaluate_and_predict_a_pretrained_model(tiny_gtzan, tmp_path, capsys):
+    """The pretrained names go through the commands like any zoo name: train, evaluate, export, predict."""
+    from serving import evaluate, predict
+    from tuning import train
+
+    runs = tmp_path / "runs"
+    assert train.main(["musicnn-msd_train=head", "--recipe", "finetune", "--data-dir", str(tiny_gtzan), "--out",
+                       str(runs), "--epochs", "1", "--window-seconds", "1", "--wandb", "disabled"]) == 0
+    folder = runs / "train" / "trials" / "musicnn-msd_train=head-finetune"
+    assert (folder / "model.keras").is_file()
+    assert evaluate.main([str(folder), "--runs", str(runs), "--exports", str(tmp_path / "exports"), "--json"]) == 0
+    export = tmp_path / "exports" / "musicnn-msd_train=head-finetune" / "1"
+    capsys.readouterr()
+    assert predict.main([str(tiny_gtzan / "jazz" / "jazz.00000.wav"), "--model", str(export), "--json"]) == 0
+    assert '"genre": ' in capsys.readouterr().out
+
+
+def test_a_missing_wheel_stops_training_in_one_line(tiny_gtzan, tmp_path, monkeypatch, capsys):
+    from tuning import train
+
+    monkeypatch.setenv("GTZAN_MUSICNN_WHEEL", str(tmp_path / "missing.whl"))
+    assert train.main(["musicnn-mtt", "--data-dir", str(tiny_gtzan), "--out", str(tmp_path / "runs"), "--epochs", "1",
+                       "--window-seconds", "1", "--wandb", "disabled"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "GTZAN_MUSICNN_WHEEL" in err and "pip download --no-deps musicnn==0.1.0" in err
+
+
+def test_head_epochs_train_the_head_alone_then_what_the_name_says():
+    import types
+
+    from training.config import TrainConfig
+    from training.loop import _head_phase
+
+    model = zoo.build("musicnn-msd_train=midend", window_seconds=0.5, n_genres=4)
+    data = types.SimpleNamespace(steps_per_epoch=lambda batch_size: 2)
+    seen = []
+
+    def fit(phase, first_epoch, last_epoch):
+        seen.append((phase, first_epoch, last_epoch, [w.path for w in model.trainable_weights],
+                     float(keras.ops.convert_to_numpy(model.optimizer.learning_rate))))
+        return types.SimpleNamespace(history={"loss": [1.0]})
+
+    train = TrainConfig(optimizer="adamw", learning_rate=5e-4, schedule="cosine", warmup_epochs=2, epochs=10,
+                        head_epochs=3, head_learning_rate=2e-3)
+    history, rest = _head_phase(model, data, train, fit)
+    (phase, first, last, weights, rate), = seen
+    assert (phase.epochs, first, last, phase.schedule, rate) == (3, 0, 3, "constant", pytest.approx(2e-3))
+    assert weights == ["probabilities/kernel", "probabilities/bias"]  # every pretrained layer frozen
+    assert history == {"loss": [1.0]}
+    # Afterwards the name's layers train again, with a new optimizer over the 7 epochs left.
+    assert {w.path.split("/")[0] for w in model.trainable_weights} == {
+        "musicnn_dense", "musicnn_mid1", "musicnn_mid2", "musicnn_mid3", "probabilities"}
+    assert (rest.epochs, rest.head_epochs, rest.warmup_epochs, rest.seed) == (7, 0, 2, 43)
+    assert int(model.optimizer.iterations) == 0
+
+
+def test_head_epochs_refused_for_models_trained_from_scratch():
+    from data.config import DataConfig
+    from training.config import RECIPES, RunConfig
+
+    with pytest.raises(ValueError, match="apply to pretrained models"):
+        RunConfig("t", "bncnn-32-64-128-256", zoo.resolve("bncnn-32-64-128-256"),
+                  RECIPES["finetune"].replace(head_epochs=2), DataConfig(), {})

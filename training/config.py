@@ -45,6 +45,11 @@ class TrainConfig(DictConfig):
         seed: Seed of the initial weights, the training windows and their order.
         precision: Keras dtype policy of the model: ``float32``, or ``mixed_float16`` /
             ``mixed_bfloat16`` for GPUs (the front-end layers and the softmax stay float32).
+        head_epochs: Pretrained models only: epochs at the start that train the new head alone
+            (every pretrained layer frozen) at ``head_learning_rate``, constant; the other
+            ``epochs - head_epochs`` then train what the model name says, with a new optimizer
+            following ``schedule`` over them. 0: one phase.
+        head_learning_rate: Learning rate of the head-only epochs.
     """
 
     optimizer: str = "adam"
@@ -62,6 +67,8 @@ class TrainConfig(DictConfig):
     patience: int = 4
     seed: int = 42
     precision: str = "float32"
+    head_epochs: int = 0
+    head_learning_rate: float = 1e-3
 
     def __post_init__(self):
         if self.precision not in PRECISIONS:
@@ -77,6 +84,10 @@ class TrainConfig(DictConfig):
             raise ValueError(f"--learning-rate must be a positive number, got {self.learning_rate}")
         if self.warmup_epochs < 0 or self.warmup_epochs >= self.epochs and self.schedule == "cosine":
             raise ValueError(f"warmup_epochs must be from 0 to epochs - 1, got {self.warmup_epochs}")
+        if not 0 <= self.head_epochs < self.epochs:
+            raise ValueError(f"head_epochs must be from 0 to epochs - 1, got {self.head_epochs}")
+        if not (math.isfinite(self.head_learning_rate) and self.head_learning_rate > 0):
+            raise ValueError(f"head_learning_rate must be a positive number, got {self.head_learning_rate}")
         if not 0 <= self.label_smoothing < 1 or self.mixup < 0 or self.weight_decay < 0:
             raise ValueError("label_smoothing must be in [0, 1), mixup and weight_decay non-negative. Received: "
                              f"{self.label_smoothing}, {self.mixup}, {self.weight_decay}")
@@ -159,6 +170,9 @@ class RunConfig:
     space: str | None = None
 
     def __post_init__(self):
+        if self.training.head_epochs and not self.model_config.tagger:
+            raise ValueError(f"head-only epochs (head_epochs={self.training.head_epochs}) apply to pretrained models "
+                             f"(musicnn-*, vgg-*), not to {self.model}")
         if self.model_config.window_seconds != self.data.window_seconds:
             raise ValueError(f"the model's window ({self.model_config.window_seconds} s) differs from the data's "
                              f"({self.data.window_seconds} s)")

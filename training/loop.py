@@ -138,6 +138,12 @@ def compile_model(model_config: ModelConfig, data: PreparedData, train: TrainCon
         model = zoo.build_model(model_config.replace(n_genres=len(data.genres)))
     finally:
         keras.mixed_precision.set_dtype_policy(previous)
+    _compile(model, data, train)
+    return model
+
+
+def _compile(model: keras.Model, data: PreparedData, train: TrainConfig) -> None:
+    """Compiles ``model`` with a new optimizer, the loss and the metrics of ``train``."""
     optimizer = make_optimizer(train.optimizer, learning_rate(train, data.steps_per_epoch(train.batch_size)),
                                train.weight_decay)
     loss = (keras.losses.CategoricalCrossentropy(label_smoothing=train.label_smoothing) if train.one_hot
@@ -145,7 +151,31 @@ def compile_model(model_config: ModelConfig, data: PreparedData, train: TrainCon
     # XLA helps on GPUs; on CPUs it measured slower for these models (see zoo.bench).
     jit = "auto" if tf.config.list_physical_devices("GPU") else False
     model.compile(optimizer=optimizer, loss=loss, metrics=["accuracy"], jit_compile=jit)
-    return model
+
+
+def _pretrained_layers(model: keras.Model) -> list[keras.layers.Layer]:
+    """The layers of the model's pretrained backbones (its nested models, ``zoo.builders.pretrained``)."""
+    return [layer for nested in model.layers if isinstance(nested, keras.Model) for layer in nested.layers]
+
+
+def _head_phase(model: keras.Model, data: PreparedData, train: TrainConfig, fit) -> tuple[dict, TrainConfig]:
+    """Trains the head alone for ``train.head_epochs`` (pretrained layers frozen), then recompiles the
+    model as its name says for the remaining epochs; returns that phase's history and the rest's recipe."""
+    layers = _pretrained_layers(model)
+    trainable = [layer.trainable for layer in layers]
+    for layer in layers:
+        layer.trainable = False
+    head = train.replace(epochs=train.head_epochs, learning_rate=train.head_learning_rate, schedule="constant",
+                         warmup_epochs=0, early_stopping=False, head_epochs=0)
+    _compile(model, data, head)
+    history = fit(head, 0, head.epochs).history
+    for layer, flag in zip(layers, trainable):
+        layer.trainable = flag
+    # New windows for the rest (another seed), and its schedule over the epochs left.
+    rest = train.replace(epochs=train.epochs - train.head_epochs, head_epochs=0, seed=train.seed + 1,
+                         warmup_epochs=min(train.warmup_epochs, train.epochs - train.head_epochs - 1))
+    _compile(model, data, rest)
+    return history, rest
 
 
 def summarize(history: dict[str, list[float]], train: TrainConfig) -> dict:
@@ -194,19 +224,27 @@ def train_run(model: keras.Model, data: PreparedData, run: RunConfig, store: Run
     start = time.perf_counter()
     with wandb_run(reporting.wandb_mode, project=reporting.wandb_project, group=reporting.wandb_group, name=run.trial,
                    config=config, directory=store.root) as tracking:
-        with released_custom_gradients():
+        def fit(phase: TrainConfig, first_epoch: int, last_epoch: int, extra: list | None = None):
             # shuffle=False: the dataset shuffles itself (Keras would only warn that it cannot).
             # One dataset holds every epoch, so Keras must be told where an epoch ends.
-            history = model.fit(data.train(train), epochs=train.epochs, initial_epoch=initial_epoch,
-                                steps_per_epoch=data.steps_per_epoch(train.batch_size),
-                                callbacks=training_callbacks(train, data.validation()) + tracking + (callbacks or []),
-                                verbose=reporting.verbose, shuffle=False)
+            return model.fit(data.train(phase), epochs=last_epoch, initial_epoch=first_epoch,
+                             steps_per_epoch=data.steps_per_epoch(phase.batch_size),
+                             callbacks=training_callbacks(phase, data.validation()) + tracking + (extra or []),
+                             verbose=reporting.verbose, shuffle=False)
+
+        with released_custom_gradients():
+            if train.head_epochs and initial_epoch == 0:
+                history, rest = _head_phase(model, data, train, fit)
+                rest_history = fit(rest, train.head_epochs, train.epochs, callbacks).history
+                history = {key: history.get(key, []) + values for key, values in rest_history.items()}
+            else:
+                history = fit(train, initial_epoch, train.epochs, callbacks).history
     seconds = time.perf_counter() - start
     return_freed_memory()
-    record = {"trial": run.trial, "model": run.model, **summarize(history.history, train),
+    record = {"trial": run.trial, "model": run.model, **summarize(history, train),
               "seconds": round(seconds, 2), "rss_mb": resident_memory_mb(), "parameters": model.count_params(),
               **record_fields}
-    store.write_history(run.trial, history.history)  # kept even if the model cannot be saved
+    store.write_history(run.trial, history)  # kept even if the model cannot be saved
     if keep_model and record["status"] == "completed":
         store.save_model(run.trial, model)
     store.write_record(run.trial, record)  # last: it marks the trial done
