@@ -7,12 +7,16 @@ from __future__ import annotations
 
 import argparse
 import sys
+from typing import TYPE_CHECKING
 
 from data.config import SPLIT_METHODS, DataConfig
 from data.errors import UsageError
-from training.config import DEFAULT_RECIPE, PRECISIONS, RECIPES, TrainConfig
+from training.config import DEFAULT_RECIPE, PRECISIONS, PRETRAINED_RECIPE, RECIPES, TrainConfig, default_recipe
 from training.tracking import WANDB_MODES, default_wandb_mode
 from tuning import distributed
+
+if TYPE_CHECKING:
+    from zoo.config import ModelConfig
 
 # The flags a --workers launcher does not pass on to its chief and workers (flag -> values).
 LAUNCHER_FLAGS = {"--workers": 1, "--gpus-per-worker": 1, "--fresh": 0}
@@ -51,9 +55,10 @@ def training_flags(*, epochs_default: str = "20") -> argparse.ArgumentParser:
 def recipe_flags() -> argparse.ArgumentParser:
     """``--recipe``."""
     parent = argparse.ArgumentParser(add_help=False)
-    parent.add_argument("--recipe", default=DEFAULT_RECIPE,
-                        help=f"training recipe: {', '.join(RECIPES)} (default: {DEFAULT_RECIPE}); "
-                             "study is the study's plain Adam 1e-3 with early stopping")
+    parent.add_argument("--recipe",
+                        help=f"training recipe: {', '.join(RECIPES)} (default: {DEFAULT_RECIPE}, and "
+                             f"{PRETRAINED_RECIPE} for the pretrained musicnn-* and vgg-*); study is the study's "
+                             "plain Adam 1e-3 with early stopping")
     return parent
 
 
@@ -115,8 +120,11 @@ def data_config(args: argparse.Namespace, **changes) -> DataConfig:
         raise UsageError(str(error)) from None
 
 
-def recipe(args: argparse.Namespace) -> TrainConfig:
-    """The TrainConfig of ``--recipe``, before the training flags."""
+def recipe(args: argparse.Namespace, model_config: ModelConfig) -> TrainConfig:
+    """The TrainConfig of ``--recipe``, before the training flags; without ``--recipe``, the model's
+    default (``args.recipe`` is set to its name)."""
+    if args.recipe is None:
+        args.recipe = default_recipe(model_config)
     if args.recipe not in RECIPES:
         raise UsageError(f"unknown --recipe {args.recipe!r}; expected one of {', '.join(RECIPES)}")
     return RECIPES[args.recipe]

@@ -15,6 +15,13 @@ def test_list_prints_names_params_and_descriptions(capsys):
     assert all("dense net" in line for line in lines[1:])
 
 
+def test_list_names_the_pretrained_weights_and_their_licence(capsys):
+    assert list_cli.main(["vgg*", "--window-seconds", "5"]) == 0  # the VGGs are counted at 3 s
+    out = capsys.readouterr().out
+    assert "vgg-msd" in out and "[pretrained: MSD_vgg weights]" in out and "Million Song Dataset" in out
+    assert "pretrained weights: ISC" in out and "musicnn 0.1.0" in out
+
+
 def test_list_unknown_pattern_exits_2():
     result = subprocess.run([sys.executable, "-m", "zoo.list", "resnet*"], cwd=ROOT, capture_output=True, text=True)
     assert result.returncode == 2

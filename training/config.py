@@ -103,14 +103,26 @@ class TrainConfig(DictConfig):
 # generalized best on real music (README, "Results on real music"). "finetune" is for the
 # pretrained models (musicnn-*, vgg-*): a learning rate 6x lower than "recommended", so that
 # the pretrained layers move little, with the warm-up from zero while the new head is random.
+# "head-first" trains the new head alone for 10 epochs (3e-3), then what the name says at a
+# peak of 1e-4 for 20 more, so the pretrained layers never see a random head's gradients.
 RECIPES: dict[str, TrainConfig] = {
     "study": TrainConfig(),
     "recommended": TrainConfig(optimizer="adamw", learning_rate=3e-3, schedule="cosine", warmup_epochs=3,
                                weight_decay=1e-2, label_smoothing=0.1, epochs=40, early_stopping=False),
     "finetune": TrainConfig(optimizer="adamw", learning_rate=5e-4, schedule="cosine", warmup_epochs=3,
                             weight_decay=1e-2, label_smoothing=0.1, epochs=30, early_stopping=False),
+    "head-first": TrainConfig(optimizer="adamw", learning_rate=1e-4, schedule="cosine", warmup_epochs=2,
+                              weight_decay=1e-2, label_smoothing=0.1, epochs=30, early_stopping=False,
+                              head_epochs=10, head_learning_rate=3e-3),
 }
 DEFAULT_RECIPE = "recommended"
+PRETRAINED_RECIPE = "head-first"  # the default for musicnn-* and vgg-* (README, "Pretrained models")
+
+
+def default_recipe(model_config: ModelConfig) -> str:
+    """The recipe a model trains with unless another is named: ``head-first`` for the pretrained
+    models, ``recommended`` for the others."""
+    return PRETRAINED_RECIPE if model_config.tagger else DEFAULT_RECIPE
 
 
 def recipe(name: str, **changes) -> TrainConfig:
@@ -124,9 +136,9 @@ def recipe(name: str, **changes) -> TrainConfig:
     return RECIPES[name].replace(**{k: v for k, v in changes.items() if v is not None})
 
 
-def run_name(model: str, recipe_name: str) -> str:
-    """The folder name of a trained model: the model name, with the recipe unless it is the default."""
-    return model if recipe_name == DEFAULT_RECIPE else f"{model}-{recipe_name}"
+def run_name(model: str, recipe_name: str, default: str = DEFAULT_RECIPE) -> str:
+    """The folder name of a trained model: the model name, with the recipe unless it is the model's default."""
+    return model if recipe_name == default else f"{model}-{recipe_name}"
 
 
 @dataclasses.dataclass(frozen=True)

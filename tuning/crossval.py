@@ -2,7 +2,7 @@
 
 Usage::
 
-    python -m tuning.crossval MODEL [--folds 5] [--recipe recommended|study] [--data-dir DIR]
+    python -m tuning.crossval MODEL [--folds 5] [--recipe RECIPE] [--data-dir DIR]
         [--window-seconds 3] [--split-seed 42] [--seed 42] [--epochs N] [--batch-size N]
         [--out runs] [--fresh] [--table results/real_excerpts.csv] [--workers N [--gpus-per-worker 1]]
 
@@ -24,7 +24,7 @@ from pathlib import Path
 from cli import flags
 from cli.runner import parser, run
 from data.errors import UsageError
-from training.config import run_name
+from training.config import default_recipe, run_name
 from training.runstore import RunLock, RunStore, discard
 from tuning.distributed import launch, strip_flags
 
@@ -64,11 +64,11 @@ def crossval(args: argparse.Namespace) -> int:
         check_table(Path(args.table))
     data_config = flags.data_config(args)
     model_config = flags.model_config(args.model, data_config)
-    training = flags.train_config(args, flags.recipe(args))
+    training = flags.train_config(args, flags.recipe(args, model_config))
     flags.configure_scale(args)
     if args.role is None:
         check_folds(data_config)
-    out = Path(args.out) / "crossval" / run_name(args.model, args.recipe)
+    out = Path(args.out) / "crossval" / run_name(args.model, args.recipe, default_recipe(model_config))
     with contextlib.nullcontext() if args.role == "worker" else RunLock(out, "tuning.crossval"):
         if args.role is None:
             if args.fresh:

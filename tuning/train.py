@@ -2,11 +2,13 @@
 
 Usage::
 
-    python -m tuning.train MODEL [--recipe recommended|study] [--epochs N] [--batch-size N] [--seed 42]
+    python -m tuning.train MODEL [--recipe RECIPE] [--epochs N] [--batch-size N] [--seed 42]
         [--data-dir DIR] [--split random|lists|kfold] [--split-dir DIR] [--folds 5 --fold 0]
         [--window-seconds 3] [--out runs] [--wandb online|offline|disabled]
 
-Writes ``<out>/train/trials/<model>/`` (``<model>-<recipe>`` for a recipe other than the
+The recipes (``training.config.RECIPES``): ``recommended`` (the default), ``study``, and for the
+pretrained ``musicnn-*`` / ``vgg-*`` ``head-first`` (their default) and ``finetune``. Writes
+``<out>/train/trials/<model>/`` (``<model>-<recipe>`` for a recipe other than the model's
 default): ``config.json``, ``model.keras``, ``history.json``, ``history.csv`` and, last,
 ``record.json``, the same files as a search trial, so ``python -m zoo.evaluate <that folder>`` evaluates it on the
 test split and exports it. The training loop is the one every search trial runs
@@ -23,7 +25,7 @@ from pathlib import Path
 from cli import flags
 from cli.runner import parser, run
 from data.errors import RunFailed
-from training.config import run_name
+from training.config import default_recipe, run_name
 
 PROG = "python -m tuning.train"
 
@@ -51,10 +53,10 @@ def train(args: argparse.Namespace) -> int:
 
     data_config = flags.data_config(args)
     model_config = flags.model_config(args.model, data_config)
-    training = flags.train_config(args, flags.recipe(args))
+    training = flags.train_config(args, flags.recipe(args, model_config))
     data = prepare_data(data_config)
     store = RunStore(Path(args.out) / "train")
-    name = run_name(args.model, args.recipe)
+    name = run_name(args.model, args.recipe, default_recipe(model_config))
     folder = store.trial_dir(name)
     run = run_config(name, args.model, model_config, data, training)
     with RunLock(folder, "tuning.train"):
