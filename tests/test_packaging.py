@@ -15,8 +15,8 @@ import data
 ROOT = Path(__file__).resolve().parents[1]
 COMMANDS = {"gtzan-search": "tuning.search", "gtzan-study": "tuning.study", "gtzan-train": "tuning.train",
             "gtzan-crossval": "tuning.crossval", "gtzan-report": "tuning.report", "gtzan-evaluate": "serving.evaluate",
-            "gtzan-predict": "serving.predict", "gtzan-app": "serving.app", "gtzan-inspect": "data.inspect",
-            "gtzan-list": "zoo.list",
+            "gtzan-predict": "serving.predict", "gtzan-app": "serving.app", "gtzan-embed": "serving.embed",
+            "gtzan-inspect": "data.inspect", "gtzan-resample": "data.resample", "gtzan-list": "zoo.list",
             "gtzan-synthetic": "data.synthetic"}
 
 

@@ -24,7 +24,7 @@ from pathlib import Path
 from cli import flags
 from cli.runner import parser, run
 from data.errors import UsageError
-from training.config import default_recipe, run_name
+from training.config import DEFAULT_RECIPE, default_recipe, run_name
 from training.runstore import RunLock, RunStore, discard
 from tuning.distributed import launch, strip_flags
 
@@ -94,7 +94,10 @@ def crossval(args: argparse.Namespace) -> int:
                                             for g, v in results["recall_per_genre"].items()))
     print(f"wrote {out / 'results.json'}, {results['confusion_matrix_png']}")
     if args.table:
-        command = "python -m tuning.crossval " + " ".join(shlex.quote(a) for a in strip_flags(args.argv, REPORTING_FLAGS))
+        argv = strip_flags(args.argv, REPORTING_FLAGS)
+        if not any(a.partition("=")[0] == "--recipe" for a in argv) and args.recipe != DEFAULT_RECIPE:  # the model's own default, said in full
+            argv = [*argv, "--recipe", args.recipe]
+        command = "python -m tuning.crossval " + " ".join(shlex.quote(a) for a in argv)
         update_table(Path(args.table), results, args.recipe, command)
         print(f"updated {args.table}")
     return 0
