@@ -270,8 +270,8 @@ class RecordingConditions(keras.layers.Layer):
             return inputs
         batch, length = ops.shape(inputs)[0], ops.shape(inputs)[1]
         real, imag = ops.rfft(inputs)
-        bins = ops.shape(real)[1]
-        hz = ops.linspace(0.0, self.sample_rate / 2, bins)[None, :]
+        # Bin k of an n-point FFT is at k * rate / n (n may be known only when the graph runs).
+        hz = ops.arange(ops.shape(real)[1], dtype="float32")[None, :] * (self.sample_rate / ops.cast(length, "float32"))
         cutoff, band_limited = self._draw(batch, *self.CUTOFF_HZ, log=True)
         # 1 below the cut-off, a half-cosine down to 0 over the next 10 %.
         ramp = ops.clip((hz - cutoff) / (0.1 * cutoff), 0.0, 1.0)

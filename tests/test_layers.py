@@ -118,6 +118,14 @@ def test_recording_conditions_probability_leaves_some_windows_clean():
     assert 0.1 < clean < 0.45
 
 
+def test_recording_conditions_in_a_graph_of_unknown_length():
+    layer = RecordingConditions(1.0, seed=2)
+    graph = tf.function(lambda w: layer(w, training=True), input_signature=[tf.TensorSpec([None, None], tf.float32)])
+    x = np.random.default_rng(3).normal(0, 0.1, (3, 5001)).astype(np.float32)  # odd length: bins at k * rate / n
+    y = graph(tf.constant(x)).numpy()
+    assert y.shape == x.shape and np.isfinite(y).all() and not np.allclose(y, x)
+
+
 def test_recording_conditions_in_tf_data_and_bad_probability():
     x = np.random.default_rng(2).normal(0, 0.1, (4, 8000)).astype(np.float32)
     layer = RecordingConditions(1.0, seed=1)

@@ -190,6 +190,15 @@ def test_activation_formulas():
     np.testing.assert_allclose(np.asarray(maxout(x)), [[2.0]])  # max(-2, 2)
 
 
+def test_recording_conditions_option_trains_with_fit(batch):
+    model = zoo.build("bncnn-32-64_rec=0.5", window_seconds=WINDOW)
+    assert model.get_layer("recording_conditions").probability == 0.5
+    model.compile("adam", "sparse_categorical_crossentropy")
+    history = model.fit(*batch, epochs=1, batch_size=2, verbose=0).history
+    assert np.isfinite(history["loss"][0])
+    np.testing.assert_array_equal(np.asarray(model(batch[0])), np.asarray(model(batch[0])))  # identity at inference
+
+
 def test_spec_augment_option_adds_a_training_only_layer(batch):
     from data.layers import SpecAugment
 
