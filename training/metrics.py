@@ -186,17 +186,10 @@ def evaluate_folder(model: keras.Model, run: RunConfig, test_dir: str | Path, ou
     if catalogue.problems:
         logging.getLogger(__name__).warning("%d files of %s are unreadable and left out (python -m data.inspect lists "
                                             "them)", len(catalogue.problems), catalogue.root)
-    result = evaluate_clips(model, clips, genres, run.data.window_seconds)
-    metrics = {"trial": run.trial, "model": run.model, **result, "test_clips": result.pop("clips"),
-               "test_windows": result.pop("windows"),
-               "data": {"data_dir": str(catalogue.root), "synthetic": False, "genres": genres, "split": "test-dir",
-                        "window_seconds": run.data.window_seconds, "unreadable_files": len(catalogue.problems),
-                        "trained_on": run.data.data_dir}}
-    metrics["confusion_matrix_png"] = str(plot_confusion_matrix(
-        metrics["confusion_matrix"], genres, out_dir / "confusion_matrix.png",
-        f"{run.trial} on {catalogue.root.name}: track accuracy {metrics['track_accuracy']:.3f}"))
-    write_json(out_dir / "metrics.json", metrics)
-    return metrics
+    data = {"data_dir": str(catalogue.root), "synthetic": False, "genres": genres, "split": "test-dir",
+            "window_seconds": run.data.window_seconds, "unreadable_files": len(catalogue.problems),
+            "trained_on": run.data.data_dir}
+    return _score(model, run, clips, data, out_dir, f"{run.trial} on {catalogue.root.name}: track accuracy")
 
 
 def evaluate_run(model: keras.Model, run: RunConfig, out_dir: Path, *, data_dir: str | None = None,
@@ -209,13 +202,18 @@ def evaluate_run(model: keras.Model, run: RunConfig, out_dir: Path, *, data_dir:
     """
     check_window(model, run)
     catalogue, split, synthetic, config = rebuild_split(run, data_dir=data_dir, split_dir=split_dir)
-    genres = list(catalogue.genres)
-    result = evaluate_clips(model, split.test, genres, config.window_seconds)
+    data = {**config.to_dict(), "data_dir": str(catalogue.root), "synthetic": synthetic, "genres": list(catalogue.genres)}
+    return _score(model, run, split.test, data, out_dir, f"{run.trial}: test track accuracy")
+
+
+def _score(model: keras.Model, run: RunConfig, clips: tuple[Clip, ...], data: dict, out_dir: Path, title: str) -> dict:
+    """Scores ``clips`` (labelled in ``data["genres"]``), writes ``metrics.json`` and the confusion
+    matrix (titled ``title`` and the accuracy) to ``out_dir``; returns the metrics."""
+    genres = data["genres"]
+    result = evaluate_clips(model, clips, genres, data["window_seconds"])
     metrics = {"trial": run.trial, "model": run.model, **result, "test_clips": result.pop("clips"),
-               "test_windows": result.pop("windows"),
-               "data": {**config.to_dict(), "data_dir": str(catalogue.root), "synthetic": synthetic, "genres": genres}}
+               "test_windows": result.pop("windows"), "data": data}
     metrics["confusion_matrix_png"] = str(plot_confusion_matrix(
-        metrics["confusion_matrix"], genres, out_dir / "confusion_matrix.png",
-        f"{run.trial}: test track accuracy {metrics['track_accuracy']:.3f}"))
+        metrics["confusion_matrix"], genres, out_dir / "confusion_matrix.png", f"{title} {metrics['track_accuracy']:.3f}"))
     write_json(out_dir / "metrics.json", metrics)
     return metrics
