@@ -7,8 +7,7 @@ Usage::
         [--data-dir DIR] [--split-dir DIR] [--out DIR] [--exports exports] [--no-export] [--json]
     python -m serving.evaluate TARGET --test-dir DIR
 
-``python -m zoo.evaluate`` and ``python -m serving.evaluate`` are this command; it lives here,
-with what the commands share, because both of them run it. ``best`` is the best trial of all searches
+``python -m zoo.evaluate`` and ``python -m serving.evaluate`` are this command. ``best`` is the best trial of all searches
 under ``--runs`` (highest track-level validation accuracy, then lowest validation loss), or of
 one space with ``--space``. A trial directory holds ``model.keras`` and ``config.json``
 (``runs/<space>/best``, a ``tuning.train`` folder and a ``tuning.crossval`` fold are such
@@ -33,10 +32,10 @@ import os
 import sys
 from pathlib import Path
 
-from cli.runner import parser, run
-
-# Named as it was started: python -m zoo.evaluate or python -m serving.evaluate.
-PROG = "python -m zoo.evaluate" if sys.argv[0].endswith(os.path.join("zoo", "evaluate.py")) else "python -m serving.evaluate"
+from cli import flags
+from cli.runner import parser, quiet_tensorflow, run, warn
+from data.errors import UsageError
+from serving.config import find_target, synthetic_warning
 
 
 def format_metrics(metrics: dict) -> str:
@@ -68,7 +67,9 @@ def format_metrics(metrics: dict) -> str:
 
 def build_parser():
     """The command-line parser."""
-    result = parser(PROG, __doc__)
+    # Named as it was started: python -m zoo.evaluate or python -m serving.evaluate.
+    started = "zoo" if sys.argv and sys.argv[0].endswith(os.path.join("zoo", "evaluate.py")) else "serving"
+    result = parser(f"python -m {started}.evaluate", __doc__)
     result.add_argument("target", help="'best', a trial folder (model.keras + config.json) or a .keras file")
     result.add_argument("--space", help="with 'best': the best trial of this space only")
     result.add_argument("--runs", default="runs", help="folder of the searches (default: runs)")
@@ -84,13 +85,22 @@ def build_parser():
 
 def evaluate(args: argparse.Namespace) -> int:
     """The command: finds the target, evaluates and exports it, prints the metrics."""
-    from serving.evaluation import evaluate_target, find_target
-
+    for flag, folder in (("--data-dir", args.data_dir), ("--split-dir", args.split_dir), ("--test-dir", args.test_dir)):
+        flags.check_folder(folder, flag)
+    if args.test_dir and (args.data_dir or args.split_dir):
+        raise UsageError("--test-dir evaluates on its own clips; it does not go with --data-dir or --split-dir")
     model_path, config = find_target(args.target, Path(args.runs), args.space)
-    metrics = evaluate_target(model_path, config, Path(args.out) if args.out else None, runs=Path(args.runs),
-                              data_dir=args.data_dir, split_dir=args.split_dir,
-                              exports=None if args.no_export or args.test_dir else Path(args.exports),
-                              test_dir=args.test_dir)
+    quiet_tensorflow(args.verbose)
+    from serving import (
+        evaluation,  # the library loads TensorFlow: only once every flag is checked
+    )
+
+    metrics = evaluation.evaluate_target(model_path, config, Path(args.out) if args.out else None,
+                                         runs=Path(args.runs), data_dir=args.data_dir, split_dir=args.split_dir,
+                                         exports=None if args.no_export or args.test_dir else Path(args.exports),
+                                         test_dir=args.test_dir)
+    if warning := synthetic_warning(metrics["data"]):
+        warn(args.prog, warning)
     print(json.dumps(metrics, indent=2) if args.json else format_metrics(metrics))
     if not args.json:
         print(f"\nwrote {metrics['metrics_json']}, {metrics['confusion_matrix_png']}"

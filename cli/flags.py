@@ -6,17 +6,25 @@ Nothing here loads TensorFlow or Keras: ``--help`` of every command stays fast.
 from __future__ import annotations
 
 import argparse
+import os
 import sys
-from typing import TYPE_CHECKING
+from pathlib import Path
 
+import zoo
 from data.config import SPLIT_METHODS, DataConfig
 from data.errors import UsageError
-from training.config import DEFAULT_RECIPE, PRECISIONS, PRETRAINED_RECIPE, RECIPES, TrainConfig, default_recipe
+from training.config import (
+    DEFAULT_RECIPE,
+    PRECISIONS,
+    PRETRAINED_RECIPE,
+    RECIPES,
+    Reporting,
+    TrainConfig,
+    default_recipe,
+)
 from training.tracking import WANDB_MODES, default_wandb_mode
 from tuning import distributed
-
-if TYPE_CHECKING:
-    from zoo.config import ModelConfig
+from zoo.config import ModelConfig
 
 # The flags a --workers launcher does not pass on to its chief and workers (flag -> values).
 LAUNCHER_FLAGS = {"--workers": 1, "--gpus-per-worker": 1, "--fresh": 0}
@@ -106,8 +114,21 @@ def configure_scale(args: argparse.Namespace) -> None:
     distributed.configure_role(args.role, args.oracle, args.worker_id, args.chief_timeout)
 
 
+def check_folder(path: str | os.PathLike | None, what: str) -> None:
+    """Raises UsageError(``"<what> not found: <path>"``, or ``is not a folder``) unless ``path`` is
+    None or a folder."""
+    if path is None:
+        return
+    folder = Path(path).expanduser()
+    if not folder.exists():
+        raise UsageError(f"{what} not found: {folder}")
+    if not folder.is_dir():
+        raise UsageError(f"{what} is not a folder: {folder}")
+
+
 def data_config(args: argparse.Namespace, **changes) -> DataConfig:
-    """The DataConfig of the data flags, with ``changes`` (e.g. a quick run's window).
+    """The DataConfig of the data flags, with ``changes`` (e.g. a quick run's window); the data and
+    split folders (``--data-dir``, else ``$GTZAN_DIR``; ``--split-dir``) must exist.
 
     Raises:
         UsageError: naming the flag and what is accepted.
@@ -115,9 +136,13 @@ def data_config(args: argparse.Namespace, **changes) -> DataConfig:
     values = dict(data_dir=args.data_dir, split=args.split, split_dir=args.split_dir, split_seed=args.split_seed,
                   folds=args.folds, fold=args.fold, window_seconds=args.window_seconds)
     try:
-        return DataConfig(**{**values, **changes})
+        config = DataConfig(**{**values, **changes})
     except ValueError as error:
         raise UsageError(str(error)) from None
+    check_folder(config.data_dir or os.environ.get("GTZAN_DIR") or None, "data directory")
+    if config.split == "lists":
+        check_folder(config.split_dir, "split directory")
+    return config
 
 
 def recipe(args: argparse.Namespace, model_config: ModelConfig) -> TrainConfig:
@@ -149,24 +174,20 @@ def train_config(args: argparse.Namespace, base: TrainConfig, **changes) -> Trai
         raise UsageError(str(error)) from None
 
 
-def model_config(name: str, data: DataConfig, flag: str | None = None):
+def model_config(name: str, data: DataConfig, flag: str | None = None) -> ModelConfig:
     """The ``zoo.ModelConfig`` a model name stands for, with the data's window: resolved once, here.
 
     Raises:
         UsageError: echoing the name (and ``flag``, the flag that gave it) and the grammar.
     """
-    import zoo
-
     try:
         return zoo.configure(name, window_seconds=data.window_seconds)
     except ValueError as error:
         raise UsageError(f"{flag} {name}: {error}" if flag else str(error)) from None
 
 
-def reporting(args: argparse.Namespace, group: str, verbose: int | None = None):
-    """The command's ``training.loop.Reporting``: a progress bar on a terminal (a line per epoch
+def reporting(args: argparse.Namespace, group: str, verbose: int | None = None) -> Reporting:
+    """The command's ``training.config.Reporting``: a progress bar on a terminal (a line per epoch
     otherwise) and W&B."""
-    from training.config import Reporting
-
     return Reporting(verbose=(1 if sys.stdout.isatty() else 2) if verbose is None else verbose,
                      wandb_mode=args.wandb or default_wandb_mode(), wandb_project=args.wandb_project, wandb_group=group)

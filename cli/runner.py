@@ -1,11 +1,14 @@
 """What every command of the toolkit shares: its parser, a quiet TensorFlow start, one exit-code ladder.
 
-A command module is a thin front: it builds its parser with :func:`parser`, turns the parsed
-flags into configs, calls one library function and prints the result. :func:`run` does the
-rest, the same way for every command:
+A command module is a thin front: it builds its parser with :func:`parser`, checks every flag
+it can without data or a model and turns the flags into configs, then loads the library it
+calls (after :func:`quiet_tensorflow`, where the library loads TensorFlow), calls one library
+function and prints the result. Deferring that import is the command's job alone: it keeps
+``--help`` and a bad flag's answer free of TensorFlow's seconds of start-up. :func:`run` does
+the rest, the same way for every command:
 
 * parses the flags (``--help`` and ``--version`` answer without loading TensorFlow);
-* sets up logging and, if the command needs it, loads TensorFlow without its C++ start-up lines;
+* sets up logging;
 * maps what the command raised to one line on stderr and an exit code: a bad flag, file or
   folder (``data.errors.UsageError``, ``InputError`` and their subclasses, ``ValueError``,
   ``OSError``) exits 2, a run that failed (``RunFailed``) 1, Ctrl-C or SIGTERM 130. Any other
@@ -78,6 +81,11 @@ def invoked_as(prog: str) -> str:
     return started if started.startswith("gtzan-") else prog
 
 
+def warn(prog: str, message: str) -> None:
+    """Prints ``prog: warning: <one line>`` to stderr."""
+    print(f"{prog}: warning: {one_line(message)}", file=sys.stderr)
+
+
 def fail(prog: str, error: BaseException | str, code: int = 2) -> int:
     """Prints ``prog: error: <one line>`` to stderr; returns ``code``."""
     print(f"{prog}: error: {one_line(error)}", file=sys.stderr)
@@ -89,8 +97,7 @@ def _terminate(signum, frame):
 
 
 def run(build_parser: Callable[[], argparse.ArgumentParser], command: Callable[[argparse.Namespace], int | None],
-        argv: Sequence[str] | None = None, *,
-        tensorflow: bool | Callable[[argparse.Namespace], bool] = True, pass_through: bool = False) -> int:
+        argv: Sequence[str] | None = None, *, pass_through: bool = False) -> int:
     """Runs one command: parse, set up, call ``command(args)``, map its errors; returns the exit code.
 
     Args:
@@ -98,9 +105,6 @@ def run(build_parser: Callable[[], argparse.ArgumentParser], command: Callable[[
         command: Does the work from the parsed flags (with ``argv``, the command line as given);
             returns an exit code (None means 0).
         argv: The flags (default: the process's).
-        tensorflow: Load TensorFlow quietly before ``command`` (commands that never build a
-            model or a dataset pass False and start in a fraction of a second), or a function
-            of the flags that says whether to (a ``--workers`` launcher leaves it to its children).
         pass_through: Flags the parser does not know are kept in ``args.extra`` instead of
             refused (a benchmark that passes them on to the command it times).
     """
@@ -111,12 +115,11 @@ def run(build_parser: Callable[[], argparse.ArgumentParser], command: Callable[[
         args = cli_parser.parse_args(argv)
     # The command line as given: a --workers launcher passes it on to its chief and workers.
     args.argv = list(sys.argv[1:] if argv is None else argv)
-    prog = cli_parser.prog
+    # The name the user typed, for the lines a command prints to stderr itself (warnings, per-file errors).
+    args.prog = prog = cli_parser.prog
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s: %(message)s")
     if signal.getsignal(signal.SIGTERM) is signal.SIG_DFL:
         signal.signal(signal.SIGTERM, _terminate)  # SIGTERM stops as Ctrl-C does: cleanly, with exit 130
-    if tensorflow(args) if callable(tensorflow) else tensorflow:
-        quiet_tensorflow(getattr(args, "verbose", False))
     try:
         return command(args) or 0
     except ToolkitError as error:

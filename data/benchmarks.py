@@ -11,12 +11,26 @@ from keras import ops
 
 from data.catalogue import SAMPLE_RATE
 from data.decode import int16_to_float
+from data.errors import UsageError
 from data.layers import LogMelSpectrogram
 from data.pipeline import AUTOTUNE
 
 # Each path is timed this many times and its best run kept: single runs on a shared 2-core
 # machine varied by up to 2x between identical calls.
 REPEATS = 3
+
+
+def librosa_module():
+    """librosa, the benchmarks' extra: imported by the baseline that uses it, not with this module.
+
+    Raises:
+        UsageError: if it is not installed, with the line that installs it.
+    """
+    try:
+        import librosa
+    except ImportError:
+        raise UsageError("librosa is not installed; pip install librosa (the 'bench' extra)") from None
+    return librosa
 
 
 def peak_rss_mb() -> float:
@@ -52,7 +66,7 @@ def stft(layer: LogMelSpectrogram):
 
 def librosa_run(clips, layer: LogMelSpectrogram) -> Callable[[], float]:
     """The librosa baseline, warmed up; returns a function timing one pass in clips/s."""
-    import librosa
+    librosa = librosa_module()
 
     def features(path: str):
         audio, _ = librosa.load(path, sr=SAMPLE_RATE)

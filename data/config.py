@@ -12,6 +12,8 @@ import math
 import re
 from typing import Any, TypeVar
 
+from data.catalogue import SAMPLE_RATE
+
 SPLIT_METHODS = ("random", "lists", "kfold")
 # The shortest window any model here can take: a few STFT frames of 1024 samples.
 MIN_WINDOW_SECONDS = 0.1
@@ -30,6 +32,23 @@ def check_window_seconds(seconds: float) -> float:
         raise ValueError(f"the window (--window-seconds) must be a finite number of at least {MIN_WINDOW_SECONDS} s, "
                          f"got {seconds!r}")
     return float(seconds)
+
+
+def check_resample_rate(rate: int) -> int:
+    """``rate`` if it is from 1000 Hz to below 22050 Hz (a band-limited copy's rate), else ValueError
+    saying what is accepted."""
+    if not 1000 <= rate < SAMPLE_RATE:
+        raise ValueError(f"--rate must be from 1000 to {SAMPLE_RATE - 1} Hz (below the clips' 22050 Hz), got {rate}")
+    return rate
+
+
+def window_samples(window_seconds: float) -> int:
+    """Returns the number of samples in a window of ``window_seconds`` at 22050 Hz.
+
+    Raises:
+        ValueError: for a window that :func:`check_window_seconds` refuses.
+    """
+    return int(round(check_window_seconds(window_seconds) * SAMPLE_RATE))
 
 
 def file_safe(name: str) -> str:

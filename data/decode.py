@@ -15,6 +15,7 @@ import soxr
 import tensorflow as tf
 
 from data.catalogue import CODECS, SAMPLE_RATE
+from data.errors import AudioError
 
 _AU_UNKNOWN_SIZE = -1  # 0xFFFFFFFF read as int32: "data runs to the end of the file"
 
@@ -122,7 +123,7 @@ def read_with_soundfile(path: str | os.PathLike) -> np.ndarray:
 
     Raises:
         soundfile.LibsndfileError (or another error) if the file cannot be read.
-        ValueError: if a sample is NaN or infinite (a float file): such a file is unreadable
+        AudioError: if a sample is NaN or infinite (a float file): such a file is unreadable
             everywhere, in training, evaluation and prediction alike.
     """
     audio, rate = soundfile.read(os.fspath(path), dtype="float32", always_2d=True)
@@ -134,10 +135,10 @@ def read_with_soundfile(path: str | os.PathLike) -> np.ndarray:
 
 
 def check_finite(audio: np.ndarray) -> None:
-    """Raises ValueError naming how many samples are NaN or infinite, if any."""
+    """Raises AudioError naming how many samples are NaN or infinite, if any."""
     bad = int(np.count_nonzero(~np.isfinite(audio)))
     if bad:
-        raise ValueError(f"{bad} samples are NaN or infinite")
+        raise AudioError(f"{bad} samples are NaN or infinite")
 
 
 def stream_audio(path: str | os.PathLike, block_seconds: float = 30.0) -> Iterator[np.ndarray]:
@@ -148,7 +149,7 @@ def stream_audio(path: str | os.PathLike, block_seconds: float = 30.0) -> Iterat
 
     Raises:
         soundfile.LibsndfileError (or another error) if the file cannot be read.
-        ValueError: if a sample is NaN or infinite.
+        AudioError: if a sample is NaN or infinite.
     """
     with soundfile.SoundFile(os.fspath(path)) as f:
         rate = f.samplerate

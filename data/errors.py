@@ -23,6 +23,22 @@ class InputError(ToolkitError, ValueError):
     """A data folder, run folder, model or file that cannot be used, named in the message."""
 
 
+class AudioError(InputError):
+    """A recording that is not usable audio (empty, truncated, not audio, NaN samples, no samples).
+
+    Its message is the toolkit's own words and names no path; ``reason`` is its first part, which
+    any client may be shown (the rest, in parentheses, gives details such as header sizes).
+    """
+
+    @property
+    def reason(self) -> str:
+        return str(self).split(" (")[0]
+
+
+class EvaluationError(InputError):
+    """A trained model or run folder that cannot be evaluated or served, or data that moved since training."""
+
+
 class RunFailed(ToolkitError, RuntimeError):
     """A run that started but failed (a NaN loss, a dead chief, a failed fold)."""
 

@@ -7,6 +7,7 @@ import collections
 import soundfile
 
 from data.catalogue import SAMPLE_RATE, DataError, Problem, scan
+from data.decode import decode_path
 from data.errors import one_line
 
 
@@ -24,8 +25,6 @@ def inspect_dataset(data_dir: str) -> dict:
     Raises:
         DataError: if the folder is missing or holds no usable clip.
     """
-    from data.decode import decode_path
-
     catalogue = scan(data_dir)
     problems = list(catalogue.problems)
     per_genre = collections.Counter()

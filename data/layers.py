@@ -10,6 +10,7 @@ import math
 
 import keras
 import numpy as np
+import soxr
 import tensorflow as tf
 from keras import ops
 
@@ -299,8 +300,6 @@ class RecordingConditions(keras.layers.Layer):
 def resampler_response(hz: np.ndarray, rate: int, target_rate: int) -> np.ndarray:
     """Amplitude response at ``hz`` of resampling ``rate`` -> ``target_rate`` with soxr's high-quality
     filter (1 in the pass band, 0 from ``target_rate / 2`` on), read off the resampled impulse."""
-    import soxr
-
     impulse = np.zeros(8192)
     impulse[4096] = 1.0
     response = np.abs(np.fft.rfft(soxr.resample(impulse, rate, target_rate, quality="HQ"), 1 << 16))

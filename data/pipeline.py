@@ -19,21 +19,11 @@ from collections.abc import Callable, Sequence
 import numpy as np
 import tensorflow as tf
 
-from data.catalogue import CODECS, SAMPLE_RATE, Clip
-from data.config import check_window_seconds
+from data.catalogue import CODECS, Clip
+from data.config import window_samples
 from data.decode import decode_file, int16_to_float
 
 AUTOTUNE = tf.data.AUTOTUNE
-
-
-def window_samples(window_seconds: float) -> int:
-    """Returns the number of samples in a window of ``window_seconds`` at 22050 Hz.
-
-    Raises:
-        ValueError: for a window that ``data.config.check_window_seconds`` refuses.
-    """
-    check_window_seconds(window_seconds)
-    return int(round(window_seconds * SAMPLE_RATE))
 
 
 def decoded_dataset(clips: Sequence[Clip], cache: bool = True) -> tf.data.Dataset:

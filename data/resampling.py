@@ -12,6 +12,7 @@ model relies on the band that is gone.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from pathlib import Path
 
@@ -20,15 +21,12 @@ import soundfile
 import soxr
 
 from data.catalogue import SAMPLE_RATE, DataError, scan
+from data.config import check_resample_rate
 from data.decode import read_with_soundfile
 from data.errors import one_line
 
-
-def check_rate(rate: int) -> int:
-    """``rate`` if it is from 1000 Hz to below 22050 Hz, else ValueError saying what is accepted."""
-    if not 1000 <= rate < SAMPLE_RATE:
-        raise ValueError(f"--rate must be from 1000 to {SAMPLE_RATE - 1} Hz (below the clips' 22050 Hz), got {rate}")
-    return rate
+# What a copy records about itself, so that a stopped copy resumes and no other folder is written into.
+MARKER = ".gtzan-resample.json"
 
 
 def through_rate(audio: np.ndarray, rate: int) -> np.ndarray:
@@ -42,30 +40,44 @@ def resample_copy(source: str | Path, target: str | Path, rate: int,
                   say: Callable[[str], None] = lambda _: None) -> dict:
     """Writes the band-limited copy of ``source`` (see the module docstring) to ``target``.
 
+    A copy that was stopped (killed, interrupted) resumes: ``target`` records what it is a copy
+    of (``.gtzan-resample.json``, written first), every clip is written to a temporary name and
+    renamed, so the clips already there are whole and kept, and the rest are written.
+
     Returns:
-        ``{"clips": written, "skipped": unreadable files of the source, "target": str}``; a clip
-        whose audio does not decode is left out, counted and named through ``say``.
+        ``{"clips": written now, "kept": clips already there, "skipped": unreadable files of the
+        source, "target": str}``; a clip whose audio does not decode is left out, counted and
+        named through ``say``.
 
     Raises:
-        ValueError: for a rate outside what :func:`check_rate` accepts.
-        DataError: if ``source`` cannot be read, or ``target`` is inside it or already holds files.
+        ValueError: for a rate outside what ``data.config.check_resample_rate`` accepts.
+        DataError: if ``source`` cannot be read, or ``target`` is inside it, holds other files,
+            or is the copy of another source or rate.
     """
-    check_rate(rate)
+    check_resample_rate(rate)
     catalogue = scan(source)
     target = Path(target)
     if target.resolve().is_relative_to(catalogue.root.resolve()):
         raise DataError(f"the copy {target} would be inside the source {catalogue.root}; choose another folder")
-    if target.exists() and any(target.iterdir()):
-        raise DataError(f"{target} is not empty; choose a new folder")
-    written, skipped = 0, len(catalogue.problems)
+    check_target(target, catalogue.root, rate)
+    target.mkdir(parents=True, exist_ok=True)
+    marker = target / MARKER
+    marker.with_name(f"{MARKER}.tmp").write_text(json.dumps({"source": str(catalogue.root.resolve()), "rate": rate}))
+    marker.with_name(f"{MARKER}.tmp").replace(marker)
+    for leftover in target.rglob(".*.tmp"):  # a clip being written when the copy was stopped
+        leftover.unlink()
+    written, kept, skipped = 0, 0, len(catalogue.problems)
     for number, clip in enumerate(catalogue.clips, start=1):
+        path = target / clip.genre / f"{clip.clip_id}.wav"
+        if path.is_file():
+            kept += 1
+            continue
         try:
             audio = read_with_soundfile(clip.path)
         except Exception as error:  # a header that passed but a body that does not decode
             say(f"left out {clip.path}: {one_line(error)}")
             skipped += 1
             continue
-        path = target / clip.genre / f"{clip.clip_id}.wav"
         path.parent.mkdir(parents=True, exist_ok=True)
         temporary = path.with_name(f".{path.name}.tmp")
         soundfile.write(str(temporary), through_rate(audio, rate), SAMPLE_RATE, subtype="PCM_16", format="WAV")
@@ -73,4 +85,20 @@ def resample_copy(source: str | Path, target: str | Path, rate: int,
         written += 1
         if number % 100 == 0:
             say(f"{number} of {len(catalogue.clips)} clips")
-    return {"clips": written, "skipped": skipped, "target": str(target)}
+    if kept:
+        say(f"resumed: {kept} clips were there already")
+    return {"clips": written, "kept": kept, "skipped": skipped, "target": str(target)}
+
+
+def check_target(target: Path, source_root: Path, rate: int) -> None:
+    """Raises DataError unless ``target`` is new, empty, or an unfinished copy of ``source_root`` at ``rate``."""
+    if not target.exists() or not any(target.iterdir()):
+        return
+    marker = target / MARKER
+    try:
+        made = json.loads(marker.read_text())
+    except (OSError, ValueError):
+        raise DataError(f"{target} is not empty and is not a copy this command made; choose a new folder") from None
+    if made != {"source": str(source_root.resolve()), "rate": rate}:
+        raise DataError(f"{target} is the copy of {made.get('source')} through {made.get('rate')} Hz; "
+                        "choose another folder for this one")

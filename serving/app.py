@@ -1,77 +1,11 @@
-"""A local web page and JSON API to try a trained model: drop a song on it, see its genres over time.
+"""``python -m serving.app``: the web page and HTTP API over an exported model.
 
-Usage::
-
-    python -m serving.app [--model EXPORT_DIR] [--host 127.0.0.1] [--port 8000]
-        [--max-seconds 1800] [--max-upload-mb 100]
-
-Serves the page on ``http://HOST:PORT/`` and the API on ``/api/predict`` (``POST``, the audio
-file as the multipart field ``file``) and ``/api/health``, over one model loaded at start-up
-(``serving.web``). ``--model`` is a SavedModel folder as ``serving.predict`` takes it; the
-default is the newest export under ``exports/``. A SavedModel is a program: serve only models you
-trust. It listens on 127.0.0.1 (this machine only) unless ``--host`` says otherwise.
+An entry point only: the command (its flags and what it runs) is :mod:`cli.app`.
 """
 
-from __future__ import annotations
-
-import argparse
 import sys
 
-from cli.runner import parser, quiet_tensorflow, run
-from data.errors import UsageError
-
-PROG = "python -m serving.app"
-
-
-def build_parser() -> argparse.ArgumentParser:
-    """The command-line parser."""
-    from serving.web import MAX_SECONDS, MAX_UPLOAD_MB
-
-    result = parser(PROG, __doc__)
-    result.add_argument("--model", help="SavedModel folder (default: the newest under exports/); only trusted models")
-    result.add_argument("--host", default="127.0.0.1", help="address to listen on (default: 127.0.0.1, this machine only)")
-    result.add_argument("--port", type=int, default=8000, help="port (default: 8000)")
-    result.add_argument("--max-seconds", type=float, default=MAX_SECONDS,
-                        help=f"longest recording accepted, in seconds (default: {MAX_SECONDS:g})")
-    result.add_argument("--max-upload-mb", type=float, default=MAX_UPLOAD_MB,
-                        help=f"largest upload accepted, in MB (default: {MAX_UPLOAD_MB:g})")
-    return result
-
-
-def app(args: argparse.Namespace) -> int:
-    """The command: loads the model once and serves until Ctrl-C."""
-    from serving.prediction import Predictor, find_export
-    from serving.web import Limits, create_app
-
-    if not 0 < args.port < 65536:
-        raise UsageError(f"--port must be from 1 to 65535, got {args.port}")
-    limits = Limits(args.max_seconds, args.max_upload_mb)
-    export = find_export(args.model)
-    try:
-        import uvicorn
-    except ImportError:
-        raise UsageError('the web app needs uvicorn: pip install "gtzan-keras[app]"') from None
-    quiet_tensorflow(args.verbose)
-    predictor = Predictor(export)
-    web = create_app(predictor, limits)
-    print(f"model: {predictor.name} ({export})\nserving on http://{args.host}:{args.port}/ (Ctrl-C stops)", flush=True)
-    config = uvicorn.Config(web, host=args.host, port=args.port, log_level="warning")
-    server = uvicorn.Server(config)
-    try:
-        server.run()
-    except SystemExit as error:  # uvicorn exits 1 when it cannot bind the port
-        raise UsageError(f"cannot serve on {args.host}:{args.port}: the port is in use or the address is not "
-                         "this machine's") from error
-    if not server.started:
-        raise UsageError(f"cannot serve on {args.host}:{args.port}: the port is in use or the address is not this "
-                         "machine's")
-    return 0
-
-
-def main(argv: list[str] | None = None) -> int:
-    """Command line entry point; returns the exit code."""
-    return run(build_parser, app, argv, tensorflow=False)
-
+from cli.app import main
 
 if __name__ == "__main__":
     sys.exit(main())

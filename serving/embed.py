@@ -1,73 +1,11 @@
-"""Per-clip embeddings and tag probabilities from a pretrained tagger, for your own classifiers.
+"""``python -m serving.embed``: per-clip embeddings and tags from a pretrained tagger.
 
-Usage::
-
-    python -m serving.embed FILE... [--model musicnn-msd] [--out embeddings.npz]
-
-Each recording is cut into non-overlapping 3-s patches; the tagger's penultimate features
-(200-d for musicnn, 256-d for the VGGs) and its 50 tag probabilities are averaged over them, as
-musicnn's own extractor does. The ``.npz`` holds ``files``, ``embeddings`` ``[files, features]``,
-``tags`` ``[files, 50]``, ``tag_names`` and ``patches`` (how many patches each file had). Reads
-anything ``serving.predict`` reads, of any length. ``--model`` is ``musicnn-msd`` (default),
-``musicnn-mtt``, ``vgg-msd`` or ``vgg-mtt``. A file that cannot be read gets a one-line error on
-stderr and is left out; the others are still written, and the exit status is then 1.
+An entry point only: the command (its flags and what it runs) is :mod:`cli.embed`.
 """
 
-from __future__ import annotations
-
-import argparse
 import sys
-from pathlib import Path
 
-from cli.runner import fail, invoked_as, parser, quiet_tensorflow, run
-from data.errors import UsageError
-
-PROG = "python -m serving.embed"
-
-
-def build_parser() -> argparse.ArgumentParser:
-    """The command-line parser."""
-    result = parser(PROG, __doc__)
-    result.add_argument("files", nargs="+", metavar="FILE", help="audio files")
-    result.add_argument("--model", default="musicnn-msd",
-                        help="musicnn-msd (default), musicnn-mtt, vgg-msd or vgg-mtt")
-    result.add_argument("--out", default="embeddings.npz", help="the .npz to write (default: embeddings.npz)")
-    return result
-
-
-def embed(args: argparse.Namespace) -> int:
-    """The command: embeds every readable file, writes the ``.npz``, says what it wrote."""
-    from serving.embedding import check_tagger, embed_files
-
-    try:
-        check_tagger(args.model)
-    except ValueError as error:
-        raise UsageError(f"--model: {error}") from None
-    out = Path(args.out)
-    if out.suffix != ".npz":
-        raise UsageError(f"--out must name a .npz file, got {args.out}")
-    if out.is_dir():
-        raise UsageError(f"--out {args.out} is a folder; name a .npz file")
-    quiet_tensorflow(args.verbose)
-    failed = []
-
-    def on_error(file: str, error: Exception) -> None:
-        failed.append(file)
-        fail(invoked_as(PROG), f"cannot read {file}: {error}")
-
-    result = embed_files(args.files, args.model, on_error)
-    if not result.files:
-        raise UsageError(f"none of the {len(args.files)} files could be read; nothing written")
-    result.save(out)
-    print(f"{out}: {len(result.files)} files, embeddings {result.embeddings.shape[1]}-d, "
-          f"{len(result.tag_names)} tags ({args.model})")
-    return 1 if failed else 0
-
-
-def main(argv: list[str] | None = None) -> int:
-    """Command line entry point; returns the exit code."""
-    return run(build_parser, embed, argv, tensorflow=False)
-
+from cli.embed import main
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -17,10 +17,15 @@ from pathlib import Path
 import numpy as np
 
 from data.catalogue import SAMPLE_RATE
+from data.decode import stream_audio
+from data.errors import AudioError
+from serving.config import check_tagger
+from serving.prediction import check_audio_file
+from training.runstore import write_arrays
+from zoo.builders.pretrained import tagger_model
 from zoo.families.pretrained import TAGS
 
 PATCH_SECONDS = 3.0
-TAGGER_NAMES = ("musicnn-msd", "musicnn-mtt", "vgg-msd", "vgg-mtt")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -43,29 +48,17 @@ class Embeddings:
 
     def save(self, path: str | Path) -> None:
         """Writes the ``.npz`` (to a temporary name first, then renamed)."""
-        from training.runstore import write_arrays
-
         write_arrays(Path(path), files=np.array(self.files), embeddings=self.embeddings, tags=self.tags,
                      tag_names=np.array(self.tag_names), patches=self.patches)
-
-
-def check_tagger(name: str) -> str:
-    """``name`` if it is a pretrained tagger, else ValueError listing the accepted names."""
-    if name not in TAGGER_NAMES:
-        raise ValueError(f"unknown pretrained tagger {name!r}; expected one of {', '.join(TAGGER_NAMES)}")
-    return name
 
 
 def patches(file: str | Path) -> Iterable[np.ndarray]:
     """The recording's non-overlapping 3-s patches, decoded block by block (see the module docstring).
 
     Raises:
-        ValueError: naming what is wrong with the file (``serving.prediction.check_audio_file``),
+        AudioError: naming what is wrong with the file (``serving.prediction.check_audio_file``),
             no samples, or NaN or infinite samples.
     """
-    from data.decode import stream_audio
-    from serving.prediction import check_audio_file
-
     size = int(PATCH_SECONDS * SAMPLE_RATE)
     pending, produced = np.zeros(0, np.float32), 0
     for block in stream_audio(check_audio_file(file)):
@@ -75,7 +68,7 @@ def patches(file: str | Path) -> Iterable[np.ndarray]:
             pending, produced = pending[size:], produced + 1
     if produced == 0:
         if pending.size == 0:
-            raise ValueError("no audio samples")
+            raise AudioError("no audio samples")
         yield pending
 
 
@@ -109,8 +102,6 @@ def embed_files(files: list[str], name: str, on_error: Callable[[str, Exception]
         ValueError: for an unknown tagger name.
         data.errors.InputError: if the pretrained weights cannot be found or fail their checksum.
     """
-    from zoo.builders.pretrained import tagger_model
-
     tagger = tagger_model(check_tagger(name))
     done, rows = [], []
     for file in files:

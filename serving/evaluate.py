@@ -1,7 +1,6 @@
 """``python -m serving.evaluate``: evaluate a trained model on the test split and export it.
 
-The same command as ``python -m zoo.evaluate``; both run ``cli.evaluate`` (see it for the
-flags), the front of ``serving.evaluation``.
+An entry point only: the command (its flags and what it runs) is :mod:`cli.evaluate`.
 """
 
 import sys

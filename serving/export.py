@@ -22,10 +22,8 @@ import tensorflow as tf
 from data.catalogue import SAMPLE_RATE
 from data.config import file_safe
 from data.pipeline import average_per_clip
+from serving.config import ABOUT_FILE
 from training.runstore import write_json
-
-# What an export says about itself (read by serving.prediction).
-ABOUT_FILE = Path("assets.extra") / "gtzan.json"
 
 
 def next_version_dir(exports_dir: str | Path, model_name: str) -> Path:

@@ -1,75 +1,11 @@
-"""Predict the genres of audio files with an exported model.
+"""``python -m serving.predict``: the genres of audio files, with an exported model.
 
-Usage::
-
-    python -m serving.predict FILE... [--model EXPORT_DIR] [--top 3] [--json]
-
-Reads anything soundfile reads (WAV of any bit depth, FLAC, OGG, MP3, .au), at any sample
-rate (resampled to 22050 Hz with soxr) and channel count (mixed to mono), of any length
-(it is decoded block by block and scored window by window, in bounded memory, the
-probabilities averaged over the windows as the export does). ``--model`` is a SavedModel
-version folder or a model folder of versions (the highest is used); the default is the newest
-export under ``exports/``, and the output names the model used. A SavedModel is a program:
-loading one runs its graph, so pass only models you trust. A file that cannot be read (missing, not audio, NaN or infinite samples) gets a
-one-line error on stderr; the others are still predicted, and the exit status is then 1. With
-``--json`` every line on stdout is a valid JSON object.
+An entry point only: the command (its flags and what it runs) is :mod:`cli.predict`.
 """
 
-from __future__ import annotations
-
-import argparse
-import json
 import sys
 
-from cli.runner import fail, invoked_as, parser, quiet_tensorflow, run
-from data.errors import UsageError
-
-PROG = "python -m serving.predict"
-
-
-def build_parser() -> argparse.ArgumentParser:
-    """The command-line parser."""
-    result = parser(PROG, __doc__)
-    result.add_argument("files", nargs="+", metavar="FILE", help="audio files")
-    result.add_argument("--model", help="SavedModel folder (default: the newest under exports/); only trusted models")
-    result.add_argument("--top", type=int, default=3, help="genres to show per file (default: 3)")
-    result.add_argument("--json", action="store_true", help="print JSON lines, one per file")
-    return result
-
-
-def predict(args: argparse.Namespace) -> int:
-    """The command: one line per file, an error line for each file that cannot be read."""
-    from serving.prediction import Predictor, find_export
-
-    if args.top < 1:
-        raise UsageError(f"--top must be at least 1, got {args.top}")
-    export = find_export(args.model)
-    quiet_tensorflow(args.verbose)
-    predictor = Predictor(export)
-    if not args.json:
-        print(f"model: {predictor.name} ({export})")
-    failed = 0
-    for file in args.files:
-        try:
-            prediction = predictor.predict_file(file)
-        except Exception as error:  # any reader failure: report this file, go on with the others
-            failed += 1
-            fail(invoked_as(PROG), f"cannot read {file}: {error}")
-            continue
-        top = prediction.top(args.top)
-        if args.json:
-            print(json.dumps({"file": file, "model": predictor.name, "export": str(export),
-                              "seconds": round(prediction.seconds, 3),
-                              "top": [{"genre": g, "probability": p} for g, p in top]}))
-        else:
-            print(f"{file}: " + ", ".join(f"{g} {p:.2f}" for g, p in top))
-    return 1 if failed else 0
-
-
-def main(argv: list[str] | None = None) -> int:
-    """Command line entry point; returns the exit code."""
-    return run(build_parser, predict, argv, tensorflow=False)
-
+from cli.predict import main
 
 if __name__ == "__main__":
     sys.exit(main())

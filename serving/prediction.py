@@ -11,52 +11,29 @@ import json
 from pathlib import Path
 
 import numpy as np
+import tensorflow as tf
 
-from data.errors import InputError, one_line
-
-
-class PredictError(InputError):
-    """A model folder that cannot be used, with a one-line reason."""
-
-
-def find_export(model: str | None, exports: str = "exports") -> Path:
-    """The SavedModel folder to use: ``model`` (a version folder, or a folder of numbered
-    versions: the highest), else the newest export under ``exports``.
-
-    Raises:
-        PredictError: if no SavedModel is found.
-    """
-    if model is None:
-        found = [p.parent for p in Path(exports).glob("*/*/saved_model.pb")]
-        if not found:
-            raise PredictError(f"no exported model under {exports}/; run python -m zoo.evaluate best, or pass --model")
-        return max(found, key=lambda p: (p / "saved_model.pb").stat().st_mtime)
-    path = Path(model)
-    if (path / "saved_model.pb").is_file():
-        return path
-    versions = [p.parent for p in path.glob("*/saved_model.pb") if p.parent.name.isdigit()]
-    if versions:
-        return max(versions, key=lambda p: int(p.name))
-    raise PredictError(f"no SavedModel in {path}; expected a folder with saved_model.pb or numbered versions of one")
+from data.catalogue import SAMPLE_RATE, probe
+from data.decode import read_with_soundfile, stream_audio
+from data.errors import AudioError, one_line
+from serving.config import ABOUT_FILE, PredictError
 
 
 def check_audio_file(file: str | Path) -> Path:
     """The checks a recording passes before it is decoded, the same that training applies to its clips.
 
     Raises:
-        ValueError: naming what is wrong: a missing file, a folder, or a header the catalogue
+        AudioError: naming what is wrong: a missing file, a folder, or a header the catalogue
             refuses (empty, truncated, not audio).
     """
-    from data.catalogue import probe
-
     path = Path(file)
     if not path.exists():
-        raise ValueError("file not found")
+        raise AudioError("file not found")
     if path.is_dir():
-        raise ValueError("is a folder, not an audio file")
+        raise AudioError("is a folder, not an audio file")
     _, reason = probe(path)
     if reason is not None:
-        raise ValueError(reason)
+        raise AudioError(reason)
     return path
 
 
@@ -64,14 +41,12 @@ def read_audio(file: str | Path) -> np.ndarray:
     """The file's samples as the model takes them (mono float32 at 22050 Hz), all at once.
 
     Raises:
-        ValueError: naming what is wrong (see :func:`check_audio_file`), no samples, or NaN or
+        AudioError: naming what is wrong (see :func:`check_audio_file`), no samples, or NaN or
             infinite samples (which would make every probability NaN).
     """
-    from data.decode import read_with_soundfile
-
     audio = read_with_soundfile(check_audio_file(file))
     if audio.size == 0:
-        raise ValueError("no audio samples")
+        raise AudioError("no audio samples")
     return audio
 
 
@@ -108,7 +83,7 @@ class Predictor:
     memory stays bounded whatever the length, and each window's probabilities are kept.
 
     Args:
-        export: A SavedModel version folder (:func:`find_export`). It is a program: only
+        export: A SavedModel version folder (``serving.config.find_export``). It is a program: only
             trusted models should be loaded.
         batch_windows: Windows per call of the model.
 
@@ -117,10 +92,6 @@ class Predictor:
     """
 
     def __init__(self, export: Path, batch_windows: int = 32):
-        import tensorflow as tf
-
-        from serving.export import ABOUT_FILE
-
         self.export = Path(export)
         self.batch_windows = batch_windows
         try:
@@ -153,10 +124,8 @@ class Predictor:
         and its windows scored as they fill.
 
         Raises:
-            ValueError: for a file that is not usable audio (see :func:`check_audio_file`).
+            AudioError: for a file that is not usable audio (see :func:`check_audio_file`).
         """
-        from data.decode import stream_audio
-
         path = check_audio_file(file)
         if self.window is None:
             return self.predict(read_audio(path))
@@ -169,31 +138,23 @@ class Predictor:
                 parts.append(self._score(pending[: full * self.window].reshape(full, self.window)))
                 pending = pending[full * self.window:]
         if total == 0:
-            raise ValueError("no audio samples")
+            raise AudioError("no audio samples")
         if not parts:  # shorter than one window: zero-padded, as the export does
             parts.append(self._score(np.pad(pending, (0, self.window - pending.size))[None]))
         return self._prediction(np.concatenate(parts), total)
 
     def _prediction(self, per_window: np.ndarray, samples: int) -> Prediction:
         """The recording's prediction from its windows': their mean, as the export averages them."""
-        from data.catalogue import SAMPLE_RATE
-
         return Prediction(self.genres, per_window.mean(axis=0, dtype=np.float64).astype(np.float32), per_window,
                           self.window / SAMPLE_RATE, samples / SAMPLE_RATE)
 
     def _score(self, windows: np.ndarray) -> np.ndarray:
         """Each window's probabilities, ``batch_windows`` windows per call of the model."""
-        import tensorflow as tf
-
         return np.concatenate([self._serve(waveform=tf.constant(windows[start:start + self.batch_windows]))
                                ["probabilities"].numpy() for start in range(0, len(windows), self.batch_windows)])
 
     def predict(self, audio: np.ndarray) -> Prediction:
         """Scores one recording (mono float32 samples at 22050 Hz in [-1, 1], any length)."""
-        import tensorflow as tf
-
-        from data.catalogue import SAMPLE_RATE
-
         audio = np.asarray(audio, np.float32)
         if self.window is None:  # an export that does not say its window: one call, no timeline
             outputs = self._serve(waveform=tf.constant(audio[None]))

@@ -17,18 +17,20 @@ temporary file only while it is decoded, and deleted before the answer goes out.
 """
 
 # No "from __future__ import annotations": FastAPI reads the endpoints' annotations as objects.
-import dataclasses
 import os
 import tempfile
+from collections.abc import Callable
 from importlib import resources
+from pathlib import Path
+
+import numpy as np
+import soundfile
 
 from data.catalogue import SAMPLE_RATE
-from data.errors import UsageError, one_line
-from serving.prediction import Predictor
+from data.errors import AudioError, UsageError, one_line
+from serving.config import WEB_STACK, Limits, synthetic_warning
+from serving.prediction import Prediction, Predictor
 
-# Defaults of the limits (documented in README and --help).
-MAX_SECONDS = 1800.0  # a whole album side or a DJ mix
-MAX_UPLOAD_MB = 100.0
 _CHUNK = 1 << 20
 
 
@@ -40,36 +42,25 @@ class RequestError(Exception):
         self.status = status
 
 
-@dataclasses.dataclass(frozen=True)
-class Limits:
-    """What one request may send.
-
-    Attributes:
-        max_seconds: The longest recording, in seconds.
-        max_upload_mb: The largest upload, in MB (10^6 bytes).
-    """
-
-    max_seconds: float = MAX_SECONDS
-    max_upload_mb: float = MAX_UPLOAD_MB
-
-    def __post_init__(self):
-        if not self.max_seconds > 0 or not self.max_upload_mb > 0:
-            raise UsageError(f"--max-seconds and --max-upload-mb must be positive, got {self.max_seconds}, "
-                             f"{self.max_upload_mb}")
-
-
 def model_card(predictor: Predictor) -> dict:
-    """What the page and ``/api/health`` say about the model: name, training data, test figures."""
+    """What the page and ``/api/health`` say about the model: name, training data, test figures, and
+    the warning of a model trained on synthetic music.
+
+    The training data is named by its folder's name alone: no answer of this server holds a path.
+    """
     about = predictor.about
-    return {"name": predictor.name, "model": about.get("model"), "data": about.get("data"),
-            "test": about.get("test"), "genres": list(predictor.genres),
-            "window_seconds": predictor.window / SAMPLE_RATE if predictor.window else None}
+    data = about.get("data") or {}
+    trained_on = None
+    if data:
+        trained_on = {"name": Path(data.get("data_dir") or "").name or None, "synthetic": bool(data.get("synthetic")),
+                      "split": data.get("split")}
+    window_seconds = predictor.window / SAMPLE_RATE if predictor.window else None
+    return {"name": predictor.name, "model": about.get("model"), "data": trained_on, "test": about.get("test"),
+            "genres": list(predictor.genres), "window_seconds": window_seconds, "warning": synthetic_warning(data)}
 
 
-def answer(predictor: Predictor, prediction) -> dict:
-    """The JSON answer for one scored recording (a ``serving.prediction.Prediction``)."""
-    import numpy as np
-
+def answer(predictor: Predictor, prediction: Prediction) -> dict:
+    """The JSON answer for one scored recording."""
     order = np.argsort(-prediction.probabilities)
     return {
         "model": predictor.name,
@@ -91,8 +82,6 @@ def score_upload(predictor: Predictor, stream, limits: Limits, suffix: str):
         RequestError: 413 for an upload or a recording over the limits, 422 for a file that is
             empty, not audio or holds NaN samples.
     """
-    import soundfile
-
     limit = int(limits.max_upload_mb * 1e6)
     handle, path = tempfile.mkstemp(prefix="gtzan-upload-", suffix=suffix)
     try:
@@ -114,13 +103,48 @@ def score_upload(predictor: Predictor, stream, limits: Limits, suffix: str):
                                     f"{limits.max_seconds:g} s (--max-seconds)")
         try:
             return predictor.predict_file(path)
-        except ValueError as error:  # a header the catalogue refuses, NaN samples, no samples
-            raise RequestError(422, f"not usable audio: {one_line(error)}") from None
-        except Exception as error:  # soundfile raises several types for what it cannot read
-            raise RequestError(422, f"not an audio file this server can read ({one_line(error)}); "
-                                    "send WAV, FLAC, OGG, MP3 or AU") from None
+        except AudioError as error:  # the toolkit's own words: a header it refuses, NaN samples, no samples
+            raise RequestError(422, f"not usable audio: {error.reason}") from None
+        except Exception:  # soundfile and soxr raise several types, with the temporary path in their text
+            raise RequestError(422, "not an audio file this server can read; send WAV, FLAC, OGG, MP3 or AU") from None
     finally:
         os.unlink(path)
+
+
+def web_stack():
+    """FastAPI and uvicorn, the ``app`` extra: imported when an app is made or served, not with this module.
+
+    Returns:
+        The ``fastapi`` and ``uvicorn`` modules.
+
+    Raises:
+        UsageError: if they are not installed, with the line that installs them.
+    """
+    try:
+        import fastapi
+        import uvicorn
+    except ImportError:
+        raise UsageError(f"the web app needs FastAPI and uvicorn: {WEB_STACK}") from None
+    return fastapi, uvicorn
+
+
+def serve(app, host: str, port: int, on_start: Callable[[], None] = lambda: None) -> None:
+    """Serves ``app`` (:func:`create_app`) on ``host:port`` with uvicorn until Ctrl-C or SIGTERM.
+
+    ``on_start`` is called once the app is made, before the port is bound.
+
+    Raises:
+        UsageError: if the port is in use or the address is not this machine's.
+    """
+    _, uvicorn = web_stack()
+    server = uvicorn.Server(uvicorn.Config(app, host=host, port=port, log_level="warning"))
+    on_start()
+    try:
+        server.run()
+    except SystemExit:  # uvicorn exits 1 when it cannot bind the port
+        server.started = False
+    if not server.started:
+        raise UsageError(f"cannot serve on {host}:{port}: the port is in use or the address is not this machine's")
 
 
 def create_app(predictor: Predictor, limits: Limits = Limits()):
@@ -129,16 +153,13 @@ def create_app(predictor: Predictor, limits: Limits = Limits()):
     Raises:
         UsageError: if FastAPI is not installed (with the line that installs it).
     """
-    try:
-        from fastapi import FastAPI, File, Request, UploadFile
-        from fastapi.exceptions import RequestValidationError
-        from fastapi.responses import HTMLResponse, JSONResponse
-        from starlette.exceptions import HTTPException
-    except ImportError:
-        raise UsageError('the web app needs FastAPI: pip install "gtzan-keras[app]" '
-                         '(or pip install fastapi uvicorn python-multipart)') from None
+    fastapi, _ = web_stack()
+    Request, JSONResponse = fastapi.Request, fastapi.responses.JSONResponse
+    # Starlette's own HTTPException (FastAPI's is a subclass): routing raises it for a 404 or 405.
+    RequestValidationError = fastapi.exceptions.RequestValidationError
+    HTTPException = fastapi.exceptions.StarletteHTTPException
 
-    app = FastAPI(title="gtzan-keras", docs_url=None, redoc_url=None, openapi_url=None)
+    app = fastapi.FastAPI(title="gtzan-keras", docs_url=None, redoc_url=None, openapi_url=None)
     page = resources.files("serving").joinpath("static/index.html").read_text()
     card = model_card(predictor)
 
@@ -161,7 +182,7 @@ def create_app(predictor: Predictor, limits: Limits = Limits()):
         return JSONResponse({"error": f"the server could not score this file ({type(error).__name__})"},
                             status_code=500)
 
-    @app.get("/", response_class=HTMLResponse)
+    @app.get("/", response_class=fastapi.responses.HTMLResponse)
     def index() -> str:
         return page
 
@@ -170,7 +191,7 @@ def create_app(predictor: Predictor, limits: Limits = Limits()):
         return {"status": "ok", "model": card}
 
     @app.post("/api/predict")
-    def predict(file: UploadFile = File(...)) -> dict:  # noqa: B008 (FastAPI's way to declare the field)
+    def predict(file: fastapi.UploadFile = fastapi.File(...)) -> dict:  # noqa: B008 (FastAPI's way to declare the field)
         suffix = os.path.splitext(file.filename or "")[1][:8]
         return answer(predictor, score_upload(predictor, file.file, limits, suffix if suffix[1:].isalnum() else ""))
 

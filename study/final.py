@@ -11,7 +11,10 @@ from collections.abc import Callable
 from pathlib import Path
 
 import zoo
+from serving.evaluation import about
+from serving.export import export_saved_model, next_version_dir
 from training.config import OBJECTIVE, RunConfig, TrainConfig
+from training.metrics import evaluate_run
 from training.runstore import RunStore, rank, write_json
 from tuning.spaces import SPACES
 from zoo.config import ModelConfig
@@ -36,10 +39,6 @@ def final_evaluation(out: Path, exports: Path | None, *, say: Callable[[str], No
     skipped (a later section often keeps what it carried forward), so the two configurations
     compared always differ.
     """
-    from serving.evaluation import about
-    from serving.export import export_saved_model, next_version_dir  # loads TensorFlow
-    from training.metrics import evaluate_run
-
     winners = {}
     for section in SPACES:  # the study's order
         best = RunStore(out / section).read_best()

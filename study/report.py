@@ -15,7 +15,7 @@ from pathlib import Path
 
 from data.errors import InputError
 from training.config import OBJECTIVE
-from training.runstore import RunStore, rank, read_json, write_text
+from training.runstore import RunStore, pyplot, rank, read_json, write_text
 from tuning.spaces import SPACES
 
 # The study's published validation accuracy: (best, worst) per section.
@@ -23,15 +23,6 @@ STUDY_VALIDATION = {"mlp": (0.30, 0.21), "cnn": (0.50, 0.39), "activation": (0.5
                     "training": (0.53, 0.48), "regularization": (0.56, 0.41)}
 STUDY_INPUT = {"spectrogram": 0.56, "waveform": 0.29}
 STUDY_TEST = {"weight_decay-1e-05": 0.51, "dropout0.1cnn-0.2fc": 0.52}
-
-
-def _plt():
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    return plt
 
 
 def load_section(folder: Path) -> list[dict]:
@@ -46,17 +37,13 @@ def load_section(folder: Path) -> list[dict]:
 def _style(i: int, epochs: int) -> dict:
     # Ten distinct colours, then the same colours dashed: neighbours in the legend stay apart.
     # Markers show the points of short runs, where lines alone hide how few epochs there were.
-    import matplotlib.pyplot as plt
-
-    return {"color": plt.get_cmap("tab10")(i % 10), "linestyle": ("-", "--", ":")[(i // 10) % 3],
+    return {"color": pyplot().get_cmap("tab10")(i % 10), "linestyle": ("-", "--", ":")[(i // 10) % 3],
             "marker": "o" if epochs <= 5 else None, "markersize": 4}
 
 
 def _epoch_axis(ax) -> None:
-    from matplotlib.ticker import MaxNLocator
-
     ax.set_xlabel("epoch")
-    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    ax.xaxis.set_major_locator(pyplot().MaxNLocator(integer=True))
     ax.grid(alpha=0.3)
 
 
@@ -67,7 +54,7 @@ def _legend(ax, count: int) -> None:
 
 def plot_curves(section: str, records: list[dict], out: Path) -> list[Path]:
     """Loss (train and validation) and validation accuracy per epoch, one line per trial."""
-    plt = _plt()
+    plt = pyplot()
     paths = []
     done = [r for r in records if r["history"].get("loss")]
     fig, axes = plt.subplots(1, 2, figsize=(14, 5), sharey=True)
@@ -104,7 +91,7 @@ def plot_curves(section: str, records: list[dict], out: Path) -> list[Path]:
 
 def plot_bars(section: str, records: list[dict], out: Path) -> Path:
     """Each trial's validation accuracy (at its kept epoch), best on top."""
-    plt = _plt()
+    plt = pyplot()
     done = [r for r in records if r.get("status") == "completed"]
     fig, ax = plt.subplots(figsize=(9, 0.35 * len(done) + 1.5))
     names = [r["trial"] for r in done][::-1]
@@ -125,7 +112,7 @@ def plot_bars(section: str, records: list[dict], out: Path) -> Path:
 
 def plot_batch_sizes(records: list[dict], configs: dict[str, dict], out: Path) -> tuple[Path, dict[int, float]]:
     """Mean validation accuracy per batch size (the training section)."""
-    plt = _plt()
+    plt = pyplot()
     by_batch = defaultdict(list)
     for record in records:
         if record.get("status") == "completed":

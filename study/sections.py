@@ -23,32 +23,17 @@ from pathlib import Path
 
 from data.config import DataConfig
 from data.errors import RunFailed
+from study.config import BASE_FROM, CARRIED_INTO, CARRY_FROM, SECTIONS
 from study.final import configuration, final_evaluation
 from training.config import OBJECTIVE, Reporting, TrainConfig
+from training.loop import PreparedData, prepare_data
 from training.runstore import RunStore, read_json, write_json
+from tuning.searching import search_space
 from tuning.spaces import SPACES
 from zoo.config import ModelConfig
 from zoo.registry import resolve
 
-SECTIONS = tuple(SPACES)  # the study's order
-# --quick: every trial this short, on this small synthetic set when no data is given.
-QUICK = {"epochs": 2, "window_seconds": 1.5, "synthetic": {"clips_per_genre": 8, "seconds": 3.0, "seed": 0}}
 
-# Where each section takes its base model from: the first of these sections that finished.
-BASE_FROM = {
-    "activation": ("cnn",),
-    "optimizer": ("activation", "cnn"),
-    "training": ("activation", "cnn"),
-    "regularization": ("activation", "cnn"),
-    "input": ("regularization", "activation", "cnn"),
-}
-# Which training fields each section carries from which earlier section.
-CARRY_FROM = {
-    "optimizer": ("optimizer", "learning_rate", "schedule", "gamma"),
-    "training": ("batch_size",),
-}
-CARRIED_INTO = {"training": ("optimizer",), "regularization": ("optimizer", "training"),
-                "input": ("optimizer", "training")}
 def carried_choices(section: str, finished: dict[str, dict]) -> tuple[ModelConfig | None, dict]:
     """The base model and training fields ``section`` starts from, given the finished sections.
 
@@ -82,8 +67,6 @@ def run_study(out: Path, data_config: DataConfig, training: TrainConfig, section
         RunStoreError: if ``out`` holds a study with other settings.
         RunFailed: if no trial of a section finished.
     """
-    from training.loop import prepare_data
-
     store = RunStore(out)
     state_path = out / "study.json"
     state = read_json(state_path) if state_path.is_file() else {"sections": {}}
@@ -138,8 +121,8 @@ def run_study(out: Path, data_config: DataConfig, training: TrainConfig, section
     return state
 
 
-def section_search(section: str, state: dict, out: Path, data, training: TrainConfig, *, seed: int, quick: bool,
-                   reporting: Reporting = Reporting(),
+def section_search(section: str, state: dict, out: Path, data: PreparedData, training: TrainConfig, *, seed: int,
+                   quick: bool, reporting: Reporting = Reporting(),
                    on_trial_end: Callable[[dict, dict], None] | None = None) -> list[dict]:
     """Searches ``section``'s grid from the choices of the sections ``state`` holds; returns its records.
 
@@ -147,8 +130,6 @@ def section_search(section: str, state: dict, out: Path, data, training: TrainCo
     under ``--workers`` (every process derives the same base and carried choices from
     ``study.json``).
     """
-    from tuning.searching import search_space
-
     base, carried = carried_choices(section, state["sections"])
     return search_space(SPACES[section], data, training, out / section, seed=seed, base=base, carried=carried,
                         max_epochs=training.epochs if quick else None, reporting=reporting, on_trial_end=on_trial_end)
@@ -158,8 +139,6 @@ def run_section_role(section: str, out: Path, data_config: DataConfig, training:
                      quick: bool, reporting: Reporting = Reporting()) -> None:
     """This process's part (chief or worker, set by ``tuning.distributed.configure_role``) in one
     section of a ``--workers`` study."""
-    from training.loop import prepare_data
-
     section_search(section, read_json(out / "study.json"), out, prepare_data(data_config), training, seed=seed,
                    quick=quick, reporting=reporting)
 

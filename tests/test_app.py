@@ -106,12 +106,70 @@ def test_answer_is_the_exports_own_clip_average(client, export, tmp_path):
     assert np.allclose(windows.mean(axis=0), direct, atol=1e-5)
 
 
-def test_health_names_the_model(client):
+def test_health_names_the_model_and_warns_that_it_learned_synthetic_music(client):
     response = client.get("/api/health")
     assert response.status_code == 200
     health = response.json()
     assert health["status"] == "ok" and health["model"]["name"] == "2cnn-16-16-1fc"
     assert health["model"]["test"]["track_accuracy"] == 0.25 and health["model"]["window_seconds"] == 1.0
+    assert health["model"]["data"] == {"name": "tiny", "synthetic": True, "split": None}
+    warning = health["model"]["warning"]
+    assert "trained on synthetic music" in warning and "mean nothing" in warning
+    assert "python -m tuning.train bncnn-32-64-128-256 --data-dir" in warning
+
+
+def _strings(value):
+    if isinstance(value, str):
+        yield value
+    elif isinstance(value, dict):
+        for item in value.values():
+            yield from _strings(item)
+    elif isinstance(value, list):
+        for item in value:
+            yield from _strings(item)
+
+
+def test_no_answer_holds_a_server_path(tmp_path_factory, tmp_path, monkeypatch):
+    """Every endpoint, good and bad requests, for a model trained under a distinctive path."""
+    import re
+
+    from fastapi.testclient import TestClient
+
+    import zoo
+    from serving.export import export_saved_model
+    from serving.prediction import Predictor
+    from serving.web import Limits, create_app
+
+    secret = "/srv/private-datasets-7f3a/gtzan-copy"
+    about = {"trial": "2cnn-16-16-1fc", "model": "2cnn-16-16-1fc",
+             "data": {"data_dir": secret, "synthetic": False, "split": "lists"},
+             "test": {"track_accuracy": 0.5, "macro_f1": 0.5, "test_clips": 10}}
+    genres = ["blues", "classical", "country", "disco", "hiphop", "jazz", "metal", "pop", "reggae", "rock"]
+    export = export_saved_model(zoo.build("2cnn-16-16-1fc", window_seconds=1.0), genres,
+                                tmp_path_factory.mktemp("private") / "m" / "1", about=about)
+    spool = tmp_path / "spool"
+    spool.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(spool))
+    client = TestClient(create_app(Predictor(export), Limits(max_seconds=20, max_upload_mb=1)))
+    soundfile.write(tmp_path / "good.wav", real_or_synthetic(1.5), SR)
+    (tmp_path / "text.wav").write_text("<html>not audio</html>" * 20)
+    (tmp_path / "junk.mp3").write_bytes(os.urandom(4000))  # soundfile's error names the file it opened
+    audio = real_or_synthetic(1.5)
+    audio[5:9] = np.inf
+    soundfile.write(tmp_path / "inf.wav", audio, SR, subtype="FLOAT")
+    answers = [client.get("/api/health"), client.get("/nowhere"), client.delete("/api/predict"),
+               client.post("/api/predict"), client.post("/api/predict", files={"audio": ("a.wav", b"RIFF", "audio/wav")})]
+    answers += [post(client, tmp_path / name) for name in ("good.wav", "text.wav", "junk.mp3", "inf.wav")]
+    assert [a.status_code for a in answers] == [200, 404, 405, 422, 422, 200, 422, 422, 422]
+    assert answers[0].json()["model"]["data"] == {"name": "gtzan-copy", "synthetic": False, "split": "lists"}
+    assert answers[0].json()["model"]["warning"] is None
+    absolute = re.compile(r"(^|[\s'\"(=:])/[\w.-]+/")
+    for answer in answers:
+        for text in _strings(answer.json()):
+            assert not absolute.search(text) and "private-datasets" not in text and str(spool) not in text, text
+    page = client.get("/").text
+    assert "private-datasets" not in page and str(spool) not in page and str(ROOT) not in page
+    assert answers[7].json()["error"] == "not usable audio: not readable as audio"
 
 
 @pytest.mark.parametrize("case,status,message", [
@@ -246,6 +304,8 @@ def test_page_in_a_real_browser_shows_the_chart_and_the_timeline(export, tmp_pat
         driver.find_element(By.ID, "file").send_keys(str(clip))
         WebDriverWait(driver, 60).until(lambda d: d.find_elements(By.CSS_SELECTOR, "#chart .bar-row"))
         assert driver.find_element(By.ID, "error").text == ""
+        if model == str(export):  # the fixture's model learned synthetic music, and the page says so first
+            assert "trained on synthetic music" in driver.find_element(By.ID, "warning").text
         rows = driver.find_elements(By.CSS_SELECTOR, "#chart .bar-row")
         assert len(rows) == 5
         assert driver.find_element(By.ID, "timeline-panel").is_displayed()

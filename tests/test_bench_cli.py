@@ -2,9 +2,8 @@
 
 import pytest
 
-from data import bench as data_bench
-from serving import bench as bench_serving
-from tuning import bench as bench_tuning
+from cli import bench_data as data_bench
+from cli import bench_serving, bench_tuning
 
 
 def test_data_bench_rejects_bad_flags_and_folders(tmp_path, capsys):

@@ -11,7 +11,9 @@ from pathlib import Path
 
 import pytest
 
-from tuning import crossval, distributed, search, study
+from cli import crossval, search, study
+from tests.tables import summary_rows
+from tuning import distributed
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -28,8 +30,8 @@ def rows(out):
     Workers get fewer CPU threads than one process, so sums are added in another order:
     losses agree to about 1e-7, accuracies exactly.
     """
-    table = [line.split(",") for line in (out / "cnn" / "summary.csv").read_text().splitlines()[1:]]
-    return [(row[0], float(row[1]), round(float(row[3]), 5)) for row in table]
+    return [(row["trial"], float(row["val_track_accuracy"]), round(float(row["val_loss"]), 5))
+            for row in summary_rows(out / "cnn" / "summary.csv")]
 
 
 @pytest.fixture(scope="module")
@@ -80,11 +82,20 @@ def test_a_chief_port_in_use_and_bad_flags(tiny_gtzan, tmp_path, capsys):
 
 
 def test_a_bad_data_dir_with_workers_is_one_line(tmp_path):
+    # A missing folder is a bad flag: refused before any process starts.
     result = subprocess.run(command(tmp_path / "none", tmp_path, "--workers", "2"), cwd=ROOT, capture_output=True,
                             text=True, timeout=300)
-    assert result.returncode == 2  # a bad folder, as without --workers
+    assert result.returncode == 2
+    assert result.stderr.strip().splitlines() == [
+        f"python -m tuning.search: error: data directory not found: {tmp_path / 'none'}"]
+    assert not (tmp_path / "cnn" / "workers").exists()
+    # A folder without audio is found out by the chief: its one line, exit 2, as without --workers.
+    (tmp_path / "empty").mkdir()
+    result = subprocess.run(command(tmp_path / "empty", tmp_path, "--workers", "2"), cwd=ROOT, capture_output=True,
+                            text=True, timeout=300)
+    assert result.returncode == 2
     last = result.stderr.strip().splitlines()[-1]
-    assert "data directory not found" in last and ("chief" in last or "worker" in last)
+    assert "no class folders with audio files" in last and ("chief" in last or "worker" in last)
     time.sleep(1)
     assert not subprocess.run(["pgrep", "-f", "--", f"--out {tmp_path}"], capture_output=True).stdout  # nothing left
 
@@ -256,8 +267,8 @@ def test_a_study_with_two_workers_gives_the_one_process_study(tmp_path):
         assert result.returncode == 0, result.stderr[-2000:]
     assert result.stdout.count("[cnn] [worker") == 14
     for section in ("mlp", "cnn"):
-        tables = [sorted((row.split(",")[0], row.split(",")[1]) for row in
-                         (tmp_path / name / section / "summary.csv").read_text().splitlines()[1:])
+        tables = [sorted((row["trial"], row["val_track_accuracy"]) for row in
+                         summary_rows(tmp_path / name / section / "summary.csv"))
                   for name in ("one", "two")]
         assert tables[0] == tables[1]
     one, two = (json.loads((tmp_path / name / "study.json").read_text()) for name in ("one", "two"))

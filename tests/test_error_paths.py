@@ -8,9 +8,8 @@ from pathlib import Path
 
 import pytest
 
+from cli import evaluate, report, search
 from data.catalogue import scan
-from serving import evaluate
-from tuning import report, search
 
 ROOT = Path(__file__).resolve().parents[1]
 QUICK = ["--epochs", "1", "--max-trials", "1", "--window-seconds", "1", "--wandb", "disabled"]

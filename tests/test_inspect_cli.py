@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pytest
 
-from data import inspect as inspect_cli
+from cli import inspect as inspect_cli
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -41,3 +41,18 @@ def test_unusable_input_exits_2_with_one_line(tmp_path, make):
     assert result.returncode == 2
     last = result.stderr.strip().splitlines()[-1]
     assert last.startswith("python -m data.inspect: error:") and str(target) in last
+
+
+def test_the_data_loggers_level_is_restored_after_a_report(broken_copy, capsys):
+    """The report lists unreadable files itself; the warnings it silences meanwhile come back after."""
+    import logging
+
+    root, _ = broken_copy
+    logger = logging.getLogger("data")
+    logger.setLevel(logging.INFO)
+    try:
+        assert inspect_cli.main([str(root)]) == 0
+        assert logger.level == logging.INFO
+    finally:
+        logger.setLevel(logging.NOTSET)
+    assert "unreadable files: 4" in capsys.readouterr().out

@@ -1,21 +1,32 @@
 """The import graph and the command/library split.
 
 Library layers, each importing only from the ones before it:
-data -> zoo -> training -> tuning -> serving -> study, and cli (what the commands share) on top.
+data -> zoo -> training -> tuning -> serving -> study, and the commands (``cli``) above them all.
 Every import counts: at module level, inside functions and under ``TYPE_CHECKING``.
 
-Commands are the modules run with ``python -m`` (every console script, the benchmarks and
-``zoo.evaluate``). A command may import any library module, never another command; no library
-module imports a command, parses flags, prints or exits.
+A command (its parser and ``main``) lives in ``cli/<command>.py``. The module a user runs
+(``python -m tuning.search``) is an entry point: a few lines that hand over to its command, and
+the only kind of module in a library package that may import upward. No library module imports
+``cli``, parses flags, prints or exits; library modules import at their top, and only the
+commands (which load the library once their flags are checked) and the helpers of optional
+extras import inside functions.
 """
 
 import ast
 import configparser
+import subprocess
+import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 LAYERS = {"data": 0, "zoo": 1, "training": 2, "tuning": 3, "serving": 4, "study": 5, "cli": 6}
-BENCHMARKS = {"data.bench", "zoo.bench", "tuning.bench", "serving.bench"}
+# What the command layer shares (the rest of cli/ is one module per command).
+CLI_SHARED = {"cli", "cli.runner", "cli.flags"}
+# Libraries that may be imported inside a function, each behind one helper that names what to
+# install or says why it waits: the app's web stack, the benchmarks' librosa, the figures'
+# matplotlib and W&B. (The command runner also loads TensorFlow that way, quietly.)
+EXTRAS = {"fastapi", "uvicorn", "librosa", "matplotlib", "wandb"}
+MAX_DEFERRED_IMPORTS = 25
 
 
 def modules() -> dict[str, Path]:
@@ -27,11 +38,44 @@ def modules() -> dict[str, Path]:
     return found
 
 
+def entry_point_target(path: Path) -> str | None:
+    """The ``cli`` command an entry-point module hands over to, or None if ``path`` is not one.
+
+    An entry point is exactly: a docstring, ``import sys``, ``from cli.<command> import main`` and
+    ``if __name__ == "__main__": sys.exit(main())``.
+    """
+    body = ast.parse(path.read_text()).body
+    if len(body) != 4 or not (isinstance(body[0], ast.Expr) and isinstance(body[0].value, ast.Constant)):
+        return None
+    imports_sys = isinstance(body[1], ast.Import) and [a.name for a in body[1].names] == ["sys"]
+    hand_over = body[2]
+    if not (imports_sys and isinstance(hand_over, ast.ImportFrom) and (hand_over.module or "").startswith("cli.")
+            and [a.name for a in hand_over.names] == ["main"]):
+        return None
+    if ast.unparse(body[3]) != "if __name__ == '__main__':\n    sys.exit(main())":
+        return None
+    return hand_over.module
+
+
+def entry_points() -> dict[str, str]:
+    """Every ``python -m`` module a user runs -> the ``cli`` command it hands over to."""
+    found = {}
+    for name, path in modules().items():
+        if not name.startswith("cli") and (target := entry_point_target(path)) is not None:
+            found[name] = target
+    return found
+
+
 def commands() -> set[str]:
+    """The command modules: ``cli/<command>.py``."""
+    return {name for name in modules() if name.startswith("cli.") and name not in CLI_SHARED}
+
+
+def console_scripts() -> dict[str, str]:
     config = configparser.ConfigParser()
     config.read(ROOT / "setup.cfg")
-    scripts = config["options.entry_points"]["console_scripts"].strip().splitlines()
-    return {line.split(" = ")[1].split(":")[0] for line in scripts} | BENCHMARKS | {"zoo.evaluate"}
+    lines = config["options.entry_points"]["console_scripts"].strip().splitlines()
+    return {name: target.split(":")[0] for name, target in (line.split(" = ") for line in lines)}
 
 
 def imports(path: Path, known: dict[str, Path]) -> set[str]:
@@ -48,37 +92,74 @@ def imports(path: Path, known: dict[str, Path]) -> set[str]:
     return {name for name in names if name in known}
 
 
+def deferred_imports(path: Path) -> list[tuple[int, str]]:
+    """``(line, top-level module)`` of each import statement inside a function of ``path``."""
+    found = []
+
+    def visit(node, in_function: bool) -> None:
+        for child in ast.iter_child_nodes(node):
+            inside = in_function or isinstance(child, (ast.FunctionDef, ast.AsyncFunctionDef, ast.Lambda))
+            if in_function and isinstance(child, ast.Import):
+                found.extend((child.lineno, alias.name.split(".")[0]) for alias in child.names)
+            elif in_function and isinstance(child, ast.ImportFrom):
+                found.append((child.lineno, (child.module or "").split(".")[0]))
+            visit(child, inside)
+
+    visit(ast.parse(path.read_text()), False)
+    return found
+
+
 def layer(module: str) -> int:
     return LAYERS[module.split(".")[0]]
 
 
-def test_every_command_is_a_module_with_a_main():
-    known = modules()
+def library_graph() -> dict[str, set[str]]:
+    """Module -> the project modules it imports, entry points left out."""
+    known, entries = modules(), entry_points()
+    return {name: imports(path, known) - {name} for name, path in known.items() if name not in entries}
+
+
+def test_every_command_has_an_entry_point_and_every_console_script_runs_a_command():
+    entries, scripts = entry_points(), console_scripts()
+    assert set(entries.values()) == commands(), set(entries.values()) ^ commands()
+    assert set(scripts.values()) <= commands(), set(scripts.values()) - commands()
+    # Every console command has the name a user knows from python -m.
+    assert {script.removeprefix("gtzan-") for script in scripts} <= {c.removeprefix("cli.") for c in commands()}
     for command in commands():
-        assert command in known, command
-        source = known[command].read_text()
-        assert ("def main(" in source or "import main" in source) and 'if __name__ == "__main__":' in source, command
+        source = modules()[command].read_text()
+        assert "def main(" in source and "def build_parser(" in source, command
 
 
-def test_no_library_module_imports_a_higher_layer():
-    known, entry = modules(), commands()
-    upward = [f"{name} -> {target}" for name, path in known.items() if name not in entry
-              for target in imports(path, known) if layer(target) > layer(name)]
-    assert not upward, upward
-
-
-def test_no_module_imports_a_command():
-    known, entry = modules(), commands()
-    found = [f"{name} -> {target}" for name, path in known.items() for target in imports(path, known) & entry
-             if target != name]
+def test_only_entry_points_import_the_commands():
+    known, entries = modules(), entry_points()
+    found = [f"{name} -> {target}" for name, path in known.items() if not name.startswith("cli")
+             and name not in entries for target in imports(path, known) if target.startswith("cli")]
     assert not found, found
 
 
+def test_no_library_module_imports_a_higher_layer():
+    upward = [f"{name} -> {target}" for name, targets in library_graph().items() for target in targets
+              if layer(target) > layer(name)]
+    assert not upward, upward
+
+
+def test_no_command_imports_another():
+    graph, commands_ = library_graph(), commands()
+    found = [f"{name} -> {target}" for name in commands_ for target in graph[name] & commands_]
+    assert not found, found
+
+
+def test_the_folder_level_graph_runs_one_way():
+    edges = {(name.split(".")[0], target.split(".")[0]) for name, targets in library_graph().items()
+             for target in targets}
+    back = sorted(f"{a} -> {b}" for a, b in edges if a != b and LAYERS[b] > LAYERS[a])
+    assert not back, back
+
+
 def test_library_modules_parse_no_flags_print_nothing_and_never_exit():
-    known, entry = modules(), commands()
-    found = []
-    for name, path in known.items():
-        if name in entry or name.startswith("cli"):
+    found, entries = [], entry_points()
+    for name, path in modules().items():
+        if name.startswith("cli") or name in entries:
             continue
         for node in ast.walk(ast.parse(path.read_text())):
             if isinstance(node, ast.Import) and any(alias.name == "argparse" for alias in node.names):
@@ -90,9 +171,23 @@ def test_library_modules_parse_no_flags_print_nothing_and_never_exit():
     assert not found, found
 
 
+def test_imports_wait_only_in_commands_and_behind_an_extra():
+    """Library modules import at their top; a command defers loading the library until its flags
+    are checked (one import of it), and an optional extra waits until it is used."""
+    known, commands_ = modules(), commands()
+    deferred = {name: deferred_imports(path) for name, path in known.items()}
+    total = sum(len(found) for found in deferred.values())
+    assert total <= MAX_DEFERRED_IMPORTS, {name: found for name, found in deferred.items() if found}
+    wrong = [f"{name}:{line} imports {module}" for name, found in deferred.items() for line, module in found
+             if not (name in commands_ and module in LAYERS) and (name, module) != ("cli.runner", "tensorflow")
+             and module not in EXTRAS]
+    assert not wrong, wrong
+    per_command = {name: len(found) for name, found in deferred.items() if name in commands_ and len(found) > 1}
+    assert not per_command, per_command
+
+
 def test_no_import_cycles_of_any_kind():
-    known = modules()
-    graph = {name: imports(path, known) - {name} for name, path in known.items()}
+    graph = library_graph()
     # A package's own __init__ is imported before any of its modules; that edge is no cycle.
     graph = {name: {t for t in targets if not name.startswith(t + ".")} for name, targets in graph.items()}
     state: dict[str, int] = {}
@@ -111,19 +206,29 @@ def test_no_import_cycles_of_any_kind():
             visit(node, [node])
 
 
-def test_the_check_sees_imports_inside_functions_and_type_checking_blocks(tmp_path):
+def test_the_checks_see_imports_inside_functions_and_type_checking_blocks(tmp_path):
     module = tmp_path / "m.py"
     module.write_text("from typing import TYPE_CHECKING\nif TYPE_CHECKING:\n    import zoo.config\n"
-                      "def f():\n    from training.runstore import RunStore\n")
+                      "def f():\n    from training.runstore import RunStore\n    g = lambda: __import__('x')\n"
+                      "    import matplotlib.pyplot\n")
     known = {"training.runstore": ROOT / "training" / "runstore.py", "zoo.config": ROOT / "zoo" / "config.py"}
     assert imports(module, known) == {"training.runstore", "zoo.config"}
+    assert deferred_imports(module) == [(5, "training"), (7, "matplotlib")]
+
+
+def test_the_entry_point_check_refuses_a_module_that_does_more(tmp_path):
+    good = '"""Doc."""\n\nimport sys\n\nfrom cli.search import main\n\nif __name__ == "__main__":\n    sys.exit(main())\n'
+    (tmp_path / "good.py").write_text(good)
+    (tmp_path / "more.py").write_text(good + "\nX = 1\n")
+    (tmp_path / "other.py").write_text(good.replace("from cli.search import main", "from tuning.searching import main"))
+    assert entry_point_target(tmp_path / "good.py") == "cli.search"
+    assert entry_point_target(tmp_path / "more.py") is None
+    assert entry_point_target(tmp_path / "other.py") is None
 
 
 def test_names_configs_and_family_specs_load_without_keras():
-    import subprocess
-    import sys
-
     code = ("import sys, zoo; zoo.resolve('3cnn5fc-ELU-1alpha'); zoo.names('bncnn*'); "
-            "import training.config, tuning.spaces, cli.flags; print('keras' in sys.modules, 'tensorflow' in sys.modules)")
+            "import training.config, tuning.spaces, cli.flags, serving.config, study.config, tuning.tables; "
+            "print('keras' in sys.modules, 'tensorflow' in sys.modules)")
     result = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True)
     assert result.stdout.strip() == "False False", result.stderr[-800:]

@@ -11,8 +11,10 @@ from pathlib import Path
 import pytest
 
 import data
+from tests.test_layering import entry_points
 
 ROOT = Path(__file__).resolve().parents[1]
+# Each console command and the python -m module that runs the same command.
 COMMANDS = {"gtzan-search": "tuning.search", "gtzan-study": "tuning.study", "gtzan-train": "tuning.train",
             "gtzan-crossval": "tuning.crossval", "gtzan-report": "tuning.report", "gtzan-evaluate": "serving.evaluate",
             "gtzan-predict": "serving.predict", "gtzan-app": "serving.app", "gtzan-embed": "serving.embed",
@@ -24,7 +26,8 @@ def test_console_commands_are_the_python_m_commands():
     config = configparser.ConfigParser()
     config.read(ROOT / "setup.cfg")
     scripts = dict(line.split(" = ") for line in config["options.entry_points"]["console_scripts"].strip().splitlines())
-    assert scripts == {name: f"{module}:main" for name, module in COMMANDS.items()}
+    entries = entry_points()
+    assert scripts == {name: f"{entries[module]}:main" for name, module in COMMANDS.items()}
     assert config["metadata"]["version"] == "attr: data.__version__"
 
 

@@ -3,14 +3,8 @@ import pytest
 import tensorflow as tf
 
 from data.catalogue import scan
-from data.pipeline import (
-    average_per_clip,
-    decoded_dataset,
-    epochs_dataset,
-    eval_windows,
-    train_dataset,
-    window_samples,
-)
+from data.config import window_samples
+from data.pipeline import average_per_clip, decoded_dataset, epochs_dataset, eval_windows, train_dataset
 from data.splits import random_split
 
 

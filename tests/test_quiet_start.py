@@ -6,10 +6,10 @@ from pathlib import Path
 
 import pytest
 
-from tests.test_layering import commands
+from tests.test_layering import entry_points
 
 ROOT = Path(__file__).resolve().parents[1]
-COMMANDS = sorted(commands())
+COMMANDS = sorted(entry_points())
 HELP = r"""
 import runpy, sys
 sys.argv = [sys.argv[1], "--help"]
@@ -29,12 +29,14 @@ def test_help_does_not_load_tensorflow(module):
 
 
 def test_an_error_is_the_only_line_on_stderr_and_verbose_shows_tensorflow(tmp_path):
-    args = [sys.executable, "-m", "tuning.train", "2cnn-16-16-1fc", "--data-dir", str(tmp_path / "none"),
+    # An empty data folder passes the flag checks and is refused once the library (and TensorFlow) loaded.
+    (tmp_path / "empty").mkdir()
+    args = [sys.executable, "-m", "tuning.train", "2cnn-16-16-1fc", "--data-dir", str(tmp_path / "empty"),
             "--out", str(tmp_path)]
     env = {k: v for k, v in __import__("os").environ.items() if k != "TF_CPP_MIN_LOG_LEVEL"}
     quiet = subprocess.run(args, cwd=ROOT, capture_output=True, text=True, env=env)
     assert quiet.returncode == 2
-    assert quiet.stderr.strip().splitlines() == [
-        f"python -m tuning.train: error: data directory not found: {tmp_path / 'none'}"]
+    lines = quiet.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("python -m tuning.train: error: ") and "empty" in lines[0], lines
     verbose = subprocess.run([*args, "--verbose"], cwd=ROOT, capture_output=True, text=True, env=env)
     assert verbose.returncode == 2 and len(verbose.stderr.strip().splitlines()) > 1

@@ -14,6 +14,8 @@ import numpy as np
 import pytest
 import soundfile
 
+from tests.tables import summary_rows
+
 ROOT = Path(__file__).resolve().parents[1]
 
 
@@ -112,8 +114,8 @@ def test_a_deleted_record_is_rebuilt_from_keras_tuners_state(tiny_gtzan, tmp_pat
     record_path.unlink()  # the advice
     again = run(*args)
     assert again.returncode == 0, again.stderr[-800:]
-    rows = (tmp_path / "cnn" / "summary.csv").read_text().splitlines()[1:]
-    assert sorted(row.split(",")[0] for row in rows) == ["1cnn-32-2fc-128", "1cnn-32-3fc-256-128"]
+    rows = summary_rows(tmp_path / "cnn" / "summary.csv")
+    assert sorted(row["trial"] for row in rows) == ["1cnn-32-2fc-128", "1cnn-32-3fc-256-128"]
     rebuilt = json.loads(record_path.read_text())
     assert "rebuilt from its history.json" in rebuilt["recovered"]
     assert rebuilt["status"] == original["status"] == "completed"
@@ -126,8 +128,8 @@ def test_a_deleted_record_is_rebuilt_from_keras_tuners_state(tiny_gtzan, tmp_pat
     rebuilt = json.loads(record_path.read_text())
     assert "rebuilt from KerasTuner's state" in rebuilt["recovered"]
     assert rebuilt["val_track_accuracy"] == pytest.approx(original["val_track_accuracy"])
-    rows = (tmp_path / "cnn" / "summary.csv").read_text().splitlines()[1:]
-    assert sorted(row.split(",")[0] for row in rows) == ["1cnn-32-2fc-128", "1cnn-32-3fc-256-128"]
+    rows = summary_rows(tmp_path / "cnn" / "summary.csv")
+    assert sorted(row["trial"] for row in rows) == ["1cnn-32-2fc-128", "1cnn-32-3fc-256-128"]
 
 
 # 3. one writer per folder; a killed launcher leaves nothing ---------------------------------------------
@@ -222,8 +224,8 @@ def test_inspect_lists_an_unreadable_file_and_names_an_unreadable_folder(broken_
     import builtins
     import pathlib
 
+    from cli import inspect as inspect_cli
     from data import catalogue
-    from data import inspect as inspect_cli
 
     root, _ = broken_copy
     locked = root / "genres_original" / "rock" / "rock.00001.wav"
@@ -367,7 +369,7 @@ def test_a_negative_chief_timeout_is_refused(tmp_path):
 
 
 def test_console_commands_name_themselves(monkeypatch, capsys):
-    from tuning import search
+    from cli import search
 
     monkeypatch.setattr(sys, "argv", ["/usr/local/bin/gtzan-search"])
     with pytest.raises(SystemExit):

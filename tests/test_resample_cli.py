@@ -3,7 +3,7 @@
 import numpy as np
 import soundfile
 
-from data import resample
+from cli import resample
 from data.catalogue import scan
 
 
@@ -42,3 +42,50 @@ def test_resample_error_paths(tiny_gtzan, tmp_path, capsys):
     assert "is not empty" in capsys.readouterr().err
     assert resample.main([str(tiny_gtzan), str(tiny_gtzan / "copy")]) == 2
     assert "inside the source" in capsys.readouterr().err
+
+
+def test_a_killed_copy_resumes_with_every_file_whole(tiny_gtzan, tmp_path):
+    """kill -9 in the middle of the copy, then the same command again: every clip whole, none twice."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1]
+    target = tmp_path / "copy"
+    command = [sys.executable, "-m", "data.resample", str(tiny_gtzan), str(target), "--rate", "8000"]
+    process = subprocess.Popen(command, cwd=root, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and len(list(target.rglob("*.wav"))) < 5:
+        time.sleep(0.01)
+    process.send_signal(signal.SIGKILL)
+    process.wait()
+    finished = sorted(target.rglob("*.wav"))
+    assert 5 <= len(finished) < 60, "the copy should have been stopped in the middle"
+    stamps = {path: os.stat(path).st_mtime_ns for path in finished}
+    # A clip being written when the process died is left under a temporary name.
+    (target / finished[0].parent.name / ".half.wav.tmp").write_bytes(b"RIFF")
+
+    rerun = subprocess.run(command, cwd=root, capture_output=True, text=True)
+    assert rerun.returncode == 0, rerun.stderr
+    assert f"{len(finished)} of them written by an earlier run" in rerun.stdout
+    assert {path: os.stat(path).st_mtime_ns for path in finished} == stamps  # kept, not written again
+    assert not list(target.rglob("*.tmp"))
+    source, copy = scan(tiny_gtzan), scan(target)
+    assert [c.clip_id for c in copy.clips] == [c.clip_id for c in source.clips] and not copy.problems
+    for clip in source.clips:
+        original = soundfile.info(str(clip.path))
+        copied = soundfile.info(str(target / clip.genre / f"{clip.clip_id}.wav"))
+        assert (copied.frames, copied.samplerate) == (original.frames, 22050)
+
+
+def test_a_copy_of_another_source_or_rate_is_not_written_into(tiny_gtzan, tmp_path, capsys):
+    target = tmp_path / "copy"
+    assert resample.main([str(tiny_gtzan), str(target), "--rate", "16000"]) == 0
+    capsys.readouterr()
+    assert resample.main([str(tiny_gtzan), str(target), "--rate", "8000"]) == 2
+    assert "through 16000 Hz; choose another folder" in capsys.readouterr().err
+    assert resample.main([str(tiny_gtzan), str(target), "--rate", "16000"]) == 0  # finished: nothing to write
+    assert "(60 of them written by an earlier run)" in capsys.readouterr().out

@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 import zoo
+from tests.tables import summary_rows
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -15,7 +16,7 @@ ROOT = Path(__file__).resolve().parents[1]
 DRIVER = r"""
 import os, signal, sys
 from training import runstore
-from tuning import search
+from cli import search
 point, nth = sys.argv[1].split(":")
 calls = {"n": 0}
 
@@ -60,7 +61,8 @@ def run(args, cwd, driver=None, point=None):
 def outcome(out):
     """The summary rows (trial, scores, status) and the best trial of a finished search."""
     space = out / "cnn"
-    rows = [line.split(",")[:4] + [line.split(",")[7]] for line in (space / "summary.csv").read_text().splitlines()]
+    rows = [[row[column] for column in ("trial", "val_track_accuracy", "val_accuracy", "val_loss", "status")]
+            for row in summary_rows(space / "summary.csv")]
     best = json.loads((space / "best" / "config.json").read_text())["trial"]
     zoo.load_model(space / "best" / "model.keras")  # complete, loadable
     folders = sorted(p.name for p in (space / "trials").iterdir())

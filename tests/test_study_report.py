@@ -5,9 +5,9 @@ from pathlib import Path
 
 import pytest
 
+from cli import report as report_cli
+from cli import study
 from study import final, report, sections
-from tuning import report as report_cli
-from tuning import study
 from training.runstore import RunStore, write_json
 
 ALL_SECTIONS = ("mlp", "cnn", "activation", "optimizer", "training", "regularization", "input")

@@ -2,8 +2,8 @@ import numpy as np
 import pytest
 import soundfile
 
+from cli import synthetic
 from data import synthesis
-from data import synthetic
 from data.catalogue import GTZAN_GENRES
 
 

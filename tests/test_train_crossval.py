@@ -7,8 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from serving import evaluate
-from tuning import crossval, train
+from cli import crossval, evaluate, train
 
 ROOT = Path(__file__).resolve().parents[1]
 FAST = ["--window-seconds", "1", "--epochs", "2", "--batch-size", "16", "--wandb", "disabled"]
@@ -60,7 +59,7 @@ def test_crossval_writes_results_and_resumes(tiny_gtzan, tmp_path, capsys):
 
 
 def test_a_failed_fold_and_missing_data_are_one_line(tiny_gtzan, tmp_path, monkeypatch, capsys):
-    import training.loop
+    import tuning.crossvalidation
 
     def diverging(model, data, run, store, **record_fields):
         record = {"trial": run.trial, "model": run.model, "status": "failed", "error": "loss became NaN or infinite",
@@ -72,7 +71,7 @@ def test_a_failed_fold_and_missing_data_are_one_line(tiny_gtzan, tmp_path, monke
     argv = ["2cnn-16-16-1fc", "--folds", "2", "--out", str(tmp_path), *FAST]
     assert crossval.main([*argv, "--data-dir", str(tmp_path / "missing")]) == 2
     assert "data directory not found" in capsys.readouterr().err.strip().splitlines()[-1]
-    monkeypatch.setattr(training.loop, "train_run", diverging)
+    monkeypatch.setattr(tuning.crossvalidation, "train_run", diverging)
     assert crossval.main([*argv, "--data-dir", str(tiny_gtzan)]) == 1
     assert "fold 0 failed: loss became NaN or infinite" in capsys.readouterr().err.strip().splitlines()[-1]
 

@@ -11,8 +11,8 @@ import soundfile
 import tensorflow as tf
 
 import zoo
+from cli import embed
 from data.errors import InputError
-from serving import embed
 from zoo import pretrained
 from zoo.builders.pretrained import tagger_model
 from zoo.families.pretrained import MSD_TAGS
@@ -182,8 +182,7 @@ def test_embed_error_paths(music, tmp_path, capsys):
 
 def test_train_evaluate_and_predict_a_pretrained_model(tiny_gtzan, tmp_path, capsys):
     """The pretrained names go through the commands like any zoo name: train, evaluate, export, predict."""
-    from serving import evaluate, predict
-    from tuning import train
+    from cli import evaluate, predict, train
 
     runs = tmp_path / "runs"
     assert train.main(["musicnn-msd_train=head", "--recipe", "finetune", "--data-dir", str(tiny_gtzan), "--out",
@@ -198,7 +197,7 @@ def test_train_evaluate_and_predict_a_pretrained_model(tiny_gtzan, tmp_path, cap
 
 
 def test_a_missing_wheel_stops_training_in_one_line(tiny_gtzan, tmp_path, monkeypatch, capsys):
-    from tuning import train
+    from cli import train
 
     monkeypatch.setenv("GTZAN_MUSICNN_WHEEL", str(tmp_path / "missing.whl"))
     assert train.main(["musicnn-mtt", "--data-dir", str(tiny_gtzan), "--out", str(tmp_path / "runs"), "--epochs", "1",

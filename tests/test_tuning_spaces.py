@@ -6,8 +6,8 @@ import pytest
 import zoo
 from data.config import DataConfig
 from training.config import TrainConfig
-from tuning.hypermodel import SpaceHyperModel
 from training.schedules import exponential_lr, make_optimizer, schedule_callback, step_lr
+from tuning.hypermodel import SpaceHyperModel
 from tuning.spaces import SPACES
 
 STUDY_COUNTS = {"mlp": 9, "cnn": 14, "activation": 8, "optimizer": 18, "training": 12, "regularization": 12, "input": 2}

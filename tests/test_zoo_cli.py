@@ -2,7 +2,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from zoo import list as list_cli
+from cli import list as list_cli
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -29,7 +29,7 @@ def test_list_unknown_pattern_exits_2():
 
 
 def test_bench_rejects_bad_flags_and_names():
-    from zoo import bench
+    from cli import bench_zoo as bench
 
     result = subprocess.run([sys.executable, "-m", "zoo.bench", "--steps", "0"], cwd=ROOT, capture_output=True, text=True)
     assert result.returncode == 2 and "--steps" in result.stderr

@@ -10,12 +10,13 @@ import keras
 import numpy as np
 
 from data.catalogue import Catalogue, Clip, DataError, scan
-from data.pipeline import average_per_clip, decoded_dataset, eval_arrays, window_samples
-from data.errors import InputError
+from data.config import window_samples
+from data.errors import EvaluationError
+from data.pipeline import average_per_clip, decoded_dataset, eval_arrays
 from data.sources import load_split
 from training.callbacks import predict_windows
 from training.config import RunConfig
-from training.runstore import write_figure, write_json
+from training.runstore import pyplot, write_figure, write_json
 
 
 def classification_report(true: np.ndarray, predicted: np.ndarray, genres: list[str]) -> dict:
@@ -61,11 +62,7 @@ def classification_report(true: np.ndarray, predicted: np.ndarray, genres: list[
 
 def plot_confusion_matrix(matrix, genres: list[str], path: str | Path, title: str) -> Path:
     """Draws the confusion matrix (counts in cells, genre names on both axes) as a PNG."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
+    plt = pyplot()
     matrix = np.asarray(matrix)
     size = max(5.0, 0.6 * len(genres) + 2)
     fig, ax = plt.subplots(figsize=(size + 1, size))
@@ -110,10 +107,6 @@ def evaluate_clips(model: keras.Model, clips: tuple[Clip, ...], genres: list[str
     return {"track_accuracy": report["accuracy"],
             "window_accuracy": float(np.mean(probabilities.argmax(axis=1) == labels)),
             **report, "clips": int(decoded.sum()), "windows": int(len(labels))}
-
-
-class EvaluationError(InputError):
-    """A model or data folder that cannot be evaluated, with a one-line reason."""
 
 
 def rebuild_split(run: RunConfig, *, data_dir: str | None = None, split_dir: str | None = None):

@@ -29,6 +29,8 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+import numpy as np
+
 from data.config import file_safe
 from data.errors import InputError, one_line
 from training.config import OBJECTIVE
@@ -109,6 +111,19 @@ def _saved_then_renamed(path: Path, suffix: str, save, failures: tuple[type[Base
         raise
 
 
+def pyplot():
+    """matplotlib's ``pyplot`` on its file-only Agg backend, for the figures of runs and reports.
+
+    Imported here, on the first figure, not with this module: matplotlib takes half a second to
+    load, and most commands that write run folders draw nothing.
+    """
+    import matplotlib.pyplot as plt
+
+    if plt.get_backend().lower() != "agg":
+        plt.switch_backend("Agg")
+    return plt
+
+
 def write_figure(path: Path, figure) -> None:
     """Saves a matplotlib figure as PNG through a temporary file and a rename."""
     _saved_then_renamed(path, ".png", lambda temporary: figure.savefig(temporary, dpi=120, format="png"), (OSError,))
@@ -116,8 +131,6 @@ def write_figure(path: Path, figure) -> None:
 
 def write_arrays(path: Path, **arrays) -> None:
     """Saves numpy ``arrays`` as an uncompressed ``.npz`` through a temporary file and a rename."""
-    import numpy as np
-
     def save(temporary: Path) -> None:
         with open(temporary, "wb") as f:
             np.savez(f, **arrays)

@@ -40,13 +40,14 @@ def wandb_run(mode: str, *, project: str, group: str, name: str, config: dict,
     if mode == "disabled":
         yield []
         return
-    import wandb
-    from wandb.integration.keras import WandbMetricsLogger
+    # Imported here, by the runs that log: wandb takes seconds to load, and tests and most runs
+    # without an account never need it.
+    import wandb.integration.keras
 
     directory.mkdir(parents=True, exist_ok=True)
     run = wandb.init(project=project, group=group, name=name, config=config, mode=mode, dir=str(directory),
                      reinit="finish_previous")
     try:
-        yield [WandbMetricsLogger(log_freq="epoch")]
+        yield [wandb.integration.keras.WandbMetricsLogger(log_freq="epoch")]
     finally:
         run.finish()

@@ -1,93 +1,11 @@
-"""Benchmark: one search with 1 worker and with N workers, wall time of each, the same trials.
+"""``python -m tuning.bench``: one search with 1 and with N workers, timed.
 
-Usage::
-
-    python -m tuning.bench [--space cnn] [--workers 2] [search flags ...]
-
-Runs ``python -m tuning.search --space SPACE --workers 1`` and ``--workers N`` (each into a fresh
-temporary folder, the same data and seeds) and prints the wall time of each, the speed-up, and
-the training windows per second of each run (all trials' epochs over the wall time; per
-worker, that is per GPU with ``--gpus-per-worker 1``).
-Then it checks that the N workers gave every trial the validation track accuracy of a
-one-process search run with the same CPU threads per process as each worker had: on CPUs,
-TensorFlow's sums depend on how many threads share them, so over many epochs another thread
-count can change a trial's numbers; with the same threads the engine must not. Other flags go
-to every search (``--data-dir``, ``--epochs``, ``--max-trials``, ``--precision``, ...).
+An entry point only: the command (its flags and what it runs) is :mod:`cli.bench_tuning`.
 """
 
-from __future__ import annotations
-
-import argparse
-import os
-import subprocess
 import sys
-import tempfile
-import time
-from pathlib import Path
 
-from cli.runner import parser, run
-from data.errors import InputError, RunFailed, UsageError
-from training.config import OBJECTIVE
-from training.runstore import RunStore
-from tuning.distributed import devices
-
-PROG = "python -m tuning.bench"
-
-
-def timed_search(space: str, workers: int | None, out: Path, extra: list[str],
-                 env: dict[str, str] | None = None) -> tuple[float, dict[str, str], int]:
-    """One search (``workers`` None: one process): its wall seconds, its trials' validation track
-    accuracy (from summary.csv) and the training windows all its trials went through."""
-    start = time.perf_counter()
-    scale = ["--workers", str(workers)] if workers else []
-    result = subprocess.run([sys.executable, "-m", "tuning.search", "--space", space, *scale, "--out", str(out),
-                             "--wandb", "disabled", *extra], capture_output=True, text=True, env={**os.environ, **(env or {})})
-    seconds = time.perf_counter() - start
-    if result.returncode != 0:
-        last = result.stderr.strip().splitlines()[-1] if result.stderr.strip() else "search failed"
-        # The search's own one-line error; a bad flag or folder stays an exit-2 error.
-        raise (InputError if result.returncode == 2 else RunFailed)(last.split(": error: ", 1)[-1])
-    store = RunStore(out / space)
-    windows = sum(record.get("epochs_run", 0) * store.read_config(record["trial"])["data"]["sizes"]["train"]
-                  for record in store.records())
-    return seconds, {row["trial"]: row[OBJECTIVE] for row in store.read_summary()}, windows
-
-
-def build_parser() -> argparse.ArgumentParser:
-    """The command-line parser (other flags go to every search)."""
-    result = parser(PROG, __doc__)
-    result.add_argument("--space", default="cnn", help="search space (default: cnn)")
-    result.add_argument("--workers", type=int, default=2, help="workers of the parallel run (default: 2)")
-    return result
-
-
-def bench(args: argparse.Namespace) -> int:
-    """The command: the three searches, their timings and whether the trials agree."""
-    if args.workers < 2:
-        raise UsageError(f"--workers must be at least 2 to compare with one worker, got {args.workers}")
-    extra = args.extra
-    with tempfile.TemporaryDirectory(prefix="gtzan-bench-") as folder:
-        one, _, windows_one = timed_search(args.space, 1, Path(folder) / "one", extra)
-        many, trials_many, windows_many = timed_search(args.space, args.workers, Path(folder) / "many", extra)
-        threads = devices(args.workers, 1)[0]
-        _, reference, _ = timed_search(args.space, None, Path(folder) / "reference", extra,
-                                       {k: v for k, v in threads.items() if k != "CUDA_VISIBLE_DEVICES"})
-    same = reference == trials_many
-    print(f"{args.space} search, {len(trials_many)} trials: 1 worker {one:.0f} s ({windows_one / one:.0f} training "
-          f"windows/s), {args.workers} workers {many:.0f} s ({windows_many / many:.0f} windows/s, "
-          f"{windows_many / many / args.workers:.0f} per worker; {one / many:.2f}x)")
-    print(f"per-trial validation track accuracy of {args.workers} workers vs one process with the same threads "
-          f"({threads.get('TF_NUM_INTRAOP_THREADS', 'all')}): {'identical' if same else 'DIFFERENT'}")
-    if not same:
-        for name in sorted(set(reference) | set(trials_many)):
-            print(f"  {name}: {reference.get(name)} vs {trials_many.get(name)}")
-    return 0 if same else 1
-
-
-def main(argv: list[str] | None = None) -> int:
-    """Command line entry point; returns the exit code."""
-    return run(build_parser, bench, argv, tensorflow=False, pass_through=True)
-
+from cli.bench_tuning import main
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -1,112 +1,11 @@
-"""Cross-validate one zoo model: train it once per fold, test each on its held-out fold.
+"""``python -m tuning.crossval``: cross-validate one zoo model.
 
-Usage::
-
-    python -m tuning.crossval MODEL [--folds 5] [--recipe RECIPE] [--data-dir DIR]
-        [--window-seconds 3] [--split-seed 42] [--seed 42] [--epochs N] [--batch-size N]
-        [--out runs] [--fresh] [--table results/real_excerpts.csv] [--workers N [--gpus-per-worker 1]]
-
-Prints each fold's test track accuracy and macro F1, then their mean +- standard deviation, and
-writes ``<out>/crossval/<model>/`` (see ``tuning.crossvalidation``). Rerunning resumes: finished
-folds are kept (``--fresh`` starts over). ``--table`` adds (or updates) the model's row in a CSV
-table of cross-validated results. ``--workers N`` trains N folds at a time, in N worker
-processes of KerasTuner's chief/worker mode (see ``tuning.distributed``).
+An entry point only: the command (its flags and what it runs) is :mod:`cli.crossval`.
 """
 
-from __future__ import annotations
-
-import argparse
-import contextlib
-import shlex
 import sys
-from pathlib import Path
 
-from cli import flags
-from cli.runner import parser, run
-from data.errors import UsageError
-from training.config import DEFAULT_RECIPE, default_recipe, run_name
-from training.runstore import RunLock, RunStore, discard
-from tuning.distributed import launch, strip_flags
-
-PROG = "python -m tuning.crossval"
-# Flags that change where results go or how they are reported, not the results: left out of the
-# table's command column (flag -> values it takes).
-REPORTING_FLAGS = {"--fresh": 0, "--table": 1, "--out": 1, "--wandb": 1, "--wandb-project": 1, "--verbose": 0}
-
-
-def build_parser() -> argparse.ArgumentParser:
-    """The command-line parser."""
-    result = parser(PROG, __doc__, [flags.recipe_flags(), flags.data_flags(),
-                                    flags.training_flags(epochs_default="the recipe's"), flags.reporting_flags(),
-                                    flags.scale_flags(roles=False)])
-    result.set_defaults(split="kfold")
-    result.add_argument("model", metavar="MODEL", help="a zoo name (python -m zoo.list) or any name of the grammar")
-    result.add_argument("--out", default="runs", help="output folder (default: runs)")
-    result.add_argument("--fresh", action="store_true", help="discard earlier folds of this model and recipe")
-    result.add_argument("--table", help="CSV table of cross-validated results to add this model's row to")
-    return result
-
-
-def crossval(args: argparse.Namespace) -> int:
-    """The command: flags -> configs -> ``crossvalidate`` (or the ``--workers`` launcher)."""
-    from tuning.crossvalidation import (
-        check_folds,
-        check_table,
-        crossvalidate,
-        fold_progress,
-        summarize_folds,
-        update_table,
-    )
-
-    if args.split != "kfold":
-        raise UsageError(f"--split must be kfold for cross-validation, got {args.split}")
-    if args.table:
-        check_table(Path(args.table))
-    data_config = flags.data_config(args)
-    model_config = flags.model_config(args.model, data_config)
-    training = flags.train_config(args, flags.recipe(args, model_config))
-    flags.configure_scale(args)
-    if args.role is None:
-        check_folds(data_config)
-    out = Path(args.out) / "crossval" / run_name(args.model, args.recipe, default_recipe(model_config))
-    with contextlib.nullcontext() if args.role == "worker" else RunLock(out, "tuning.crossval"):
-        if args.role is None:
-            if args.fresh:
-                discard(out)
-            # A rerun resumes only the same cross-validation.
-            data_settings = {k: v for k, v in data_config.to_dict().items() if k != "fold"}
-            RunStore(out).bind_settings("crossval", {"model": args.model, "data": data_settings,
-                                                     "training": training.to_dict()})
-        if args.workers is not None:
-            print(f"cross-validating {args.model} over {args.folds} folds in {args.workers} workers")
-            launch("tuning.crossval", strip_flags(args.argv, flags.LAUNCHER_FLAGS), out, args.workers,
-                   args.gpus_per_worker, progress=fold_progress)
-            results = summarize_folds(args.model, args.folds, RunStore(out), trained=set(range(args.folds)))
-        else:
-            results = crossvalidate(args.model, model_config, data_config, training, out,
-                                    reporting=flags.reporting(args, "crossval"), say=lambda line: print(line, flush=True))
-    if results is None:  # the chief or a worker of a distributed run: the launcher sums up
-        return 0
-    accuracy, macro_f1 = results["track_accuracy"], results["macro_f1"]
-    print(f"\n{args.model} ({args.recipe} recipe), {len(results['folds'])} folds: test track accuracy "
-          f"{accuracy['mean']:.3f} +- {accuracy['std']:.3f}, macro F1 {macro_f1['mean']:.3f} +- {macro_f1['std']:.3f}")
-    print("recall per genre: " + ", ".join(f"{g} {v:.2f}" if v is not None else f"{g} none"
-                                            for g, v in results["recall_per_genre"].items()))
-    print(f"wrote {out / 'results.json'}, {results['confusion_matrix_png']}")
-    if args.table:
-        argv = strip_flags(args.argv, REPORTING_FLAGS)
-        if not any(a.partition("=")[0] == "--recipe" for a in argv) and args.recipe != DEFAULT_RECIPE:  # the model's own default, said in full
-            argv = [*argv, "--recipe", args.recipe]
-        command = "python -m tuning.crossval " + " ".join(shlex.quote(a) for a in argv)
-        update_table(Path(args.table), results, args.recipe, command)
-        print(f"updated {args.table}")
-    return 0
-
-
-def main(argv: list[str] | None = None) -> int:
-    """Command line entry point; returns the exit code."""
-    return run(build_parser, crossval, argv, tensorflow=lambda args: args.workers is None)
-
+from cli.crossval import main
 
 if __name__ == "__main__":
     sys.exit(main())

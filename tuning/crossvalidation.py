@@ -1,6 +1,6 @@
 """Cross-validation of one model: trained once per fold, each tested on its held-out fold.
 
-The library behind ``tuning.crossval``. The split is stratified k-fold by track
+The library behind ``tuning.crossval`` (its results table is ``tuning.tables``). The split is stratified k-fold by track
 (``data.splits.kfold_split``): fold I is the test part, a seeded tenth of the other folds the
 validation part. The folds are the trials of a KerasTuner search (``tuning.tuner.TaskTuner``),
 so they run one after another in one process, or in parallel in the workers of a distributed
@@ -14,17 +14,22 @@ from __future__ import annotations
 from collections.abc import Callable
 from pathlib import Path
 
+import keras
+import keras_tuner
 import numpy as np
 
+import zoo
 from data.config import DataConfig
 from data.errors import RunFailed, UsageError
-from training.config import Reporting, TrainConfig
-from training.runstore import RunStore, RunStoreError, read_csv, write_csv, write_json
+from data.sources import load_split
+from training.config import Reporting, RunConfig, TrainConfig
+from training.loop import compile_model, prepare_data, run_config, train_run
+from training.metrics import evaluate_run, plot_confusion_matrix
+from training.runstore import RunStore, RunStoreError, write_json
+from tuning.tuner import TaskTuner
 from zoo.config import ModelConfig
 
 TEST_OBJECTIVE = "test_track_accuracy"
-TABLE_COLUMNS = ["model", "recipe", "folds", "track_accuracy_mean", "track_accuracy_std", "macro_f1_mean",
-                 "macro_f1_std", "parameters", "seconds_per_fold", "data", "window_seconds", "command"]
 
 
 def fold_name(fold: int) -> str:
@@ -51,8 +56,6 @@ def crossvalidate(model: str, model_config: ModelConfig, data_config: DataConfig
     Raises:
         RunFailed: naming a fold that failed.
     """
-    from tuning.tuner import TaskTuner
-
     store = RunStore(out)
     trained = set()
 
@@ -77,8 +80,6 @@ def crossvalidate(model: str, model_config: ModelConfig, data_config: DataConfig
 def check_folds(data_config: DataConfig) -> None:
     """Raises UsageError, before any training, if a genre has fewer clips than ``--folds``
     (a fold would have no test clip of it)."""
-    from data.sources import load_split
-
     catalogue, _, _ = load_split(data_config.replace(fold=0))
     counts = {genre: sum(clip.genre == genre for clip in catalogue.clips) for genre in catalogue.genres}
     short = {genre: count for genre, count in counts.items() if count < data_config.folds}
@@ -98,12 +99,6 @@ def train_fold(model: str, model_config: ModelConfig, data_config: DataConfig, t
     Raises:
         keras_tuner.errors.FailedTrialError: if the training fails (the loss became NaN).
     """
-    import keras
-    import keras_tuner
-
-    from training.loop import compile_model, prepare_data, run_config, train_run
-    from training.metrics import evaluate_run
-
     trial = fold_name(data_config.fold)
     finished = store.read_test_metrics(trial)
     if finished is not None:
@@ -126,8 +121,6 @@ def summarize_folds(model: str, folds: int, store: RunStore, *, trained: set[int
     Raises:
         RunFailed: naming a fold that failed or did not run.
     """
-    from training.metrics import plot_confusion_matrix
-
     results_of_folds = []
     for fold in range(folds):
         trial = fold_name(fold)
@@ -179,9 +172,6 @@ def _mean(values: list) -> float | None:
 
 def _count_parameters(config: dict) -> int:
     # Folds recorded before records held the parameter count: build the model once to count.
-    import zoo
-    from training.config import RunConfig
-
     return zoo.build_model(RunConfig.from_dict(config).model_config).count_params()
 
 
@@ -194,42 +184,3 @@ def fold_progress(folder: Path) -> str | None:
     record = store.read_record(folder.name)
     return (f"[{record.get('worker', '?')}] {folder.name}: test track accuracy {metrics['track_accuracy']:.3f}, "
             f"macro F1 {metrics['macro_f1']:.3f} ({record['seconds']:.0f} s)")
-
-
-def check_table(path: Path) -> None:
-    """Checks, before any training, that ``path`` can take a results row (missing, or a table of ours).
-
-    Raises:
-        UsageError: if ``path`` is a folder, or a file that is not a CSV table with :data:`TABLE_COLUMNS`.
-    """
-    if path.is_dir():
-        raise UsageError(f"--table {path} is a folder; give the path of a CSV file")
-    if path.exists():
-        header = path.read_text(errors="replace").splitlines()[:1]
-        columns = header[0].split(",") if header else []
-        if columns != TABLE_COLUMNS:
-            raise UsageError(f"--table {path} is not a results table (its first line is {header[0][:80]!r} "
-                             f"instead of {','.join(TABLE_COLUMNS[:3])},...); give a new file or one this command wrote"
-                             if header else f"--table {path} is empty; remove it or give a new file")
-
-
-def update_table(path: Path, results: dict, recipe: str, command: str) -> None:
-    """Adds the model's row to the CSV table at ``path``, replacing its earlier row for the same recipe.
-
-    Raises:
-        UsageError: if ``path`` is not such a table (:func:`check_table`).
-    """
-    check_table(path)
-    rows = []
-    if path.is_file():
-        rows = [r for r in read_csv(path) if (r["model"], r["recipe"]) != (results["model"], recipe)]
-    data = results["data"]
-    rows.append({"model": results["model"], "recipe": recipe, "folds": len(results["folds"]),
-                 "track_accuracy_mean": f"{results['track_accuracy']['mean']:.3f}",
-                 "track_accuracy_std": f"{results['track_accuracy']['std']:.3f}",
-                 "macro_f1_mean": f"{results['macro_f1']['mean']:.3f}", "macro_f1_std": f"{results['macro_f1']['std']:.3f}",
-                 "parameters": results["parameters"], "seconds_per_fold": f"{results['seconds_per_fold']:.0f}",
-                 "data": Path(data["data_dir"]).name + (" (synthetic)" if data.get("synthetic") else ""),
-                 "window_seconds": data["window_seconds"], "command": command})
-    rows.sort(key=lambda r: -float(r["track_accuracy_mean"]))
-    write_csv(path, TABLE_COLUMNS, rows)

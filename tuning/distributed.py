@@ -28,8 +28,10 @@ from pathlib import Path
 from data.errors import Interrupted, RunFailed, UsageError
 
 ROLES = ("chief", "worker")
-# How long a worker waits for the chief to answer one request before it gives up.
+# How long a worker waits for the chief to answer one request before it gives up, and the
+# variable that carries it to the worker's tuner (``tuning.tuner``) beside KerasTuner's own three.
 CHIEF_TIMEOUT_S = 60
+CHIEF_TIMEOUT_VARIABLE = "GTZAN_CHIEF_TIMEOUT_S"
 RESTARTS = 3  # a worker killed more often than this ends the search
 POLL_S = 1.0
 
@@ -61,8 +63,8 @@ def configure_role(role: str | None, oracle: str | None, worker_id: str | None =
                    timeout_s: int = CHIEF_TIMEOUT_S) -> str | None:
     """Sets KerasTuner's three environment variables for ``role``; returns the tuner id (None without a role).
 
-    The chief checks that it can serve on its port; a worker bounds how long it waits for the
-    chief (KerasTuner would wait an hour for each request).
+    The chief checks that it can serve on its port; a worker's tuner bounds how long it waits
+    for the chief (KerasTuner would wait an hour for each request).
 
     Raises:
         UsageError: for an address without a role or a role without one, a bad address, a
@@ -92,10 +94,8 @@ def configure_role(role: str | None, oracle: str | None, worker_id: str | None =
         tuner_id = "chief"
     else:
         tuner_id = worker_id or f"worker-{socket.gethostname()}-{os.getpid()}"
-        from keras_tuner.src.distribute import oracle_client
-
-        oracle_client.TIMEOUT = timeout_s
-    os.environ.update(KERASTUNER_TUNER_ID=tuner_id, KERASTUNER_ORACLE_IP=host, KERASTUNER_ORACLE_PORT=str(port))
+    os.environ.update({"KERASTUNER_TUNER_ID": tuner_id, "KERASTUNER_ORACLE_IP": host,
+                       "KERASTUNER_ORACLE_PORT": str(port), CHIEF_TIMEOUT_VARIABLE: str(timeout_s)})
     return tuner_id
 
 

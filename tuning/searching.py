@@ -8,17 +8,54 @@ sections through it.
 from __future__ import annotations
 
 import json
+import logging
 from collections.abc import Callable
 from pathlib import Path
 
+import tensorflow as tf
+
+from data.config import DataConfig
 from data.errors import one_line
 from training.config import Reporting, TrainConfig
-from training.loop import PreparedData
-from training.runstore import RunStore, RunStoreError
+from training.loop import PreparedData, prepare_data
+from training.runstore import RunStore, RunStoreError, discard
 from tuning.hypermodel import SpaceHyperModel
 from tuning.spaces import Space
 from tuning.tuner import make_tuner
 from zoo.config import ModelConfig
+
+
+def run_search(space: Space, data_config: DataConfig, training: TrainConfig, out_dir: Path, *, tuner: str = "grid",
+               max_trials: int | None = None, seed: int = 42, base: ModelConfig | None = None, fresh: bool = False,
+               reporting: Reporting = Reporting(), strategy: tf.distribute.Strategy | None = None) -> list[dict]:
+    """Prepares the data, then searches ``space`` into ``out_dir`` (:func:`search_space`); returns the records.
+
+    ``fresh`` discards an earlier search there once the data is known to be usable (a chief
+    or worker of a distributed search leaves that to its launcher). A folder holds one search:
+    a rerun with other settings is refused (``--max-trials`` may grow).
+
+    Raises:
+        DataError: for data that cannot be used.
+        RunStoreError: if ``out_dir`` holds another search, or a damaged one.
+    """
+    data = prepare_data(data_config)
+    if data_config.data_dir is None and data.dataset["synthetic"]:
+        logging.getLogger(__name__).warning("no --data-dir or GTZAN_DIR: using synthetic GTZAN at %s",
+                                            data.dataset["data_dir"])
+    if fresh:
+        discard(out_dir)
+    RunStore(out_dir).bind_settings("search", {"space": space.name, "tuner": tuner, "base": base.name if base else None,
+                                               "data": data.config.to_dict(), "training": training.to_dict()})
+    return search_space(space, data, training, out_dir, tuner=tuner, max_trials=max_trials, seed=seed, base=base,
+                        reporting=reporting, strategy=strategy)
+
+
+def mirrored_strategy() -> tuple[tf.distribute.Strategy, str]:
+    """``tf.distribute.MirroredStrategy`` over this machine's GPUs (one CPU replica without), and what it is."""
+    strategy = tf.distribute.MirroredStrategy()
+    gpus = len(tf.config.list_physical_devices("GPU"))
+    where = f"{gpus} GPU(s)" if gpus else "no GPU: 1 replica on the CPU"
+    return strategy, f"{strategy.num_replicas_in_sync} replica(s), {where}"
 
 
 def search_space(space: Space, data: PreparedData, training: TrainConfig, out_dir: Path, *, tuner: str = "grid",

@@ -13,14 +13,16 @@ from collections.abc import Callable
 
 import keras
 import keras_tuner
+from keras_tuner.src.distribute import oracle_client
 from keras_tuner.src.distribute import utils as dist_utils
 from keras_tuner.src.engine import tuner_utils
 from keras_tuner.src.engine.trial import TrialStatus
 
 from training.config import OBJECTIVE, Reporting
+from training.loop import summarize
 from training.runstore import RunStore
 from tuning import DEFAULT_WIDE_TRIALS, TUNERS
-from tuning.distributed import unreachable_chief
+from tuning.distributed import CHIEF_TIMEOUT_S, CHIEF_TIMEOUT_VARIABLE, unreachable_chief
 from tuning.hypermodel import SpaceHyperModel
 
 MAX_TRIALS = 100_000  # "all of them", for get_best_trials
@@ -57,6 +59,11 @@ class SharedStateTuner(keras_tuner.Tuner):
     workers never reload the oracle (KerasTuner's own rule), they ask the chief, and they do not
     write the file either (several processes writing one file could leave it cut short).
     """
+
+    def __init__(self, *args, **kwargs):
+        # A worker waits for its chief at most --chief-timeout seconds a request (KerasTuner: an hour).
+        oracle_client.TIMEOUT = int(os.environ.get(CHIEF_TIMEOUT_VARIABLE, CHIEF_TIMEOUT_S))
+        super().__init__(*args, **kwargs)
 
     def _get_tuner_fname(self):
         return os.path.join(str(self.project_dir), "tuner0.json")
@@ -123,8 +130,6 @@ class SearchTuner(SharedStateTuner):
         trial (its metrics at the best epoch). It says that it was rebuilt; its ``seconds`` are
         not known.
         """
-        from training.loop import summarize
-
         for trial in self.oracle.trials.values():
             if trial.status != TrialStatus.COMPLETED or trial.trial_id in self.records:
                 continue

@@ -3,10 +3,17 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 
 import keras
 import numpy as np
 import tensorflow as tf
+
+
+def set_precision(precision: str) -> str:
+    """Sets Keras' global dtype policy (``float32``, ``mixed_float16``, ...); returns its compute dtype."""
+    keras.mixed_precision.set_dtype_policy(precision)
+    return keras.mixed_precision.dtype_policy().compute_dtype
 
 
 def matmul_flops_per_second(size: int = 2048, repeats: int = 20, dtype: str = "float32") -> float:
@@ -30,13 +37,17 @@ def forward_flops(model: keras.Model, samples: int) -> float:
     return float(tf.compat.v1.profiler.profile(graph, options=options).total_float_ops)
 
 
-def training_samples_per_second(model: keras.Model, batch_size: int, steps: int, jit_compile,
+def training_samples_per_second(build: Callable[[], keras.Model], batch_size: int, steps: int, jit_compile,
                                 repeats: int = 3) -> float:
     """Best samples per second of ``repeats`` timed runs of ``fit`` steps on random in-memory waveforms.
+
+    ``build`` makes the model, in a cleared Keras session (each measurement starts alike).
 
     The best of several runs is reported because single runs on this kind of shared 2-core
     machine varied by up to 2x between identical calls.
     """
+    keras.backend.clear_session()
+    model = build()
     rng = np.random.default_rng(0)
     x = rng.normal(0, 0.1, (batch_size, model.input_shape[1])).astype(np.float32)
     y = rng.integers(0, model.output_shape[1], batch_size)

@@ -1,8 +1,6 @@
 """``python -m zoo.evaluate``: evaluate a trained model on the test split and export it.
 
-The command the toolkit documents; the same as ``python -m serving.evaluate``. Both run
-``cli.evaluate`` (see it for the flags), the front of ``serving.evaluation``: evaluation reads
-run folders and exports, which sit above the zoo.
+An entry point only: the command (its flags and what it runs) is :mod:`cli.evaluate`.
 """
 
 import sys

@@ -1,69 +1,11 @@
-"""List the registered models with their parameter counts and descriptions.
+"""``python -m zoo.list``: the registered models.
 
-Usage::
-
-    python -m zoo.list [PATTERN] [--window-seconds S]
-
-The pretrained models (``musicnn-*``, ``vgg-*``) are listed with their tagger and the weights'
-licence. Their options: ``_train=head`` trains only the new genre head on frozen features (a
-probe), ``backend`` / ``midend`` also the tagger's last layers, ``all`` (the default) fine-tunes
-every pretrained convolution; ``_head=256`` adds a hidden layer to the head; ``_dropout=A,B``
-sets the tagger's own dropout and the head's. The VGGs count their weights at 3 s at most.
+An entry point only: the command (its flags and what it runs) is :mod:`cli.list`.
 """
 
-from __future__ import annotations
-
-import argparse
 import sys
 
-from cli.runner import parser, run
-from data.config import check_window_seconds
-from data.errors import UsageError
-
-PROG = "python -m zoo.list"
-
-
-def build_parser() -> argparse.ArgumentParser:
-    """The command-line parser."""
-    result = parser(PROG, __doc__)
-    result.add_argument("pattern", nargs="?", default="*", help="shell-style pattern, e.g. '3cnn*' (default: all)")
-    result.add_argument("--window-seconds", type=float, default=3.0, help="input window for the counts (default: 3)")
-    return result
-
-
-def list_models(args: argparse.Namespace) -> int:
-    """The command: one line per registered name (building each to count its weights)."""
-    import zoo
-
-    try:
-        check_window_seconds(args.window_seconds)
-    except ValueError as error:
-        raise UsageError(str(error)) from None
-    selected = zoo.names(args.pattern)
-    if not selected:
-        raise UsageError(f"no registered model matches {args.pattern!r}; try '*'")
-    from zoo.pretrained import LICENCE
-
-    width = max(len(name) for name in selected)
-    print(f"{'name':<{width}}  {'params':>11}  description")
-    pretrained = False
-    for name in selected:
-        config = zoo.resolve(name)
-        window = min(args.window_seconds, 3.0) if config.family == "vgg" else args.window_seconds
-        params = zoo.build(name, window_seconds=window).count_params()
-        tagger = f" [pretrained: {config.tagger} weights]" if config.tagger else ""
-        pretrained = pretrained or bool(tagger)
-        print(f"{name:<{width}}  {params:>11,}  {zoo.describe(name)}{tagger}")
-    if pretrained:
-        print(f"\npretrained weights: {LICENCE}; options: _train=head|backend|midend|all, _head=UNITS "
-              "(python -m zoo.list --help)")
-    return 0
-
-
-def main(argv: list[str] | None = None) -> int:
-    """Command line entry point; returns the exit code."""
-    return run(build_parser, list_models, argv)
-
+from cli.list import main
 
 if __name__ == "__main__":
     sys.exit(main())

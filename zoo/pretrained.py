@@ -25,12 +25,12 @@ import zipfile
 from pathlib import Path
 
 import numpy as np
+import tensorflow as tf
 
 from data.errors import InputError
 
 WHEEL = "musicnn-0.1.0-py3-none-any.whl"
 WHEEL_SHA256 = "f38a4890c648c1ddbb141c5d96d2b0a8cfcd36746002d896989f7b88beb65cfa"
-LICENCE = "ISC; Copyright (c) Music Technology Group, Universitat Pompeu Fabra 2019 (musicnn 0.1.0)"
 # The checkpoint files of each tagger in the wheel, and their SHA-256.
 CHECKPOINTS = {
     "MSD_musicnn": {".index": "87f3e0f3550c8d3bafc840374003e5c8af5eeb5ecf6add61af09a7822d3282c8",
@@ -90,8 +90,6 @@ def read_checkpoint(model: str, wheel: Path | None = None) -> dict[str, np.ndarr
         InputError: for an unknown tagger, a wheel without its checkpoint, or a checkpoint file
             whose checksum is not the published one.
     """
-    import tensorflow as tf
-
     if model not in CHECKPOINTS:
         raise InputError(f"unknown pretrained tagger {model!r}; expected one of {', '.join(CHECKPOINTS)}")
     wheel = wheel or wheel_path()

@@ -12,10 +12,11 @@ from collections.abc import Callable
 
 import keras
 
+from data.config import window_samples
+
 # The custom layers register themselves with Keras when imported: a saved model that holds
 # them loads only once they are (see load_model).
 from data.layers import RandomTimeShift, RecordingConditions
-from data.pipeline import window_samples
 from zoo.builders import activations as _activations  # noqa: F401  (registers ShiftedReLU, Maxout)
 from zoo.builders import bncnn, cnn, dense, pretrained, rescnn, wave
 from zoo.builders.blocks import regularizer

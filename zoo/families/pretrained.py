@@ -26,6 +26,8 @@ import re
 
 from zoo.families.base import Family, Preset, dashed
 
+# The weights' licence (they are read from the musicnn 0.1.0 wheel by zoo.pretrained).
+LICENCE = "ISC; Copyright (c) Music Technology Group, Universitat Pompeu Fabra 2019 (musicnn 0.1.0)"
 TAGGERS = {"musicnn": {"msd": "MSD_musicnn", "mtt": "MTT_musicnn"}, "vgg": {"msd": "MSD_vgg", "mtt": "MTT_vgg"}}
 TRAINABLE = ("head", "backend", "midend", "all")
 VGG_MAX_SECONDS = 3.0

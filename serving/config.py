@@ -1,0 +1,159 @@
+"""What the serving commands resolve and check before a model loads (no TensorFlow here).
+
+The trained model a user names for evaluation (:func:`find_target`), the export to predict with
+or serve (:func:`find_export`), the web app's limits (:class:`Limits`) and the pretrained taggers
+``serving.embed`` takes. Commands check their flags against these first, so a wrong path or
+value is answered at once; the libraries that load the models (``serving.evaluation``,
+``serving.prediction``, ``serving.web``, ``serving.embedding``) use the same functions.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import importlib.util
+from pathlib import Path
+
+from data.errors import EvaluationError, InputError, UsageError
+from training.runstore import RunStore, rank, read_json
+from tuning.spaces import SPACES
+
+# What an export says about itself, beside its graph (written by serving.export).
+ABOUT_FILE = Path("assets.extra") / "gtzan.json"
+# Defaults of the app's limits (documented in README and --help).
+MAX_SECONDS = 1800.0  # a whole album side or a DJ mix
+MAX_UPLOAD_MB = 100.0
+# How to train a model worth asking about real music (said to the users of a synthetic one).
+TRAIN_ON_GTZAN = ("python -m tuning.train bncnn-32-64-128-256 --data-dir ~/datasets/gtzan, then "
+                  "python -m zoo.evaluate runs/train/trials/bncnn-32-64-128-256")
+# What to install for the web app (serving.web), said wherever it is missing.
+WEB_STACK = 'pip install "gtzan-keras[app]" (or pip install fastapi uvicorn python-multipart)'
+# The pretrained taggers serving.embed takes.
+TAGGER_NAMES = ("musicnn-msd", "musicnn-mtt", "vgg-msd", "vgg-mtt")
+
+
+@dataclasses.dataclass(frozen=True)
+class Limits:
+    """What one request may send.
+
+    Attributes:
+        max_seconds: The longest recording, in seconds.
+        max_upload_mb: The largest upload, in MB (10^6 bytes).
+    """
+
+    max_seconds: float = MAX_SECONDS
+    max_upload_mb: float = MAX_UPLOAD_MB
+
+    def __post_init__(self):
+        if not self.max_seconds > 0 or not self.max_upload_mb > 0:
+            raise UsageError(f"--max-seconds and --max-upload-mb must be positive, got {self.max_seconds}, "
+                             f"{self.max_upload_mb}")
+
+
+def synthetic_warning(data: dict | None) -> str | None:
+    """The one-line warning for a model trained on synthetic music (``data`` as its run or export
+    records it), else None."""
+    if not (data or {}).get("synthetic"):
+        return None
+    return ("this model was trained on synthetic music, not on GTZAN: its answers on real recordings mean nothing. "
+            f"Train one on GTZAN: {TRAIN_ON_GTZAN}")
+
+
+def check_web_stack() -> None:
+    """Raises UsageError, with the line that installs them, unless FastAPI and uvicorn are installed.
+
+    Looks for them without importing them (that takes a second), so ``serving.app`` says so
+    before a model loads.
+    """
+    missing = [name for name in ("fastapi", "uvicorn") if importlib.util.find_spec(name) is None]
+    if missing:
+        raise UsageError(f"the web app needs {', '.join(missing)}: {WEB_STACK}")
+
+
+class PredictError(InputError):
+    """A model folder that cannot be used, with a one-line reason."""
+
+
+def find_export(model: str | None, exports: str = "exports") -> Path:
+    """The SavedModel folder to use: ``model`` (a version folder, or a folder of numbered
+    versions: the highest), else the newest export under ``exports``.
+
+    Raises:
+        PredictError: if no SavedModel is found.
+    """
+    if model is None:
+        found = [p.parent for p in Path(exports).glob("*/*/saved_model.pb")]
+        if not found:
+            raise PredictError(f"no exported model under {exports}/; run python -m zoo.evaluate best, or pass --model")
+        return max(found, key=lambda p: (p / "saved_model.pb").stat().st_mtime)
+    path = Path(model)
+    if (path / "saved_model.pb").is_file():
+        return path
+    versions = [p.parent for p in path.glob("*/saved_model.pb") if p.parent.name.isdigit()]
+    if versions:
+        return max(versions, key=lambda p: int(p.name))
+    raise PredictError(f"no SavedModel in {path}; expected a folder with saved_model.pb or numbered versions of one")
+
+
+def find_target(target: str, runs: Path, space: str | None = None) -> tuple[Path, dict]:
+    """Resolves ``target`` to ``(model.keras path, saved config or {})``.
+
+    ``best`` is the best trial of all searches under ``runs`` (highest track-level validation
+    accuracy, then lowest validation loss), or of one ``space``.
+
+    Raises:
+        EvaluationError: if nothing usable is found.
+    """
+    if space is not None and target != "best":
+        raise EvaluationError("--space applies to the target 'best' only")
+    if target == "best":
+        if space is not None and space not in SPACES:
+            raise EvaluationError(f"unknown space {space!r}; expected one of {', '.join(SPACES)}")
+        folders = [runs / space] if space else sorted(p.parent.parent for p in runs.glob("*/best/config.json"))
+        found = [best for folder in folders if (best := RunStore(folder).read_best()) is not None]
+        if not found:
+            where = runs / space / "best" if space else f"{runs}/*/best"
+            incomplete = " (best/ is there but lacks model.keras or config.json)" if space and (runs / space / "best").is_dir() else ""
+            raise EvaluationError(f"no runs found in {where}{incomplete}; run python -m tuning.search first or pass --runs")
+        by_metrics = {id(config["metrics"]): (path, config) for path, config in found}
+        best = rank([config["metrics"] for _, config in found])[0]
+        return by_metrics[id(best)]
+    path = Path(target)
+    if path.is_dir():
+        check_finished(path)
+        if not (path / "model.keras").is_file():
+            raise EvaluationError(f"{path} holds no model.keras; pass a trial folder with a saved model "
+                                  "(such as runs/<space>/best), a .keras file or 'best'")
+        path = path / "model.keras"
+    if path.is_file() and path.suffix != ".keras":
+        raise EvaluationError(f"{target} is not a model: expected 'best', a trial folder or a .keras file "
+                              "(to predict the genres of audio files, use python -m serving.predict)")
+    if not path.is_file():
+        raise EvaluationError(f"evaluation target not found: {target}; expected 'best', a trial folder or a .keras file")
+    beside = path.parent / "config.json"
+    return path, read_json(beside) if beside.is_file() else {}
+
+
+def check_finished(folder: Path) -> None:
+    """Raises EvaluationError if ``folder`` is a trial folder whose training did not finish.
+
+    A trial folder's ``record.json`` is written last, after its model: without it (or with a
+    status other than ``completed``), what the folder holds may not be one training's.
+    ``best/`` folders hold their metrics in ``config.json`` instead.
+    """
+    config_path, record_path = folder / "config.json", folder / "record.json"
+    if not config_path.is_file() or "metrics" in read_json(config_path):
+        return
+    if not record_path.is_file():
+        raise EvaluationError(f"{folder} is incomplete: it has no record.json, so its training did not finish; "
+                              "train it again")
+    record = read_json(record_path)
+    if record.get("status") != "completed":
+        raise EvaluationError(f"{record_path} says the training {record.get('status', 'did not finish')}"
+                              f"{': ' + record['error'] if record.get('error') else ''}; train it again")
+
+
+def check_tagger(name: str) -> str:
+    """``name`` if it is a pretrained tagger, else ValueError listing the accepted names."""
+    if name not in TAGGER_NAMES:
+        raise ValueError(f"unknown pretrained tagger {name!r}; expected one of {', '.join(TAGGER_NAMES)}")
+    return name
