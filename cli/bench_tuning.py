@@ -1,8 +1,10 @@
-"""Benchmark: one search with 1 worker and with N workers, wall time of each, the same trials.
+"""Benchmark: one search with 1 worker and with N workers, wall time of each, the same trials; or
+what transfer learning costs next to a model trained from scratch (``--transfer``).
 
 Usage::
 
     python -m tuning.bench [--space cnn] [--workers 2] [search flags ...]
+    python -m tuning.bench --transfer [--folds 5] [--trials 30] [--data-dir DIR --window-seconds 2 ...]
 
 Runs ``python -m tuning.search --space SPACE --workers 1`` and ``--workers N`` (each into a fresh
 temporary folder, the same data and seeds) and prints the wall time of each, the speed-up, and
@@ -13,6 +15,13 @@ one-process search run with the same CPU threads per process as each worker had:
 TensorFlow's sums depend on how many threads share them, so over many epochs another thread
 count can change a trial's numbers; with the same threads the engine must not. Other flags go
 to every search (``--data-dir``, ``--epochs``, ``--max-trials``, ``--precision``, ...).
+
+``--transfer`` times, side by side in one run: a ``tuning.crossval`` of ``bncnn-32-64-128-256``,
+one of the probe ``musicnn-msd_train=head`` on a cold feature cache (its features computed) and
+again on the warm cache, and a ``--trials``-trial random ``--space probe`` search; it prints the
+wall seconds per fold of each, the probe's ratio to ``bncnn``, and the search's trials per minute
+and its ratio to one ``bncnn`` fold. Every run uses the ``recommended`` recipe and the data flags
+given, in a temporary folder and cache (the musicnn wheel is taken from the usual cache).
 """
 
 from __future__ import annotations
@@ -26,6 +35,7 @@ import time
 from pathlib import Path
 
 from cli.runner import parser, run
+from data.caching import PARTS, cache_dir
 from data.errors import InputError, RunFailed, UsageError
 from training.config import OBJECTIVE
 from training.runstore import RunStore
@@ -53,16 +63,65 @@ def timed_search(space: str, workers: int | None, out: Path, extra: list[str],
     return seconds, {row["trial"]: row[OBJECTIVE] for row in store.read_summary()}, windows
 
 
+def timed(module: str, argv: list[str], env: dict[str, str]) -> float:
+    """Wall seconds of ``python -m module argv`` (with ``env`` added to the environment).
+
+    Raises:
+        InputError or RunFailed: with the command's own one-line error, if it failed.
+    """
+    start = time.perf_counter()
+    result = subprocess.run([sys.executable, "-m", module, *argv, "--wandb", "disabled"], capture_output=True,
+                            text=True, env={**os.environ, **env})
+    if result.returncode != 0:
+        last = result.stderr.strip().splitlines()[-1] if result.stderr.strip() else f"{module} failed"
+        raise (InputError if result.returncode == 2 else RunFailed)(last.split(": error: ", 1)[-1])
+    return time.perf_counter() - start
+
+
+def transfer_bench(args: argparse.Namespace) -> int:
+    """``--transfer``: a from-scratch fold, probe folds on a cold and a warm cache, a probe search."""
+    if args.folds < 2 or args.trials < 1:
+        raise UsageError(f"--folds must be at least 2 and --trials at least 1, got {args.folds}, {args.trials}")
+    with tempfile.TemporaryDirectory(prefix="gtzan-bench-") as folder:
+        cache = Path(folder) / "cache"
+        cache.mkdir()
+        wheels = cache_dir() / PARTS["wheels"]
+        if wheels.is_dir():  # the features start cold; the wheel is not fetched again
+            (cache / PARTS["wheels"]).symlink_to(wheels)
+        env = {"GTZAN_CACHE": str(cache)}
+        folds = ["--folds", str(args.folds), "--recipe", "recommended", *args.extra]
+        scratch = timed("tuning.crossval", ["bncnn-32-64-128-256", *folds, "--out", f"{folder}/scratch"], env)
+        probe = ["musicnn-msd_train=head", *folds, "--out", f"{folder}/probe"]
+        cold = timed("tuning.crossval", probe, env)
+        warm = timed("tuning.crossval", [*probe, "--fresh"], env)
+        searched = timed("tuning.search", ["--space", "probe", "--tuner", "random", "--max-trials", str(args.trials),
+                                           "--out", f"{folder}/search", *args.extra], env)
+    fold = scratch / args.folds
+    print(f"seconds per fold ({args.folds} folds, wall): bncnn-32-64-128-256 {fold:.1f}; musicnn-msd_train=head "
+          f"cold cache {cold / args.folds:.1f} ({cold / args.folds / fold:.2f}x), warm cache {warm / args.folds:.1f} "
+          f"({warm / args.folds / fold:.2f}x)")
+    print(f"probe search, {args.trials} random trials: {searched:.0f} s ({60 * args.trials / searched:.1f} trials/min), "
+          f"{searched / fold:.2f}x one bncnn fold")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The command-line parser (other flags go to every search)."""
     result = parser(PROG, __doc__)
     result.add_argument("--space", default="cnn", help="search space (default: cnn)")
     result.add_argument("--workers", type=int, default=2, help="workers of the parallel run (default: 2)")
+    transfer = result.add_argument_group("transfer learning (--transfer)")
+    transfer.add_argument("--transfer", action="store_true",
+                          help="time a bncnn fold, probe folds on a cold and a warm feature cache, and a probe search")
+    transfer.add_argument("--folds", type=int, default=5, help="folds of each cross-validation (default: 5)")
+    transfer.add_argument("--trials", type=int, default=30, help="trials of the probe search (default: 30)")
     return result
 
 
 def bench(args: argparse.Namespace) -> int:
-    """The command: the three searches, their timings and whether the trials agree."""
+    """The command: the three searches, their timings and whether the trials agree (or ``--transfer``)."""
+    if args.transfer:
+        return transfer_bench(args)
     if args.workers < 2:
         raise UsageError(f"--workers must be at least 2 to compare with one worker, got {args.workers}")
     extra = args.extra

@@ -2,7 +2,7 @@
 
 Usage::
 
-    python -m tuning.crossval MODEL [--folds 5] [--recipe RECIPE] [--data-dir DIR]
+    python -m tuning.crossval MODEL|TRIAL_DIR [--folds 5] [--recipe RECIPE] [--data-dir DIR]
         [--window-seconds 3] [--split-seed 42] [--seed 42] [--epochs N] [--batch-size N]
         [--out runs] [--fresh] [--table results/real_excerpts.csv] [--workers N [--gpus-per-worker 1]]
 
@@ -11,6 +11,11 @@ writes ``<out>/crossval/<model>/`` (see ``tuning.crossvalidation``). Rerunning r
 folds are kept (``--fresh`` starts over). ``--table`` adds (or updates) the model's row in a CSV
 table of cross-validated results. ``--workers N`` trains N folds at a time, in N worker
 processes of KerasTuner's chief/worker mode (see ``tuning.distributed``).
+
+``TRIAL_DIR`` is a trained folder (``runs/probe/best``, any trial of a search, a ``tuning.train``
+folder): its model and its training settings are cross-validated as they are, so a search's
+result is checked in one command (training flags such as ``--seed`` or ``--epochs`` still apply;
+its window is kept unless ``--window-seconds`` is given).
 """
 
 from __future__ import annotations
@@ -23,6 +28,7 @@ from pathlib import Path
 
 from cli import flags
 from cli.runner import parser, quiet_tensorflow, run
+from data.config import file_safe
 from data.errors import UsageError
 from training.config import DEFAULT_RECIPE, default_recipe, run_name
 from training.runstore import RunLock, RunStore, discard
@@ -32,6 +38,8 @@ from tuning.tables import check_table, update_table
 PROG = "python -m tuning.crossval"
 # Flags that change where results go or how they are reported, not the results: left out of the
 # table's command column (flag -> values it takes).
+# The recipe column of a trained folder's row: its own training, which its trial's name spells out.
+TRIAL_RECIPE = "trial's"
 REPORTING_FLAGS = {"--fresh": 0, "--table": 1, "--out": 1, "--wandb": 1, "--wandb-project": 1, "--verbose": 0}
 
 
@@ -41,7 +49,8 @@ def build_parser() -> argparse.ArgumentParser:
                                     flags.training_flags(epochs_default="the recipe's"), flags.reporting_flags(),
                                     flags.scale_flags(roles=False)])
     result.set_defaults(split="kfold")
-    result.add_argument("model", metavar="MODEL", help="a zoo name (python -m zoo.list) or any name of the grammar")
+    result.add_argument("model", metavar="MODEL", help="a zoo name (python -m zoo.list), any name of the grammar, or a "
+                                                       "trained folder (runs/<space>/best) to take its model and training")
     result.add_argument("--out", default="runs", help="output folder (default: runs)")
     result.add_argument("--fresh", action="store_true", help="discard earlier folds of this model and recipe")
     result.add_argument("--table", help="CSV table of cross-validated results to add this model's row to")
@@ -54,9 +63,21 @@ def crossval(args: argparse.Namespace) -> int:
         raise UsageError(f"--split must be kfold for cross-validation, got {args.split}")
     if args.table:
         check_table(Path(args.table))
-    data_config = flags.data_config(args)
-    model_config = flags.model_config(args.model, data_config)
-    training = flags.train_config(args, flags.recipe(args, model_config))
+    source = flags.trained_run(args.model)
+    if source is None:
+        data_config = flags.data_config(args)
+        model_config = flags.model_config(args.model, data_config)
+        training = flags.train_config(args, flags.recipe(args, model_config))
+        name = run_name(args.model, args.recipe, default_recipe(model_config))
+    else:  # a trained folder: its model and training, under its trial's name
+        if args.recipe is not None:
+            raise UsageError(f"--recipe does not go with a trained folder ({args.model}): its own training is used")
+        given_window = any(a.partition("=")[0] == "--window-seconds" for a in args.argv)
+        data_config = flags.data_config(args, **({} if given_window else {"window_seconds": source.data.window_seconds}))
+        model_config = source.model_config.replace(window_seconds=data_config.window_seconds)
+        training = flags.train_config(args, source.training)
+        args.model, args.recipe = source.trial, TRIAL_RECIPE
+        name = file_safe(source.trial)
     flags.configure_scale(args)
     quiet_tensorflow(args.verbose)
     from tuning import (
@@ -65,7 +86,7 @@ def crossval(args: argparse.Namespace) -> int:
 
     if args.role is None:
         crossvalidation.check_folds(data_config)
-    out = Path(args.out) / "crossval" / run_name(args.model, args.recipe, default_recipe(model_config))
+    out = Path(args.out) / "crossval" / name
     with contextlib.nullcontext() if args.role == "worker" else RunLock(out, "tuning.crossval"):
         if args.role is None:
             if args.fresh:
@@ -95,7 +116,8 @@ def crossval(args: argparse.Namespace) -> int:
     if args.table:
         argv = strip_flags(args.argv, REPORTING_FLAGS)
         # The model's own default recipe, said in full.
-        if not any(a.partition("=")[0] == "--recipe" for a in argv) and args.recipe != DEFAULT_RECIPE:
+        named = any(a.partition("=")[0] == "--recipe" for a in argv)
+        if not named and args.recipe not in (DEFAULT_RECIPE, TRIAL_RECIPE):
             argv = [*argv, "--recipe", args.recipe]
         command = "python -m tuning.crossval " + " ".join(shlex.quote(a) for a in argv)
         update_table(Path(args.table), results, args.recipe, command)

@@ -19,9 +19,11 @@ from training.config import (
     PRETRAINED_RECIPE,
     RECIPES,
     Reporting,
+    RunConfig,
     TrainConfig,
     default_recipe,
 )
+from training.runstore import RunStoreError, read_json
 from training.tracking import WANDB_MODES, default_wandb_mode
 from tuning import distributed
 from zoo.config import ModelConfig
@@ -47,7 +49,8 @@ def data_flags(default_window: float = 3.0) -> argparse.ArgumentParser:
 
 
 def training_flags(*, epochs_default: str = "20") -> argparse.ArgumentParser:
-    """``--epochs``, ``--batch-size``, ``--patience``, ``--seed``, ``--precision`` (None: the recipe's)."""
+    """``--epochs``, ``--batch-size``, ``--patience``, ``--seed``, ``--precision`` (None: the recipe's),
+    ``--no-feature-cache``."""
     parent = argparse.ArgumentParser(add_help=False)
     group = parent.add_argument_group("training")
     group.add_argument("--epochs", type=int, help=f"epochs at most (default: {epochs_default})")
@@ -57,6 +60,9 @@ def training_flags(*, epochs_default: str = "20") -> argparse.ArgumentParser:
                        help="seed of the initial weights, training windows and tuner (default: 42)")
     group.add_argument("--precision", choices=PRECISIONS,
                        help="float32 (default), or mixed_float16 / mixed_bfloat16 on GPUs")
+    group.add_argument("--no-feature-cache", action="store_true",
+                       help="pretrained models with a frozen tagger (train=head): run the tagger at every step "
+                            "instead of training on its cached features")
     return parent
 
 
@@ -162,7 +168,7 @@ def train_config(args: argparse.Namespace, base: TrainConfig, **changes) -> Trai
         UsageError: naming the flag and what is accepted.
     """
     given = {"epochs": args.epochs, "batch_size": args.batch_size, "patience": args.patience, "seed": args.seed,
-             "precision": args.precision, **changes}
+             "precision": args.precision, "cached_features": False if args.no_feature_cache else None, **changes}
     given = {k: v for k, v in given.items() if v is not None}
     if given.get("epochs", 0) >= 1:
         # A shorter run keeps the recipe's warm-up only while it leaves epochs after it.
@@ -184,6 +190,23 @@ def model_config(name: str, data: DataConfig, flag: str | None = None) -> ModelC
         return zoo.configure(name, window_seconds=data.window_seconds)
     except ValueError as error:
         raise UsageError(f"{flag} {name}: {error}" if flag else str(error)) from None
+
+
+def trained_run(target: str) -> RunConfig | None:
+    """The configuration a trained folder records (``runs/<space>/best``, a trial or ``tuning.train``
+    folder: its ``config.json``), or None when ``target`` is not a folder (a model name).
+
+    Raises:
+        UsageError: for a folder without a readable run configuration.
+    """
+    folder = Path(target)
+    if not folder.is_dir():
+        return None
+    try:
+        return RunConfig.from_dict(read_json(folder / "config.json"))
+    except (OSError, RunStoreError, ValueError) as error:
+        raise UsageError(f"{folder} is not a trained run's folder (its config.json: {error}); give a model name or a "
+                         "folder such as runs/<space>/best") from None
 
 
 def reporting(args: argparse.Namespace, group: str, verbose: int | None = None) -> Reporting:

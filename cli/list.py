@@ -3,12 +3,17 @@
 Usage::
 
     python -m zoo.list [PATTERN] [--window-seconds S]
+    python -m zoo.list --recommended
 
 The pretrained models (``musicnn-*``, ``vgg-*``) are listed with their tagger and the weights'
 licence. Their options: ``_train=head`` trains only the new genre head on frozen features (a
 probe), ``backend`` / ``midend`` also the tagger's last layers, ``all`` (the default) fine-tunes
 every pretrained convolution; ``_head=256`` adds a hidden layer to the head; ``_dropout=A,B``
 sets the tagger's own dropout and the head's. The VGGs count their weights at 3 s at most.
+
+``--recommended`` prints the model this toolkit recommends for the best genre model on real music
+and its training recipe, on one line (``NAME RECIPE``), for scripts:
+``python -m tuning.train $(python -m zoo.list --recommended | cut -d' ' -f1) --recipe ...``.
 """
 
 from __future__ import annotations
@@ -20,6 +25,7 @@ import zoo
 from cli.runner import parser, quiet_tensorflow, run
 from data.config import check_window_seconds
 from data.errors import UsageError
+from training.config import RECOMMENDED_MODEL
 from zoo.families.pretrained import LICENCE
 
 PROG = "python -m zoo.list"
@@ -30,11 +36,18 @@ def build_parser() -> argparse.ArgumentParser:
     result = parser(PROG, __doc__)
     result.add_argument("pattern", nargs="?", default="*", help="shell-style pattern, e.g. '3cnn*' (default: all)")
     result.add_argument("--window-seconds", type=float, default=3.0, help="input window for the counts (default: 3)")
+    result.add_argument("--recommended", action="store_true",
+                        help="print the recommended model and its recipe on one line (NAME RECIPE) and nothing else")
     return result
 
 
 def list_models(args: argparse.Namespace) -> int:
     """The command: one line per registered name (building each to count its weights)."""
+    if args.recommended:
+        if args.pattern != "*":
+            raise UsageError("--recommended prints one model; it does not go with a PATTERN")
+        print(" ".join(RECOMMENDED_MODEL))
+        return 0
     try:
         check_window_seconds(args.window_seconds)
     except ValueError as error:

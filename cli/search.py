@@ -93,7 +93,7 @@ def search(args: argparse.Namespace) -> int:
         raise UsageError("--max-trials does not apply to --tuner hyperband, which sets its trials from --epochs")
     space = SPACES[args.space]
     data_config = flags.data_config(args)
-    training = flags.train_config(args, RECIPES["study"])
+    training = flags.train_config(args, RECIPES[space.recipe])
     base = base_config(space, args.base, data_config)
     out_dir = Path(args.out) / args.space
     # One writer per run folder: a second search there stops with the holder's pid. Workers

@@ -51,6 +51,20 @@ def window_samples(window_seconds: float) -> int:
     return int(round(check_window_seconds(window_seconds) * SAMPLE_RATE))
 
 
+def window_starts(samples: int, window: int, hop: int | None = None) -> list[int]:
+    """Where the windows of a clip of ``samples`` start: every ``hop`` samples (default ``window``: no
+    overlap) while a whole window fits, and one more aligned to the clip's end when samples are
+    left over, so that every sample is scored; a clip shorter than a window is one window from 0
+    (zero-padded). Evaluation, validation, the exported model, predictions and the app all cut
+    clips this way (the graph's form is ``data.pipeline.covering_windows``).
+    """
+    hop = hop or window
+    starts = list(range(0, max(samples - window, 0) + 1, hop))
+    if samples > window and starts[-1] != samples - window:
+        starts.append(samples - window)
+    return starts
+
+
 def file_safe(name: str) -> str:
     """A name that is safe as a file or folder name (trial, export and run folders)."""
     return re.sub(r"[^A-Za-z0-9_.,=+-]", "_", name)

@@ -127,12 +127,25 @@ def mixup(batches: tf.data.Dataset, *, alpha: float, n_classes: int, seed: int) 
     return tf.data.Dataset.zip(batches, seeds).map(mix, num_parallel_calls=AUTOTUNE)
 
 
+def covering_windows(audio: tf.Tensor, window: int) -> tf.Tensor:
+    """``[windows, window]``: the clip ``[..., samples]``'s non-overlapping windows and, when samples
+    are left over, one more aligned to its end (``data.config.window_starts``, in the graph);
+    a clip shorter than a window is zero-padded to one. A batch ``[batch, samples]`` gives
+    ``[batch, windows, window]``."""
+    short = tf.maximum(0, window - tf.shape(audio)[-1])
+    audio = tf.pad(audio, tf.concat([tf.zeros([tf.rank(audio) - 1, 2], tf.int32), [[0, short]]], 0))
+    samples = tf.shape(audio)[-1]
+    starts = tf.range(samples // window) * window
+    starts = tf.cond(samples % window > 0, lambda: tf.concat([starts, [samples - window]], 0), lambda: starts)
+    return tf.gather(audio, starts[:, None] + tf.range(window)[None, :], axis=-1)
+
+
 def eval_windows(decoded: tf.data.Dataset, *, window_seconds: float) -> tf.data.Dataset:
-    """Every window of every clip, in order: ``(waveform [window], label, clip index)``."""
+    """Every window of every clip (:func:`covering_windows`), in order: ``(waveform [window], label, clip index)``."""
     window = window_samples(window_seconds)
 
     def frame(audio, label, index):
-        frames = tf.signal.frame(_pad_to(audio, window), window, window, pad_end=False)
+        frames = covering_windows(audio, window)
         count = tf.shape(frames)[0]
         return frames, tf.fill([count], label), tf.fill([count], index)
 

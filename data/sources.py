@@ -13,6 +13,7 @@ import tempfile
 from pathlib import Path
 
 from data import synthesis
+from data.caching import cache_dir
 from data.catalogue import Catalogue, scan
 from data.config import DataConfig
 from data.splits import Split, make_split
@@ -22,11 +23,6 @@ logger = logging.getLogger(__name__)
 # Size of the embedded default: small enough that the default search runs in minutes on
 # 2 CPU cores, large enough for a 3-s window model to learn the styles.
 DEFAULT_SYNTHETIC = {"clips_per_genre": 15, "seconds": 6.0, "seed": 0}
-
-
-def cache_dir() -> Path:
-    """Returns the folder for generated data (``$GTZAN_CACHE`` or ``~/.cache/gtzan-keras``)."""
-    return Path(os.environ.get("GTZAN_CACHE") or Path.home() / ".cache" / "gtzan-keras").expanduser()
 
 
 def synthetic_data_dir(clips_per_genre: int, seconds: float, seed: int) -> Path:

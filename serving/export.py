@@ -2,8 +2,9 @@
 
 The ``serving_default`` signature takes ``waveform``, float32 ``[batch, samples]`` at
 22050 Hz, of any length: shorter than one window, it is zero-padded to one window; longer,
-it is cut into non-overlapping windows (the last partial window dropped, as in evaluation),
-the model runs on every window and the probabilities are averaged per clip. It returns
+it is cut into non-overlapping windows and, when samples are left over, one more window aligned
+to its end (as evaluation cuts clips: ``data.pipeline.covering_windows``), the model runs on
+every window and the probabilities are averaged per clip. It returns
 ``probabilities`` ``[batch, n_genres]`` and ``genres`` ``[batch, n_genres]`` (the class names,
 repeated per row so that every output has the batch dimension TF Serving's row format needs).
 
@@ -21,7 +22,7 @@ import tensorflow as tf
 
 from data.catalogue import SAMPLE_RATE
 from data.config import file_safe
-from data.pipeline import average_per_clip
+from data.pipeline import average_per_clip, covering_windows
 from serving.config import ABOUT_FILE
 from training.runstore import write_json
 
@@ -59,9 +60,9 @@ def export_saved_model(model: keras.Model, genres: list[str] | tuple[str, ...], 
                   tf.debugging.assert_all_finite(waveform, "waveform: NaN or infinite samples")]
         with tf.control_dependencies(checks):
             waveform = tf.clip_by_value(waveform, -1.0, 1.0)
-        waveform = tf.pad(waveform, [[0, 0], [0, tf.maximum(0, window - tf.shape(waveform)[1])]])
-        count = tf.shape(waveform)[1] // window
-        windows = tf.reshape(waveform[:, : count * window], [batch * count, window])
+        framed = covering_windows(waveform, window)  # [batch, windows, window]
+        count = tf.shape(framed)[1]
+        windows = tf.reshape(framed, [batch * count, window])
         probabilities = model(windows, training=False)
         clip_index = tf.repeat(tf.range(batch), count)
         probabilities = average_per_clip(probabilities, clip_index, batch)

@@ -14,6 +14,7 @@ import numpy as np
 import tensorflow as tf
 
 from data.catalogue import SAMPLE_RATE, probe
+from data.config import window_starts
 from data.decode import read_with_soundfile, stream_audio
 from data.errors import AudioError, one_line
 from serving.config import ABOUT_FILE, PredictError
@@ -60,6 +61,8 @@ class Prediction:
         windows: ``[windows, genres]``: the probabilities of each window, in time order.
         window_seconds: The length of a window (the recording's, when the model says none).
         seconds: The recording's duration.
+        starts: Where each window starts, in seconds (the last one may overlap the one before:
+            it ends where the recording ends, ``data.config.window_starts``).
     """
 
     genres: tuple[str, ...]
@@ -67,6 +70,7 @@ class Prediction:
     windows: np.ndarray
     window_seconds: float
     seconds: float
+    starts: tuple[float, ...] = (0.0,)
 
     def top(self, k: int) -> list[tuple[str, float]]:
         """The ``k`` most probable genres, best first, with their probabilities."""
@@ -77,10 +81,11 @@ class Prediction:
 class Predictor:
     """An exported model, loaded once, that scores recordings window by window.
 
-    A recording is cut into the model's non-overlapping windows (the last partial window left
-    out, a recording shorter than one window zero-padded), exactly as the export's own
-    ``serving_default`` does; the windows go through the model ``batch_windows`` at a time, so
-    memory stays bounded whatever the length, and each window's probabilities are kept.
+    A recording is cut into the model's non-overlapping windows and, when samples are left over,
+    one more aligned to its end (a recording shorter than one window zero-padded), exactly as the
+    export's own ``serving_default`` does (``data.config.window_starts``); the windows go through
+    the model ``batch_windows`` at a time, so memory stays bounded whatever the length, and each
+    window's probabilities are kept.
 
     Args:
         export: A SavedModel version folder (``serving.config.find_export``). It is a program: only
@@ -130,9 +135,11 @@ class Predictor:
         if self.window is None:
             return self.predict(read_audio(path))
         pending, parts, total = np.zeros(0, np.float32), [], 0
+        recent = np.zeros(0, np.float32)  # the last window's worth of samples, for the window at the end
         for block in stream_audio(path):
             total += block.size
             pending = np.concatenate([pending, block])
+            recent = np.concatenate([recent, block])[-self.window:]
             full = pending.size // self.window
             if full:
                 parts.append(self._score(pending[: full * self.window].reshape(full, self.window)))
@@ -141,12 +148,15 @@ class Predictor:
             raise AudioError("no audio samples")
         if not parts:  # shorter than one window: zero-padded, as the export does
             parts.append(self._score(np.pad(pending, (0, self.window - pending.size))[None]))
+        elif pending.size:  # samples left over: one more window, ending where the recording ends
+            parts.append(self._score(recent[None]))
         return self._prediction(np.concatenate(parts), total)
 
     def _prediction(self, per_window: np.ndarray, samples: int) -> Prediction:
         """The recording's prediction from its windows': their mean, as the export averages them."""
+        starts = tuple(start / SAMPLE_RATE for start in window_starts(samples, self.window))
         return Prediction(self.genres, per_window.mean(axis=0, dtype=np.float64).astype(np.float32), per_window,
-                          self.window / SAMPLE_RATE, samples / SAMPLE_RATE)
+                          self.window / SAMPLE_RATE, samples / SAMPLE_RATE, starts)
 
     def _score(self, windows: np.ndarray) -> np.ndarray:
         """Each window's probabilities, ``batch_windows`` windows per call of the model."""
@@ -162,6 +172,6 @@ class Predictor:
             genres = self.genres or tuple(g.decode() for g in outputs["genres"].numpy()[0])
             return Prediction(genres, probabilities, probabilities[None], audio.size / SAMPLE_RATE,
                               audio.size / SAMPLE_RATE)
-        count = max(1, audio.size // self.window)
-        padded = np.pad(audio, (0, max(0, self.window - audio.size)))[: count * self.window]
-        return self._prediction(self._score(padded.reshape(count, self.window)), audio.size)
+        padded = np.pad(audio, (0, max(0, self.window - audio.size)))
+        windows = np.stack([padded[start:start + self.window] for start in window_starts(audio.size, self.window)])
+        return self._prediction(self._score(windows), audio.size)

@@ -69,8 +69,8 @@ def answer(predictor: Predictor, prediction: Prediction) -> dict:
         "probabilities": [round(float(prediction.probabilities[i]), 6) for i in order],
         "genre_order": list(prediction.genres),
         "window_seconds": prediction.window_seconds,
-        "windows": [{"start": round(i * prediction.window_seconds, 3), "probabilities": [round(float(p), 6) for p in row]}
-                    for i, row in enumerate(prediction.windows)],
+        "windows": [{"start": round(start, 3), "probabilities": [round(float(p), 6) for p in row]}
+                    for start, row in zip(prediction.starts, prediction.windows)],
     }
 
 

@@ -6,9 +6,8 @@ library loads. The sections that run it are in ``study.sections``.
 
 from __future__ import annotations
 
-from tuning.spaces import SPACES
-
-SECTIONS = tuple(SPACES)  # the study's order
+# The study's sections, in its order: each a search space (tuning.spaces holds more, like probe).
+SECTIONS = ("mlp", "cnn", "activation", "optimizer", "training", "regularization", "input")
 # --quick: every trial this short, on this small synthetic set when no data is given.
 QUICK = {"epochs": 2, "window_seconds": 1.5, "synthetic": {"clips_per_genre": 8, "seconds": 3.0, "seed": 0}}
 

@@ -13,10 +13,10 @@ from pathlib import Path
 import zoo
 from serving.evaluation import about
 from serving.export import export_saved_model, next_version_dir
+from study.config import SECTIONS
 from training.config import OBJECTIVE, RunConfig, TrainConfig
 from training.metrics import evaluate_run
 from training.runstore import RunStore, rank, write_json
-from tuning.spaces import SPACES
 from zoo.config import ModelConfig
 
 # The training fields that make two configurations different, with the model (and so its
@@ -40,7 +40,7 @@ def final_evaluation(out: Path, exports: Path | None, *, say: Callable[[str], No
     compared always differ.
     """
     winners = {}
-    for section in SPACES:  # the study's order
+    for section in SECTIONS:  # the study's order
         best = RunStore(out / section).read_best()
         if best is not None:
             winners[section] = best

@@ -102,6 +102,7 @@ CASES = {
     "zoo.list": [
         (["--window-seconds", "0"], "(--window-seconds) must be a finite number of at least 0.1"),
         (["zzz*"], "no registered model matches 'zzz*'"),
+        (["bncnn*", "--recommended"], "--recommended prints one model; it does not go with a PATTERN"),
     ],
     "zoo.bench": [
         (["--batch-size", "0"], "--batch-size, --steps and --n-mels must be at least 1"),
@@ -137,6 +138,9 @@ CASES = {
     "data.synthetic": [
         (["/tmp/gtzan-keras-test-synthetic", "--clips-per-genre", "0"], "--clips-per-genre must be at least 1, got 0"),
         (["/tmp/gtzan-keras-test-synthetic", "--seconds", "0"], "--seconds must be in (0, 600], got 0.0"),
+    ],
+    "data.cache": [
+        (["--clear", "nope"], "argument --clear: invalid choice: 'nope'"),
     ],
     "data.bench": [
         (["--clips", "0"], "--clips must be at least 1, got 0"),

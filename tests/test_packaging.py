@@ -19,7 +19,7 @@ COMMANDS = {"gtzan-search": "tuning.search", "gtzan-study": "tuning.study", "gtz
             "gtzan-crossval": "tuning.crossval", "gtzan-report": "tuning.report", "gtzan-evaluate": "serving.evaluate",
             "gtzan-predict": "serving.predict", "gtzan-app": "serving.app", "gtzan-embed": "serving.embed",
             "gtzan-inspect": "data.inspect", "gtzan-resample": "data.resample", "gtzan-list": "zoo.list",
-            "gtzan-synthetic": "data.synthetic"}
+            "gtzan-synthetic": "data.synthetic", "gtzan-cache": "data.cache"}
 
 
 def test_console_commands_are_the_python_m_commands():

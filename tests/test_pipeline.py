@@ -70,11 +70,13 @@ def test_eval_every_window_in_order_with_clip_index(clips):
     x = np.concatenate([w[0] for w in windows])
     labels = np.concatenate([w[1] for w in windows])
     index = np.concatenate([w[2] for w in windows])
-    assert x.shape == (5 * 2, 33075)  # 4 s -> two 1.5-s windows, the rest dropped
-    np.testing.assert_array_equal(index, np.repeat(np.arange(5), 2))
+    # 4 s -> two 1.5-s windows, and a third ending where the clip ends (the last 1 s overlaps the second)
+    assert x.shape == (5 * 3, 33075)
+    np.testing.assert_array_equal(index, np.repeat(np.arange(5), 3))
     np.testing.assert_array_equal(labels, [clips[i].label for i in index])
     first = next(decoded.as_numpy_iterator())[0].astype(np.float32) / 32768
     np.testing.assert_array_equal(x[1], first[33075:66150])
+    np.testing.assert_array_equal(x[2], first[-33075:])
     again = np.concatenate([w[0] for w in eval_windows(decoded, window_seconds=1.5).batch(3).as_numpy_iterator()])
     np.testing.assert_array_equal(again, x)
 

@@ -342,7 +342,9 @@ def test_long_recordings_are_scored_window_by_window_as_the_export_does(tmp_path
     audio = (0.2 * rng.standard_normal(22050 * 75 + 1234)).astype(np.float32)
     soundfile.write(tmp_path / "long.wav", audio, 22050, subtype="FLOAT")
     streamed = predictor.predict_file(tmp_path / "long.wav")
-    assert streamed.windows.shape == (75, 4) and abs(streamed.seconds - audio.size / 22050) < 1e-6
+    # 75 whole windows, and one ending where the recording ends (its last 1234 samples are scored too).
+    assert streamed.windows.shape == (76, 4) and abs(streamed.seconds - audio.size / 22050) < 1e-6
+    assert streamed.starts[-1] == pytest.approx((audio.size - 22050) / 22050)
     direct = tf.saved_model.load(str(export)).signatures["serving_default"](waveform=tf.constant(audio[None]))
     assert np.allclose(streamed.probabilities, direct["probabilities"].numpy()[0], atol=1e-5)
     short = predictor.predict(audio[:5000])

@@ -114,8 +114,9 @@ def test_saved_model_serves_in_a_process_without_this_project(searched, tiny_gtz
                             capture_output=True, text=True)
     assert result.returncode == 0, result.stderr[-2000:]
     served = json.loads(result.stdout.strip().splitlines()[-1])
-    windows = waves[:, : 2 * 22050].reshape(4, 22050)  # 50000 samples: two whole 1-s windows
-    expected = np.asarray(model(windows)).reshape(2, 2, 10).mean(axis=1)
+    # 50000 samples: two whole 1-s windows, and a third ending where the clip ends.
+    windows = np.stack([np.stack([w[:22050], w[22050:44100], w[-22050:]]) for w in waves]).reshape(6, 22050)
+    expected = np.asarray(model(windows)).reshape(2, 3, 10).mean(axis=1)
     np.testing.assert_allclose(served["probabilities"], expected, atol=1e-5)
     assert served["genres"][0] == "blues" and len(served["genres"]) == 10
     assert served["short"] == [1, 10]

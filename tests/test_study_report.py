@@ -160,3 +160,10 @@ def test_final_evaluation_compares_two_distinct_configurations(tiny_gtzan, tmp_p
     assert results[0]["training"]["batch_size"] == 32 and results[0]["training"]["epochs"] == 20
     out = capsys.readouterr().out
     assert "(section optimizer, also the winner of training)" in out
+
+
+def test_the_study_runs_its_seven_sections_which_are_search_spaces():
+    from study.config import SECTIONS
+    from tuning.spaces import SPACES
+
+    assert SECTIONS == ALL_SECTIONS and set(SECTIONS) <= set(SPACES) and "probe" not in SECTIONS

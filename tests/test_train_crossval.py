@@ -104,3 +104,21 @@ def test_recommended_model_clearly_beats_chance_on_real_music(tmp_path):
     results = json.loads((tmp_path / "crossval" / "bncnn-32-64-128-256" / "results.json").read_text())
     assert all(fold["track_accuracy"] >= 0.3 for fold in results["folds"])
     assert results["track_accuracy"]["mean"] >= 0.4
+
+
+def test_a_table_keeps_one_row_per_model_recipe_and_data(tmp_path):
+    from tests.tables import summary_rows
+    from tuning.tables import update_table
+
+    def results(data_dir: str, accuracy: float) -> dict:
+        return {"model": "m", "folds": [{}] * 5, "track_accuracy": {"mean": accuracy, "std": 0.01},
+                "macro_f1": {"mean": accuracy, "std": 0.01}, "parameters": 10, "seconds_per_fold": 3.0,
+                "data": {"data_dir": data_dir, "window_seconds": 2.0}}
+
+    table = tmp_path / "table.csv"
+    update_table(table, results("/x/real_excerpts", 0.70), "recommended", "c1")
+    update_table(table, results("/x/real_excerpts_16k", 0.65), "recommended", "c2")
+    update_table(table, results("/y/real_excerpts", 0.75), "recommended", "c3")  # the same data folder's name: replaced
+    rows = summary_rows(table)
+    assert [(r["data"], r["track_accuracy_mean"], r["command"]) for r in rows] == [
+        ("real_excerpts", "0.750", "c3"), ("real_excerpts_16k", "0.650", "c2")]

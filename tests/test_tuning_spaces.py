@@ -10,7 +10,8 @@ from training.schedules import exponential_lr, make_optimizer, schedule_callback
 from tuning.hypermodel import SpaceHyperModel
 from tuning.spaces import SPACES
 
-STUDY_COUNTS = {"mlp": 9, "cnn": 14, "activation": 8, "optimizer": 18, "training": 12, "regularization": 12, "input": 2}
+STUDY_COUNTS = {"mlp": 9, "cnn": 14, "activation": 8, "optimizer": 18, "training": 12, "regularization": 12, "input": 2,
+                "probe": 8}
 
 
 @pytest.fixture(scope="module")

@@ -34,3 +34,17 @@ def test_bench_rejects_bad_flags_and_names():
     result = subprocess.run([sys.executable, "-m", "zoo.bench", "--steps", "0"], cwd=ROOT, capture_output=True, text=True)
     assert result.returncode == 2 and "--steps" in result.stderr
     assert bench.main(["--models", "nonsense", "--steps", "1", "--window-seconds", "0.2"]) == 2
+
+
+def test_recommended_is_one_line_a_model_and_its_recipe_and_the_readme_trains_it():
+    import zoo
+    from training.config import RECIPES
+
+    result = subprocess.run([sys.executable, "-m", "zoo.list", "--recommended"], cwd=ROOT, capture_output=True,
+                            text=True)
+    assert result.returncode == 0 and len(result.stdout.splitlines()) == 1
+    name, recipe = result.stdout.split()
+    assert zoo.resolve(name).name == name and recipe in RECIPES
+    readme = (ROOT / "README.md").read_text()
+    assert f"python -m tuning.train {name} --recipe {recipe} --data-dir ~/datasets/gtzan" in readme
+    assert f"python -m tuning.crossval {name} --recipe {recipe} --data-dir ~/datasets/gtzan --folds 5" in readme

@@ -21,10 +21,12 @@ from data.sources import load_split
 from data.splits import Split
 from training.callbacks import ClipMetrics, training_callbacks
 from training.config import OBJECTIVE, Reporting, RunConfig, TrainConfig
+from training.features import FeatureData, feature_data, uses_cache
 from training.memory import released_custom_gradients, return_freed_memory
 from training.runstore import RunStore
 from training.schedules import learning_rate, make_optimizer
 from training.tracking import wandb_run
+from zoo.builders.pretrained import feature_view
 from zoo.config import ModelConfig
 
 
@@ -52,6 +54,16 @@ class PreparedData:
     train_clips: int
     valid: tuple[np.ndarray, np.ndarray, np.ndarray]
     valid_labels: np.ndarray
+    # Frozen pretrained features of these clips, per tagger and window (filled on first use).
+    _features: dict = dataclasses.field(default_factory=dict, repr=False)
+
+    def features(self, model_config: ModelConfig) -> FeatureData:
+        """The training and validation clips as ``model_config``'s frozen tagger features
+        (``training.features``): computed, or read from the disk cache, once per command."""
+        key = (model_config.family, model_config.tagger, model_config.window_seconds)
+        if key not in self._features:
+            self._features[key] = feature_data(model_config, self.genres, self.split.train, self.split.valid)
+        return self._features[key]
 
     def steps_per_epoch(self, batch_size: int) -> int:
         """Training batches per epoch."""
@@ -142,7 +154,7 @@ def compile_model(model_config: ModelConfig, data: PreparedData, train: TrainCon
     return model
 
 
-def _compile(model: keras.Model, data: PreparedData, train: TrainConfig) -> None:
+def _compile(model: keras.Model, data: PreparedData | FeatureData, train: TrainConfig) -> None:
     """Compiles ``model`` with a new optimizer, the loss and the metrics of ``train``."""
     optimizer = make_optimizer(train.optimizer, learning_rate(train, data.steps_per_epoch(train.batch_size)),
                                train.weight_decay)
@@ -158,7 +170,8 @@ def _pretrained_layers(model: keras.Model) -> list[keras.layers.Layer]:
     return [layer for nested in model.layers if isinstance(nested, keras.Model) for layer in nested.layers]
 
 
-def _head_phase(model: keras.Model, data: PreparedData, train: TrainConfig, fit) -> tuple[dict, TrainConfig]:
+def _head_phase(model: keras.Model, data: PreparedData | FeatureData, train: TrainConfig,
+                fit) -> tuple[dict, TrainConfig]:
     """Trains the head alone for ``train.head_epochs`` (pretrained layers frozen), then recompiles the
     model as its name says for the remaining epochs; returns that phase's history and the rest's recipe."""
     layers = _pretrained_layers(model)
@@ -206,6 +219,11 @@ def train_run(model: keras.Model, data: PreparedData, run: RunConfig, store: Run
     epoch, ``seconds``, the process's resident memory ``rss_mb`` and ``parameters``): a folder
     whose record says ``completed`` holds that training's config, history and model.
 
+    A pretrained model whose tagger is frozen up to a layer trains through its cached features
+    (``training.features``, unless ``run.training.cached_features`` is off): the part of
+    ``model`` above that layer, which shares its layers, is fitted on them; ``model`` is what is
+    saved, whole.
+
     Args:
         model: A compiled model (:func:`compile_model`).
         data: The prepared data.
@@ -222,24 +240,33 @@ def train_run(model: keras.Model, data: PreparedData, run: RunConfig, store: Run
     store.write_config(run.trial, config)
     train = run.training
     start = time.perf_counter()
+    fitted, fit_data = model, data
+    if uses_cache(run.model_config, train):
+        fit_data = data.features(run.model_config)
+        fitted = feature_view(model, run.model_config)
+        _compile(fitted, fit_data, train)
     with wandb_run(reporting.wandb_mode, project=reporting.wandb_project, group=reporting.wandb_group, name=run.trial,
                    config=config, directory=store.root) as tracking:
         def fit(phase: TrainConfig, first_epoch: int, last_epoch: int, extra: list | None = None):
             # shuffle=False: the dataset shuffles itself (Keras would only warn that it cannot).
             # One dataset holds every epoch, so Keras must be told where an epoch ends.
-            return model.fit(data.train(phase), epochs=last_epoch, initial_epoch=first_epoch,
-                             steps_per_epoch=data.steps_per_epoch(phase.batch_size),
-                             callbacks=training_callbacks(phase, data.validation()) + tracking + (extra or []),
-                             verbose=reporting.verbose, shuffle=False)
+            return fitted.fit(fit_data.train(phase), epochs=last_epoch, initial_epoch=first_epoch,
+                              steps_per_epoch=fit_data.steps_per_epoch(phase.batch_size),
+                              callbacks=training_callbacks(phase, fit_data.validation()) + tracking + (extra or []),
+                              verbose=reporting.verbose, shuffle=False)
 
         with released_custom_gradients():
             if train.head_epochs and initial_epoch == 0:
-                history, rest = _head_phase(model, data, train, fit)
+                history, rest = _head_phase(fitted, fit_data, train, fit)
                 rest_history = fit(rest, train.head_epochs, train.epochs, callbacks).history
                 history = {key: history.get(key, []) + values for key, values in rest_history.items()}
             else:
                 history = fit(train, initial_epoch, train.epochs, callbacks).history
     seconds = time.perf_counter() - start
+    if fitted is not model and model.optimizer is not None and not model.optimizer.built:
+        # The view trained with its own optimizer; the saved model's is built (unused), so that
+        # loading the file finds the variables it expects.
+        model.optimizer.build(model.trainable_variables)
     return_freed_memory()
     record = {"trial": run.trial, "model": run.model, **summarize(history, train),
               "seconds": round(seconds, 2), "rss_mb": resident_memory_mb(), "parameters": model.count_params(),

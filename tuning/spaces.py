@@ -13,6 +13,11 @@ the study's exact winner it uses the choice below, and ``--base NAME`` replaces 
 * ``activation``, ``optimizer``, ``training``, ``regularization``, ``input``: start from
   ``3cnn-32-64-128-5fc-256-256-256-128`` (LeakyReLU), the CNN the study's activation section
   varied and its final models were built on; Adam 1e-3, batch 32 unless the space varies it.
+
+Beyond the study, ``probe`` searches genre heads on a pretrained tagger's frozen features
+(``--base musicnn-msd``, any of the four taggers, or two side by side such as
+``musicnn-msd+musicnn-mtt``): every trial trains on the features cached once
+(``training.features``), so a trial costs seconds. It starts from the ``recommended`` recipe.
 """
 
 from __future__ import annotations
@@ -66,6 +71,7 @@ class Space:
         default_base: The carried-forward model's name, or None when the space defines architectures.
         varies: The training fields the space chooses; the others can be carried forward
             from earlier sections (see ``tuning.study``).
+        recipe: The training recipe (``training.config.RECIPES``) its trials start from.
     """
 
     name: str
@@ -74,6 +80,7 @@ class Space:
     sample: Callable[[keras_tuner.HyperParameters, ModelConfig | None], TrialSpec]
     default_base: str | None = None
     varies: tuple[str, ...] = ()
+    recipe: str = "study"
 
     def base_config(self, base: ModelConfig | None) -> ModelConfig | None:
         """The model the space varies: ``base``, else its carried-forward model (None for mlp and cnn)."""
@@ -221,6 +228,56 @@ def _input_sample(hp: keras_tuner.HyperParameters, base: ModelConfig) -> TrialSp
     return _trial(_with_input(architecture, family))
 
 
+# probe --------------------------------------------------------------------------------
+PROBE_BASE = "musicnn-msd"
+
+
+def _probe_base(base: ModelConfig) -> ModelConfig:
+    if not base.tagger:
+        raise ValueError(f"the probe space trains heads on a pretrained tagger's features; base {base.name!r} is a "
+                         f"{base.family} model (use musicnn-msd, musicnn-mtt, vgg-msd, vgg-mtt, or two joined by '+')")
+    # The tagger frozen, no augmentation before it: every trial trains on the cached features.
+    return base.replace(trainable="head", features="penultimate", time_shift=0.0, recording_augment=0.0,
+                        spec_augment=(0, 0), dense_units=())
+
+
+def _probe_name(model: ModelConfig, training: dict[str, Any]) -> str:
+    """The model's name, then the training changes: ``musicnn-msd_train=head_head=256-lr0.003-e40``."""
+    short = {"learning_rate": "lr", "weight_decay": "wd", "label_smoothing": "ls", "epochs": "e"}
+    return "-".join([model.name, *(f"{short[key]}{value:g}" for key, value in training.items() if key in short)])
+
+
+def _probe_grid(base: ModelConfig) -> list[TrialSpec]:
+    base = _probe_base(base)
+    features = ("penultimate", "pooled") if base.family == "musicnn" else ("penultimate",)
+    specs = []
+    for feature in features:
+        for head in ((), (256,)):
+            for rate in (1e-3, 3e-3):
+                model = base.replace(features=feature, dense_units=head)
+                training = {"learning_rate": rate}
+                specs.append(TrialSpec(_probe_name(model, training), model, training))
+    return specs
+
+
+def _probe_sample(hp: keras_tuner.HyperParameters, base: ModelConfig) -> TrialSpec:
+    base = _probe_base(base)
+    feature = hp.Choice("features", ["penultimate", "pooled"]) if base.family == "musicnn" else "penultimate"
+    layers = hp.Int("head_layers", 0, 2)
+    units = tuple(hp.Choice(f"head_units_{i + 1}", [64, 128, 256, 512]) for i in range(layers))
+    head_dropout = hp.Float("head_dropout", 0.0, 0.7, step=0.1)
+    # The tagger's own dropout runs above the cache (before musicnn's dense layer), so it can vary too.
+    tagger_dropout = hp.Choice("tagger_dropout", [0.0, 0.25, 0.5]) if feature == "penultimate" else base.conv_dropout
+    model = base.replace(features=feature, dense_units=units, dense_dropout=round(head_dropout, 2),
+                         conv_dropout=tagger_dropout)
+    training = {"learning_rate": hp.Float("learning_rate", 3e-4, 1e-2, sampling="log"),
+                "weight_decay": hp.Float("weight_decay", 1e-4, 1e-1, sampling="log"),
+                "label_smoothing": hp.Choice("label_smoothing", [0.0, 0.05, 0.1, 0.2]),
+                "epochs": hp.Choice("epochs", [20, 40, 60, 80])}
+    training = {key: round(value, 6) if isinstance(value, float) else value for key, value in training.items()}
+    return TrialSpec(_probe_name(model, training), model, training)
+
+
 SPACES: dict[str, Space] = {
     space.name: space
     for space in (
@@ -236,5 +293,8 @@ SPACES: dict[str, Space] = {
         Space("regularization", "L2, time shift, dropout (study: 12)",
               _regularization_grid, _regularization_sample, ACTIVATION_BASE),
         Space("input", "log-mel spectrogram vs raw waveform (study: 2)", _input_grid, _input_sample, ACTIVATION_BASE),
+        Space("probe", "genre heads on a pretrained tagger's cached features: features, hidden layers, dropout, "
+              "learning rate, weight decay, label smoothing, epochs (grid: 8)", _probe_grid, _probe_sample, PROBE_BASE,
+              ("learning_rate", "weight_decay", "label_smoothing", "epochs"), recipe="recommended"),
     )
 }

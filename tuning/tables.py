@@ -33,22 +33,24 @@ def check_table(path: Path) -> None:
 
 
 def update_table(path: Path, results: dict, recipe: str, command: str) -> None:
-    """Adds the model's row to the CSV table at ``path``, replacing its earlier row for the same recipe.
+    """Adds the model's row to the CSV table at ``path``, replacing its earlier row for the same recipe
+    and data (the same model on another data folder, a band-limited copy say, keeps its own row).
 
     Raises:
         UsageError: if ``path`` is not such a table (:func:`check_table`).
     """
     check_table(path)
+    data = results["data"]
+    data_name = Path(data["data_dir"]).name + (" (synthetic)" if data.get("synthetic") else "")
     rows = []
     if path.is_file():
-        rows = [r for r in read_csv(path) if (r["model"], r["recipe"]) != (results["model"], recipe)]
-    data = results["data"]
+        rows = [r for r in read_csv(path) if (r["model"], r["recipe"], r["data"]) != (results["model"], recipe, data_name)]
     rows.append({"model": results["model"], "recipe": recipe, "folds": len(results["folds"]),
                  "track_accuracy_mean": f"{results['track_accuracy']['mean']:.3f}",
                  "track_accuracy_std": f"{results['track_accuracy']['std']:.3f}",
                  "macro_f1_mean": f"{results['macro_f1']['mean']:.3f}", "macro_f1_std": f"{results['macro_f1']['std']:.3f}",
                  "parameters": results["parameters"], "seconds_per_fold": f"{results['seconds_per_fold']:.0f}",
-                 "data": Path(data["data_dir"]).name + (" (synthetic)" if data.get("synthetic") else ""),
+                 "data": data_name,
                  "window_seconds": data["window_seconds"], "command": command})
     rows.sort(key=lambda r: -float(r["track_accuracy_mean"]))
     write_csv(path, TABLE_COLUMNS, rows)

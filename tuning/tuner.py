@@ -91,6 +91,22 @@ class SharedStateTuner(keras_tuner.Tuner):
             self.save()
 
 
+class SaveBestWeights(tuner_utils.SaveBestEpoch):
+    """KerasTuner's best-epoch checkpoint of the model a trial built, whatever part of it trains.
+
+    A pretrained model on cached features fits a view of its upper layers
+    (``training.features``); the checkpoint Hyperband reloads in its next round must hold the
+    whole model's weights, which the view shares.
+    """
+
+    def __init__(self, objective, filepath: str, model: keras.Model):
+        super().__init__(objective, filepath)
+        self.target = model
+
+    def _save_model(self):
+        self.target.save_weights(self.filepath)
+
+
 class SearchTuner(SharedStateTuner):
     """Runs each trial with the HyperModel and keeps the run store in step with the oracle.
 
@@ -178,7 +194,7 @@ class SearchTuner(SharedStateTuner):
         model = self._try_build(hp)
         callbacks = [tuner_utils.TunerCallback(self, trial)]
         if self.checkpoints:
-            callbacks.append(tuner_utils.SaveBestEpoch(self.oracle.objective, self._get_checkpoint_fname(trial.trial_id)))
+            callbacks.append(SaveBestWeights(self.oracle.objective, self._get_checkpoint_fname(trial.trial_id), model))
         record = self.hypermodel.fit(hp, model, store=self.store, reporting=self.reporting, callbacks=callbacks,
                                      epochs=kwargs.get("epochs"), initial_epoch=kwargs.get("initial_epoch", 0),
                                      trial_id=trial.trial_id, worker=self.tuner_id)

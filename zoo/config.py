@@ -11,6 +11,7 @@ Grammar::
                rescnn-32-64-128-256            residual short-chunk CNN, global pooling
                musicnn-msd, musicnn-mtt        pretrained musicnn taggers with a genre head
                vgg-msd, vgg-mtt                pretrained VGG-like taggers (3-s input)
+               musicnn-msd+musicnn-mtt         two taggers of a family, features side by side
     OPTION  := "act=" ACTS | "conv=" ACTS | "fc=" ACTS       activations (both parts / conv / dense)
              | "l2=" FLOAT                                  L2 weight decay on every kernel
              | "dropout=" FLOAT "," FLOAT                   dropout after conv blocks, dense layers
@@ -22,12 +23,14 @@ Grammar::
                                                             chance of each per window
              | "train=" ("head"|"backend"|"midend"|"all")   pretrained models: which layers train
              | "head=" INT ("," INT)*                       pretrained models: hidden head layers
+             | "features=" ("penultimate"|"pooled")         musicnn with train=head: the head's input
     ACTS    := SPEC ("," SPEC)*                             several: alternate layer by layer
     SPEC    := see zoo.activations (relu, leakyrelu0.01, elu1, shiftedrelu0.3, swish, maxout2)
 
 Examples: ``4fcLayers-1024-512-512``, ``3cnn-32-64-128-5fc-256-256-256-128_act=elu1,shiftedrelu0.3``,
 ``wave-3cnn-32-64-128-2fc-128_dropout=0.1,0.2``, ``rescnn-32-64-128-256_specaug=8,16``,
-``musicnn-msd_train=head``, ``musicnn-msd_train=midend_head=256_rec=0.5``. For the pretrained
+``musicnn-msd_train=head``, ``musicnn-msd_train=midend_head=256_rec=0.5``,
+``musicnn-msd+musicnn-mtt_train=head_features=pooled``. For the pretrained
 families ``dropout=`` is the tagger's own dropout and the head's (``zoo.families.pretrained``). Registered
 names (the study's own names of its variants, ...) are the families' presets (``zoo.families``).
 Nothing here imports Keras: names and configs load in a fraction of a second.
@@ -42,15 +45,15 @@ from data.catalogue import GTZAN_GENRES
 from data.config import DictConfig, check_window_seconds
 from zoo.activations import parse_activation
 from zoo.families import FAMILIES
-from zoo.families.pretrained import TRAINABLE, render_head
+from zoo.families.pretrained import FEATURES, TRAINABLE, render_head
 
 DEFAULT_ACTIVATION = "leakyrelu"
 GRAMMAR_HELP = (
     "names look like " + ", ".join(family.syntax for family in FAMILIES.values())
     + ", optionally followed by _act=elu1, _conv=..., _fc=maxout2, _l2=1e-05, _dropout=0.1,0.2, _shift=0.15, "
-    "_specaug=8,16, _rec=0.5 (and for musicnn/vgg _train=head|backend|midend|all, _head=256)"
+    "_specaug=8,16, _rec=0.5 (and for musicnn/vgg _train=head|backend|midend|all, _head=256, _features=pooled)"
 )
-PRETRAINED_OPTIONS = ("train", "head")
+PRETRAINED_OPTIONS = ("train", "head", "features")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -81,6 +84,8 @@ class ModelConfig(DictConfig):
         tagger: The pretrained tagger of a pretrained family (``MSD_musicnn``, ...), else ``""``.
         trainable: Which layers of a pretrained model train: ``head``, ``backend``, ``midend``
             or ``all`` (``zoo.families.pretrained``); ``all`` for every other family.
+        features: What a pretrained model's head takes: the tagger's ``penultimate`` features,
+            or musicnn's ``pooled`` mid-end features (``zoo.families.pretrained``).
     """
 
     family: str
@@ -101,6 +106,7 @@ class ModelConfig(DictConfig):
     recording_augment: float = 0.0
     tagger: str = ""
     trainable: str = "all"
+    features: str = "penultimate"
 
     def __post_init__(self):
         if self.family not in FAMILIES:
@@ -124,6 +130,8 @@ class ModelConfig(DictConfig):
             problems.append(f"trainable must be one of {', '.join(TRAINABLE)}. Received: trainable={self.trainable!r}")
         elif self.trainable != "all" and not FAMILIES[self.family].pretrained:
             problems.append(f"train={self.trainable} applies to pretrained models (musicnn-*, vgg-*), not to {self.family}")
+        if self.features not in FEATURES:
+            problems.append(f"features must be one of {', '.join(FEATURES)}. Received: features={self.features!r}")
         if self.tagger and not FAMILIES[self.family].pretrained:
             problems.append(f"tagger applies to pretrained models, not to {self.family}. Received: tagger={self.tagger!r}")
         if FAMILIES[self.family].pretrained and (self.n_fft, self.hop_length, self.n_mels) != (1024, 512, 64):
@@ -215,6 +223,7 @@ OPTIONS: tuple[tuple[str, Callable[[str], dict], Callable[[ModelConfig], str | N
     ("train", lambda v: {"trainable": v}, lambda c: c.trainable if _differs(c, "trainable") else None),
     ("head", lambda v: {"dense_units": tuple(int(u) for u in v.split(","))},
      lambda c: render_head(c.dense_units) if FAMILIES[c.family].pretrained and c.dense_units else None),
+    ("features", lambda v: {"features": v}, lambda c: c.features if _differs(c, "features") else None),
 )
 
 

@@ -27,6 +27,7 @@ from pathlib import Path
 import numpy as np
 import tensorflow as tf
 
+from data.caching import PARTS, cache_dir
 from data.errors import InputError
 
 WHEEL = "musicnn-0.1.0-py3-none-any.whl"
@@ -46,7 +47,7 @@ HOW_TO_GET = f"python -m pip download --no-deps musicnn==0.1.0 -d {{folder}} (or
 
 
 def _cache() -> Path:
-    return Path(os.environ.get("GTZAN_CACHE") or Path.home() / ".cache" / "gtzan-keras").expanduser() / "wheels"
+    return cache_dir() / PARTS["wheels"]
 
 
 def wheel_path(download: bool = True) -> Path:
