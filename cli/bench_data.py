@@ -49,11 +49,7 @@ def bench(args: argparse.Namespace) -> int:
     if importlib.util.find_spec("librosa") is None:  # looked for, not imported: that takes seconds
         raise UsageError("librosa is not installed; pip install librosa (the 'bench' extra)")
     quiet_tensorflow(args.verbose)
-    from data import (  # the library loads TensorFlow: once every flag is checked
-        benchmarks,
-        layers,
-        pipeline,
-    )
+    from data import benchmarks, layers, pipeline  # the library loads TensorFlow: once every flag is checked
 
     data_dir = args.data_dir or synthetic_data_dir(clips_per_genre=20, seconds=30.0, seed=0)
     catalogue = scan(data_dir)

@@ -18,9 +18,10 @@ to every search (``--data-dir``, ``--epochs``, ``--max-trials``, ``--precision``
 
 ``--transfer`` times, side by side in one run: a ``tuning.crossval`` of ``bncnn-32-64-128-256``,
 one of the probe ``musicnn-msd_train=head`` on a cold feature cache (its features computed) and
-again on the warm cache, and a ``--trials``-trial random ``--space probe`` search; it prints the
-wall seconds per fold of each, the probe's ratio to ``bncnn``, and the search's trials per minute
-and its ratio to one ``bncnn`` fold. Every run uses the ``recommended`` recipe and the data flags
+again on the warm cache, a ``--trials``-trial random ``--space probe`` search, and the same search
+with ``--objective kfold`` over ``--folds`` folds; it prints the wall seconds per fold of each, the
+probe's ratio to ``bncnn``, the searches' trials per minute and their ratios to one ``bncnn`` fold
+and to each other. Every run uses the ``recommended`` recipe and the data flags
 given, in a temporary folder and cache (the musicnn wheel is taken from the usual cache).
 """
 
@@ -94,14 +95,18 @@ def transfer_bench(args: argparse.Namespace) -> int:
         probe = ["musicnn-msd_train=head", *folds, "--out", f"{folder}/probe"]
         cold = timed("tuning.crossval", probe, env)
         warm = timed("tuning.crossval", [*probe, "--fresh"], env)
-        searched = timed("tuning.search", ["--space", "probe", "--tuner", "random", "--max-trials", str(args.trials),
-                                           "--out", f"{folder}/search", *args.extra], env)
+        probe_search = ["--space", "probe", "--tuner", "random", "--max-trials", str(args.trials), *args.extra]
+        searched = timed("tuning.search", [*probe_search, "--out", f"{folder}/search"], env)
+        kfold = timed("tuning.search", [*probe_search, "--objective", "kfold", "--folds", str(args.folds),
+                                        "--out", f"{folder}/kfold"], env)
     fold = scratch / args.folds
     print(f"seconds per fold ({args.folds} folds, wall): bncnn-32-64-128-256 {fold:.1f}; musicnn-msd_train=head "
           f"cold cache {cold / args.folds:.1f} ({cold / args.folds / fold:.2f}x), warm cache {warm / args.folds:.1f} "
           f"({warm / args.folds / fold:.2f}x)")
     print(f"probe search, {args.trials} random trials: {searched:.0f} s ({60 * args.trials / searched:.1f} trials/min), "
           f"{searched / fold:.2f}x one bncnn fold")
+    print(f"the same search with --objective kfold ({args.folds} folds, and the refit): {kfold:.0f} s, "
+          f"{kfold / searched:.2f}x the single-split search, {kfold / fold:.1f} bncnn folds")
     return 0
 
 

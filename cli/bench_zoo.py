@@ -59,9 +59,7 @@ def bench(args: argparse.Namespace) -> int:
             raise UsageError(str(error)) from None
     samples = window_samples(args.window_seconds)
     quiet_tensorflow(args.verbose)
-    from zoo import (
-        benchmarks,  # the library loads TensorFlow: only once every flag is checked
-    )
+    from zoo import benchmarks  # the library loads TensorFlow: only once every flag is checked
 
     compute = benchmarks.set_precision(args.precision)
     matmul = benchmarks.matmul_flops_per_second(dtype=compute)

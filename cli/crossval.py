@@ -2,6 +2,8 @@
 
 Usage::
 
+    python -m tuning.crossval --search SPACE [--tuner random --max-trials 30] [--base NAME]
+        [--objective split|kfold [--inner-folds 5] [--groups FILE | --group-by track|id-block]] [--folds 5] ...
     python -m tuning.crossval MODEL|TRIAL_DIR [--folds 5] [--recipe RECIPE] [--data-dir DIR]
         [--window-seconds 3] [--split-seed 42] [--seed 42] [--epochs N] [--batch-size N]
         [--out runs] [--fresh] [--table results/real_excerpts.csv] [--workers N [--gpus-per-worker 1]]
@@ -16,6 +18,12 @@ processes of KerasTuner's chief/worker mode (see ``tuning.distributed``).
 folder): its model and its training settings are cross-validated as they are, so a search's
 result is checked in one command (training flags such as ``--seed`` or ``--epochs`` still apply;
 its window is kept unless ``--window-seconds`` is given).
+
+``--search SPACE`` cross-validates a whole search instead (nested cross-validation): in each
+outer fold a search of the space runs on the other folds, with its own objective, and what it
+chose is tested on the outer fold, which it never saw. It prints each outer fold's choice, its
+objective, its test accuracy and the optimism (objective minus test), and their means: what
+"search, then take the best" is worth on new data (``runs/crossval/search-<space>/``).
 """
 
 from __future__ import annotations
@@ -30,9 +38,11 @@ from cli import flags
 from cli.runner import parser, quiet_tensorflow, run
 from data.config import file_safe
 from data.errors import UsageError
-from training.config import DEFAULT_RECIPE, default_recipe, run_name
+from training.config import DEFAULT_RECIPE, RECIPES, default_recipe, run_name
 from training.runstore import RunLock, RunStore, discard
+from tuning import TUNERS
 from tuning.distributed import launch, strip_flags
+from tuning.spaces import SPACES
 from tuning.tables import check_table, update_table
 
 PROG = "python -m tuning.crossval"
@@ -46,21 +56,76 @@ REPORTING_FLAGS = {"--fresh": 0, "--table": 1, "--out": 1, "--wandb": 1, "--wand
 def build_parser() -> argparse.ArgumentParser:
     """The command-line parser."""
     result = parser(PROG, __doc__, [flags.recipe_flags(), flags.data_flags(),
-                                    flags.training_flags(epochs_default="the recipe's"), flags.reporting_flags(),
-                                    flags.scale_flags(roles=False)])
+                                    flags.training_flags(epochs_default="the recipe's"), flags.objective_flags(),
+                                    flags.reporting_flags(), flags.scale_flags(roles=False)])
     result.set_defaults(split="kfold")
-    result.add_argument("model", metavar="MODEL", help="a zoo name (python -m zoo.list), any name of the grammar, or a "
-                                                       "trained folder (runs/<space>/best) to take its model and training")
+    result.add_argument("model", metavar="MODEL", nargs="?",
+                        help="a zoo name (python -m zoo.list), any name of the grammar, or a trained folder "
+                             "(runs/<space>/best) to take its model and training")
+    nested = result.add_argument_group("nested cross-validation of a search (--search)")
+    nested.add_argument("--search", choices=list(SPACES), metavar="SPACE",
+                        help="cross-validate a search of this space instead of one model")
+    nested.add_argument("--tuner", default="grid", choices=TUNERS, help="the searches' tuner (default: grid)")
+    nested.add_argument("--max-trials", type=int, help="trials of each search at most")
+    nested.add_argument("--base", help="zoo name the searched space starts from")
+    nested.add_argument("--inner-folds", type=int, default=5, help="folds of --objective kfold (default: 5)")
     result.add_argument("--out", default="runs", help="output folder (default: runs)")
     result.add_argument("--fresh", action="store_true", help="discard earlier folds of this model and recipe")
     result.add_argument("--table", help="CSV table of cross-validated results to add this model's row to")
     return result
 
 
+def library(args: argparse.Namespace):
+    """``tuning.crossvalidation``, loaded (with TensorFlow, quietly) once every flag is checked."""
+    quiet_tensorflow(args.verbose)
+    from tuning import crossvalidation
+
+    return crossvalidation
+
+
+def nested(args: argparse.Namespace) -> int:
+    """``--search``: flags -> configs -> ``nested_crossvalidate``."""
+    for given, flag in ((args.model, "MODEL"), (args.table, "--table"), (args.workers, "--workers"),
+                        (args.recipe, "--recipe")):
+        if given is not None:
+            raise UsageError(f"{flag} does not go with --search (each fold's search trains its own trials)")
+    if args.max_trials is not None and args.max_trials < 1:
+        raise UsageError(f"--max-trials must be at least 1, got {args.max_trials}")
+    space = SPACES[args.search]
+    data_config = flags.data_config(args)
+    training = flags.train_config(args, RECIPES[space.recipe])
+    base = flags.space_base(space, args.base, data_config)
+    kfold = flags.fold_config(args, folds=args.inner_folds)
+    out = Path(args.out) / "crossval" / (f"search-{space.name}" + ("-kfold" if kfold else ""))
+    with RunLock(out, "tuning.crossval"):
+        if args.fresh:
+            discard(out)
+        RunStore(out).bind_settings("nested", {"space": space.name, "tuner": args.tuner, "max_trials": args.max_trials,
+                                               "base": args.base, "data": data_config.to_dict(),
+                                               "training": training.to_dict(),
+                                               "kfold": kfold.to_dict() if kfold else None})
+        results = library(args).nested_crossvalidate(
+            space, data_config, training, out, tuner=args.tuner, max_trials=args.max_trials, seed=args.seed, base=base,
+            kfold=kfold, reporting=flags.reporting(args, "crossval", verbose=0), say=lambda line: print(line, flush=True))
+    test, optimism = results["test_track_accuracy"], results["optimism"]
+    print(f"\n{space.name} search ({args.tuner}, {'k-fold' if kfold else 'single-split'} objective), "
+          f"{len(results['folds'])} outer folds: outer test track accuracy {test['mean']:.3f} +- {test['std']:.3f}, "
+          f"objective {results['objective']['mean']:.3f}, optimism {optimism['mean']:+.3f} +- {optimism['std']:.3f}")
+    print(f"wrote {out / 'results.json'}")
+    return 0
+
+
 def crossval(args: argparse.Namespace) -> int:
-    """The command: flags -> configs -> ``crossvalidate`` (or the ``--workers`` launcher)."""
+    """The command: flags -> configs -> ``crossvalidate`` (or the ``--workers`` launcher, or ``--search``)."""
     if args.split != "kfold":
         raise UsageError(f"--split must be kfold for cross-validation, got {args.split}")
+    if args.search is not None:
+        return nested(args)
+    if args.model is None:
+        raise UsageError("give a MODEL (a zoo name or a trained folder), or --search SPACE")
+    flags.fold_config(args)  # the objective flags go with --search only
+    if args.objective != "split":
+        raise UsageError("--objective goes with --search")
     if args.table:
         check_table(Path(args.table))
     source = flags.trained_run(args.model)
@@ -79,10 +144,7 @@ def crossval(args: argparse.Namespace) -> int:
         args.model, args.recipe = source.trial, TRIAL_RECIPE
         name = file_safe(source.trial)
     flags.configure_scale(args)
-    quiet_tensorflow(args.verbose)
-    from tuning import (
-        crossvalidation,  # the library loads TensorFlow: only once every flag is checked
-    )
+    crossvalidation = library(args)
 
     if args.role is None:
         crossvalidation.check_folds(data_config)

@@ -48,9 +48,7 @@ def embed(args: argparse.Namespace) -> int:
     if out.is_dir():
         raise UsageError(f"--out {args.out} is a folder; name a .npz file")
     quiet_tensorflow(args.verbose)
-    from serving import (
-        embedding,  # the library loads TensorFlow: only once every flag is checked
-    )
+    from serving import embedding  # the library loads TensorFlow: only once every flag is checked
 
     failed = []
 

@@ -91,9 +91,7 @@ def evaluate(args: argparse.Namespace) -> int:
         raise UsageError("--test-dir evaluates on its own clips; it does not go with --data-dir or --split-dir")
     model_path, config = find_target(args.target, Path(args.runs), args.space)
     quiet_tensorflow(args.verbose)
-    from serving import (
-        evaluation,  # the library loads TensorFlow: only once every flag is checked
-    )
+    from serving import evaluation  # the library loads TensorFlow: only once every flag is checked
 
     metrics = evaluation.evaluate_target(model_path, config, Path(args.out) if args.out else None,
                                          runs=Path(args.runs), data_dir=args.data_dir, split_dir=args.split_dir,

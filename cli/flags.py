@@ -13,6 +13,7 @@ from pathlib import Path
 import zoo
 from data.config import SPLIT_METHODS, DataConfig
 from data.errors import UsageError
+from data.folds import GROUPINGS, FoldConfig
 from training.config import (
     DEFAULT_RECIPE,
     PRECISIONS,
@@ -26,8 +27,11 @@ from training.config import (
 from training.runstore import RunStoreError, read_json
 from training.tracking import WANDB_MODES, default_wandb_mode
 from tuning import distributed
+from tuning.spaces import SPACES, Space
 from zoo.config import ModelConfig
 
+# How a search scores its trials: on the split's validation part, or by k-fold over the non-test clips.
+OBJECTIVES = ("split", "kfold")
 # The flags a --workers launcher does not pass on to its chief and workers (flag -> values).
 LAUNCHER_FLAGS = {"--workers": 1, "--gpus-per-worker": 1, "--fresh": 0}
 
@@ -64,6 +68,44 @@ def training_flags(*, epochs_default: str = "20") -> argparse.ArgumentParser:
                        help="pretrained models with a frozen tagger (train=head): run the tagger at every step "
                             "instead of training on its cached features")
     return parent
+
+
+def objective_flags() -> argparse.ArgumentParser:
+    """``--objective``, ``--groups``, ``--group-by``: how a search scores its trials."""
+    parent = argparse.ArgumentParser(add_help=False)
+    group = parent.add_argument_group("objective")
+    group.add_argument("--objective", default="split", choices=OBJECTIVES,
+                       help="split: each trial scored on the split's validation part (default); kfold: the mean over "
+                            "--folds grouped folds of the non-test clips, then the best refitted on all of them")
+    group.add_argument("--groups", metavar="FILE",
+                       help="with --objective kfold: CSV path,group; a group never straddles training and validation")
+    group.add_argument("--group-by", choices=GROUPINGS,
+                       help="with --objective kfold: track (default: clips by id) or id-block (contiguous clip ids "
+                            "per genre, which in GTZAN approximates artists)")
+    return parent
+
+
+def fold_config(args: argparse.Namespace, folds: int | None = None) -> FoldConfig | None:
+    """The k-fold objective of the flags (None for ``--objective split``), over ``folds`` folds
+    (default ``--folds``).
+
+    Raises:
+        UsageError: for grouping flags without ``--objective kfold``, a group file that is not a
+            file, or too few folds.
+    """
+    if args.objective != "kfold":
+        if args.groups or args.group_by:
+            raise UsageError("--groups and --group-by go with --objective kfold")
+        return None
+    if args.groups and args.group_by:
+        raise UsageError("--groups and --group-by do not go together: the group file says the groups")
+    if args.groups and not Path(args.groups).is_file():
+        raise UsageError(f"--groups {args.groups} is not a file; give a CSV of path,group")
+    try:
+        return FoldConfig(folds=folds or args.folds, grouping=args.group_by or "track",
+                          groups_file=str(Path(args.groups).resolve()) if args.groups else None, seed=args.split_seed)
+    except ValueError as error:
+        raise UsageError(str(error)) from None
 
 
 def recipe_flags() -> argparse.ArgumentParser:
@@ -207,6 +249,25 @@ def trained_run(target: str) -> RunConfig | None:
     except (OSError, RunStoreError, ValueError) as error:
         raise UsageError(f"{folder} is not a trained run's folder (its config.json: {error}); give a model name or a "
                          "folder such as runs/<space>/best") from None
+
+
+def space_base(space: Space, name: str | None, data: DataConfig) -> ModelConfig | None:
+    """The ``--base`` model of a search of ``space`` as a config; None without ``--base``.
+
+    Raises:
+        UsageError: if the space takes no base, or the model is not one it can vary.
+    """
+    if name is None:
+        return None
+    if space.default_base is None:
+        with_base = ", ".join(n for n, s in SPACES.items() if s.default_base)
+        raise UsageError(f"--base does not apply to --space {space.name}; it applies to {with_base}")
+    config = model_config(name, data, flag="--base")
+    try:
+        space.grid(config)
+    except ValueError as error:
+        raise UsageError(f"--base {name}: {error}") from None
+    return config
 
 
 def reporting(args: argparse.Namespace, group: str, verbose: int | None = None) -> Reporting:

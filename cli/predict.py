@@ -44,9 +44,7 @@ def predict(args: argparse.Namespace) -> int:
         raise UsageError(f"--top must be at least 1, got {args.top}")
     export = find_export(args.model)
     quiet_tensorflow(args.verbose)
-    from serving import (
-        prediction,  # the library loads TensorFlow: only once every flag is checked
-    )
+    from serving import prediction  # the library loads TensorFlow: only once every flag is checked
 
     predictor = prediction.Predictor(export)
     if not args.json:

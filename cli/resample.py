@@ -44,9 +44,7 @@ def resample(args: argparse.Namespace) -> int:
     if Path(args.target).exists() and not Path(args.target).is_dir():
         raise UsageError(f"TARGET {args.target} is a file; give a new or empty folder, or the copy to resume")
     quiet_tensorflow(args.verbose)
-    from data import (
-        resampling,  # the decoders load TensorFlow: only once every flag is checked
-    )
+    from data import resampling  # the decoders load TensorFlow: only once every flag is checked
 
     result = resampling.resample_copy(args.source, args.target, args.rate, say=lambda line: print(line, flush=True))
     skipped = f", {result['skipped']} unreadable files of the source left out" if result["skipped"] else ""

@@ -6,12 +6,19 @@ Usage::
         [--epochs 20] [--batch-size 32] [--patience 4] [--window-seconds 3] [--data-dir DIR]
         [--split random|lists|kfold] [--split-dir DIR] [--split-seed 42] [--folds 5 --fold 0]
         [--seed 42] [--out runs] [--fresh] [--base NAME] [--wandb online|offline|disabled]
+        [--objective split|kfold [--groups FILE | --group-by track|id-block]]
 
 Without ``--data-dir`` (or ``$GTZAN_DIR``) it runs on the embedded synthetic GTZAN.
 Results go to ``<out>/<space>/`` (see ``training.runstore``): ``trials/<trial>/`` (history,
 record, config), ``best/model.keras`` with ``best/config.json``, and ``summary.csv``. Running
 the same command again resumes the search; ``--fresh`` starts over. The search itself is
 ``tuning.searching.run_search``.
+
+``--objective kfold`` scores each trial by the mean validation track accuracy over ``--folds``
+grouped folds of the non-test clips (by clip, ``--group-by id-block``, or a ``--groups`` file;
+the test split never takes part), keeps every fold's figure in the trial's folder, and retrains
+the best configuration on every non-test clip into ``best/`` (the refit ``zoo.evaluate best``
+scores and exports).
 """
 
 from __future__ import annotations
@@ -50,8 +57,8 @@ def format_summary(records: list[dict]) -> str:
 
 def build_parser() -> argparse.ArgumentParser:
     """The command-line parser."""
-    result = parser(PROG, __doc__, [flags.data_flags(), flags.training_flags(), flags.reporting_flags(),
-                                    flags.scale_flags()])
+    result = parser(PROG, __doc__, [flags.data_flags(), flags.training_flags(), flags.objective_flags(),
+                                    flags.reporting_flags(), flags.scale_flags()])
     result.add_argument("--space", required=True, choices=list(SPACES), help="experiment family to search")
     result.add_argument("--tuner", default="grid", choices=TUNERS,
                         help="grid: the study's grid (default); others sample the wider range")
@@ -61,21 +68,6 @@ def build_parser() -> argparse.ArgumentParser:
     result.add_argument("--base", help="zoo name the space starts from instead of the study's carried-forward model")
     result.add_argument("--strategy", choices=["mirrored"], help="train each trial data-parallel on this machine's GPUs")
     return result
-
-
-def base_config(space: Space, name: str | None, data):
-    """The ``--base`` model as a config, checked against ``space``; None without ``--base``."""
-    if name is None:
-        return None
-    if space.default_base is None:
-        with_base = ", ".join(n for n, s in SPACES.items() if s.default_base)
-        raise UsageError(f"--base does not apply to --space {space.name}; it applies to {with_base}")
-    config = flags.model_config(name, data, flag="--base")
-    try:
-        space.grid(config)
-    except ValueError as error:
-        raise UsageError(f"--base {name}: {error}") from None
-    return config
 
 
 def show(records: list[dict], out_dir: Path) -> None:
@@ -94,7 +86,8 @@ def search(args: argparse.Namespace) -> int:
     space = SPACES[args.space]
     data_config = flags.data_config(args)
     training = flags.train_config(args, RECIPES[space.recipe])
-    base = base_config(space, args.base, data_config)
+    base = flags.space_base(space, args.base, data_config)
+    kfold = flags.fold_config(args)
     out_dir = Path(args.out) / args.space
     # One writer per run folder: a second search there stops with the holder's pid. Workers
     # write under their chief's lock (a launcher's children under the launcher's).
@@ -106,15 +99,13 @@ def search(args: argparse.Namespace) -> int:
                    args.gpus_per_worker)
             show(RunStore(out_dir).ranked_records(), out_dir)
             return 0
-        return search_here(args, space, data_config, training, base, out_dir)
+        return search_here(args, space, data_config, training, base, out_dir, kfold)
 
 
-def search_here(args: argparse.Namespace, space: Space, data_config, training, base, out_dir: Path) -> int:
+def search_here(args: argparse.Namespace, space: Space, data_config, training, base, out_dir: Path, kfold) -> int:
     """The search in this process (alone, or as the chief or a worker of a distributed one)."""
     quiet_tensorflow(args.verbose)
-    from tuning import (
-        searching,  # the library loads TensorFlow: only once every flag is checked
-    )
+    from tuning import searching  # the library loads TensorFlow: only once every flag is checked
 
     strategy = None
     if args.strategy == "mirrored":
@@ -122,7 +113,7 @@ def search_here(args: argparse.Namespace, space: Space, data_config, training, b
         print(f"mirrored strategy: {described}; --batch-size is the global batch")
     records = searching.run_search(space, data_config, training, out_dir, tuner=args.tuner, max_trials=args.max_trials,
                                    seed=args.seed, base=base, fresh=args.fresh and args.role is None,
-                                   reporting=flags.reporting(args, space.name), strategy=strategy)
+                                   reporting=flags.reporting(args, space.name), strategy=strategy, kfold=kfold)
     if args.role == "worker":
         print(f"{args.worker_id or 'worker'}: no trial left")
         return 0

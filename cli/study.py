@@ -79,9 +79,7 @@ def study(args: argparse.Namespace) -> int:
         data_config = data_config.replace(data_dir=str(synthetic_data_dir(**QUICK["synthetic"])))
     out = Path(args.out)
     quiet_tensorflow(args.verbose)
-    from study import (
-        sections,  # the library loads TensorFlow: only once every flag is checked
-    )
+    from study import sections  # the library loads TensorFlow: only once every flag is checked
 
     if args.role is not None:  # the chief or a worker of one section of a --workers study (under its lock)
         sections.run_section_role(args.sections[0], out, data_config, training, seed=args.seed, quick=args.quick,

@@ -53,9 +53,7 @@ def train(args: argparse.Namespace) -> int:
     model_config = flags.model_config(args.model, data_config)
     training = flags.train_config(args, flags.recipe(args, model_config))
     quiet_tensorflow(args.verbose)
-    from training import (
-        loop,  # the library loads TensorFlow: only once every flag is checked
-    )
+    from training import loop  # the library loads TensorFlow: only once every flag is checked
 
     data = loop.prepare_data(data_config)
     store = RunStore(Path(args.out) / "train")

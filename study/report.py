@@ -138,7 +138,10 @@ def _table(records: list[dict]) -> list[str]:
     # "best": at the epoch whose weights were kept (lowest validation loss with early stopping).
     for r in records:
         if r.get("status") == "completed":
-            lines.append(f"| `{r['trial']}` | {r[OBJECTIVE]:.3f} | {r['val_loss']:.3f} | {r['epochs_run']} | {r['seconds']:.1f} |")
+            # A k-fold trial's figure is the mean over its folds, shown with their spread.
+            score = f"{r[OBJECTIVE]:.3f}" + (f" +- {r[f'{OBJECTIVE}_std']:.3f} ({len(r['folds'])} folds)"
+                                             if "folds" in r else "")
+            lines.append(f"| `{r['trial']}` | {score} | {r['val_loss']:.3f} | {r['epochs_run']} | {r['seconds']:.1f} |")
         else:
             lines.append(f"| `{r['trial']}` | failed: {r.get('error', '')} | | {r.get('epochs_run', 0)} | {r.get('seconds', 0):.1f} |")
     return lines
@@ -180,6 +183,14 @@ def write_report(runs: Path, out: Path) -> Path:
             lines.append("")
         elif carried:
             lines += ["Each trial is an architecture of its own, trained with Adam at 1e-3, batch 32.", ""]
+        search = read_json(runs / section / "search.json") if (runs / section / "search.json").is_file() else {}
+        if search.get("kfold"):
+            kfold = search["kfold"]
+            grouping = f"groups of {kfold['groups_file']}" if kfold.get("groups_file") else f"by {kfold['grouping']}"
+            best = RunStore(runs / section).read_best()
+            lines += [f"Objective: the mean validation track accuracy over {kfold['folds']} folds of the non-test clips "
+                      f"({grouping}); the best configuration was then refitted on every non-test clip"
+                      + (f" (`{best[1]['trial']}`)" if best else "") + ".", ""]
         lines += _table(records)
         lines.append("")
         if completed and section in STUDY_VALIDATION:

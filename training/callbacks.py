@@ -60,9 +60,10 @@ class ClipMetrics(keras.callbacks.Callback):
             logs.update({f"val_{key}": value for key, value in metrics.items()})
 
 
-def training_callbacks(train: TrainConfig, validation: ClipMetrics) -> list[keras.callbacks.Callback]:
-    """The callbacks of every fit, in order: validation metrics, NaN stop, schedule, early stopping."""
-    callbacks = [validation, keras.callbacks.TerminateOnNaN()]
+def training_callbacks(train: TrainConfig, validation: ClipMetrics | None) -> list[keras.callbacks.Callback]:
+    """The callbacks of every fit, in order: validation metrics (none without validation clips), NaN
+    stop, schedule, early stopping."""
+    callbacks = ([validation] if validation is not None else []) + [keras.callbacks.TerminateOnNaN()]
     scheduler = schedule_callback(train.schedule, initial=train.learning_rate, gamma=train.gamma,
                                   step_size=train.step_size)
     if scheduler is not None:

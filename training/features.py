@@ -197,11 +197,12 @@ class FeatureData:
     offsets: np.ndarray
     counts: np.ndarray
     train_labels: np.ndarray
-    valid: tuple[np.ndarray, np.ndarray, np.ndarray]
+    valid: tuple[np.ndarray, np.ndarray, np.ndarray] | None
     valid_labels: np.ndarray
 
     @property
     def train_clips(self) -> int:
+        """How many training clips decoded (one window of each per epoch)."""
         return len(self.counts)
 
     def steps_per_epoch(self, batch_size: int) -> int:
@@ -226,9 +227,10 @@ class FeatureData:
             batches = mixup(batches, alpha=train.mixup, n_classes=len(self.genres), seed=train.seed)
         return batches.prefetch(AUTOTUNE)
 
-    def validation(self) -> ClipMetrics:
-        """The callback that scores the validation clips each epoch, from their features."""
-        return ClipMetrics(self.valid, self.valid_labels)
+    def validation(self) -> ClipMetrics | None:
+        """The callback that scores the validation clips each epoch, from their features (None
+        without validation clips)."""
+        return ClipMetrics(self.valid, self.valid_labels) if self.valid is not None else None
 
 
 def feature_data(config: ModelConfig, genres: tuple[str, ...], train_clips: tuple[Clip, ...],
@@ -237,7 +239,8 @@ def feature_data(config: ModelConfig, genres: tuple[str, ...], train_clips: tupl
     from the cache (computed and stored on a miss).
 
     Raises:
-        ValueError: if ``config`` has no frozen features, or no clip of a part decodes.
+        ValueError: if ``config`` has no frozen features, no training clip decodes, or validation
+            clips are given and none decodes.
     """
     if frozen_features(config) is None:
         raise ValueError(f"{config.name} trains no layer on frozen features")
@@ -247,14 +250,16 @@ def feature_data(config: ModelConfig, genres: tuple[str, ...], train_clips: tupl
     kept = [i for i, features in enumerate(train) if features is not None]
     valid = clips_features(valid_clips, config, window, window, root)
     scored = [i for i, features in enumerate(valid) if features is not None]
-    if not kept or not scored:
+    if not kept or (valid_clips and not scored):
         raise ValueError("no training or no validation clip could be decoded")
     counts = np.array([len(train[i]) for i in kept], np.int64)
     offsets = np.concatenate([[0], np.cumsum(counts)[:-1]]).astype(np.int64)
     train_labels = np.array([train_clips[i].label for i in kept], np.int32)
     valid_labels = np.array([clip.label for clip in valid_clips])
-    x = np.concatenate([valid[i] for i in scored])
-    labels = np.concatenate([np.full(len(valid[i]), valid_clips[i].label, np.int32) for i in scored])
-    index = np.concatenate([np.full(len(valid[i]), i, np.int32) for i in scored])
+    windows = None
+    if scored:
+        windows = (np.concatenate([valid[i] for i in scored]),
+                   np.concatenate([np.full(len(valid[i]), valid_clips[i].label, np.int32) for i in scored]),
+                   np.concatenate([np.full(len(valid[i]), i, np.int32) for i in scored]))
     return FeatureData(genres=genres, train_features=np.concatenate([train[i] for i in kept]), offsets=offsets,
-                       counts=counts, train_labels=train_labels, valid=(x, labels, index), valid_labels=valid_labels)
+                       counts=counts, train_labels=train_labels, valid=windows, valid_labels=valid_labels)

@@ -5,6 +5,7 @@ and cross-validation folds all train through :func:`train_run`.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import logging
 import math
 import time
@@ -32,7 +33,12 @@ from zoo.config import ModelConfig
 
 @dataclasses.dataclass
 class PreparedData:
-    """Decoded training clips and in-memory validation windows, prepared once per command.
+    """The clips of a command, split by track: decoded when first needed, then kept for every trial.
+
+    The training clips are decoded into an in-memory cache (int16) and the validation clips cut
+    into their windows (:func:`prepare_data` does both at once, so that a command finds bad data
+    before it trains); a model trained on cached frozen features (:meth:`features`) never needs
+    either.
 
     Attributes:
         config: The data configuration.
@@ -40,22 +46,55 @@ class PreparedData:
         split: The track-level split.
         dataset: What was found (``data_dir``, ``synthetic``, ``genres``, ``sizes``,
             ``unreadable_files``), saved with every run.
-        train_decoded: Cached decoded training clips.
-        train_clips: How many training clips decoded (the windows of one epoch).
-        valid: ``(waveforms, labels, clip index)`` of every validation window.
-        valid_labels: Label of each validation clip.
     """
 
     config: DataConfig
     genres: tuple[str, ...]
     split: Split
     dataset: dict
-    train_decoded: tf.data.Dataset
-    train_clips: int
-    valid: tuple[np.ndarray, np.ndarray, np.ndarray]
-    valid_labels: np.ndarray
     # Frozen pretrained features of these clips, per tagger and window (filled on first use).
     _features: dict = dataclasses.field(default_factory=dict, repr=False)
+
+    @functools.cached_property
+    def train_decoded(self) -> tf.data.Dataset:
+        """The training clips, decoded once into an in-memory cache."""
+        return decoded_dataset(self.split.train)
+
+    @functools.cached_property
+    def train_clips(self) -> int:
+        """How many training clips decode (the windows of one epoch); decoding them fills the cache.
+
+        Raises:
+            DataError: if none decodes.
+        """
+        count = int(self.train_decoded.reduce(0, lambda count, _: count + 1))
+        if count < len(self.split.train):
+            logging.getLogger(__name__).warning("%d of %d training clips could not be decoded and are left out",
+                                                len(self.split.train) - count, len(self.split.train))
+        if count == 0:
+            raise DataError("no training clip could be decoded")
+        return count
+
+    @functools.cached_property
+    def valid(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """``(waveforms, labels, clip index)`` of every validation window."""
+        windows = eval_arrays(decoded_dataset(self.split.valid, cache=False), window_seconds=self.config.window_seconds)
+        if np.all(windows[0][:, -1] == 0) and np.all(windows[0][:, -100:] == 0):
+            logging.getLogger(__name__).warning(
+                "every validation clip is shorter than the %g-s window (they are zero-padded); "
+                "choose a shorter --window-seconds", self.config.window_seconds)
+        return windows
+
+    @property
+    def valid_labels(self) -> np.ndarray:
+        """Label of each validation clip."""
+        return clip_labels(self.split.valid)
+
+    def part(self, train: tuple[Clip, ...], valid: tuple[Clip, ...]) -> PreparedData:
+        """The same data with other training and validation clips (a fold of a k-fold objective);
+        the test part stays the split's own."""
+        split = Split(train=train, valid=valid, test=self.split.test)
+        return PreparedData(self.config, self.genres, split, {**self.dataset, "sizes": split.sizes()})
 
     def features(self, model_config: ModelConfig) -> FeatureData:
         """The training and validation clips as ``model_config``'s frozen tagger features
@@ -87,9 +126,10 @@ class PreparedData:
 
         return epochs_dataset(epoch, train.epochs)
 
-    def validation(self) -> ClipMetrics:
-        """The callback that scores the validation clips each epoch."""
-        return ClipMetrics(self.valid, self.valid_labels)
+    def validation(self) -> ClipMetrics | None:
+        """The callback that scores the validation clips each epoch (None without validation clips:
+        a refit on every non-test clip)."""
+        return ClipMetrics(self.valid, self.valid_labels) if self.split.valid else None
 
 
 def prepare_data(config: DataConfig) -> PreparedData:
@@ -106,32 +146,14 @@ def prepare_data(config: DataConfig) -> PreparedData:
     if not parts.train or not parts.valid:
         raise DataError(f"the split leaves {'no training' if not parts.train else 'no validation'} clips; "
                         f"sizes: {parts.sizes()}" + (f" (lists in {config.split_dir})" if config.split == "lists" else ""))
-    valid = eval_arrays(decoded_dataset(parts.valid, cache=False), window_seconds=config.window_seconds)
-    if np.all(valid[0][:, -1] == 0) and np.all(valid[0][:, -100:] == 0):
-        logging.getLogger(__name__).warning(
-            "every validation clip is shorter than the %g-s window (they are zero-padded); "
-            "choose a shorter --window-seconds", config.window_seconds)
-    train_decoded = decoded_dataset(parts.train)
-    # Decodes the training clips into the cache now; a clip that fails to decode is left out,
-    # so the epoch is counted in clips that decoded.
-    train_clips = int(train_decoded.reduce(0, lambda count, _: count + 1))
-    if train_clips < len(parts.train):
-        logging.getLogger(__name__).warning("%d of %d training clips could not be decoded and are left out",
-                                            len(parts.train) - train_clips, len(parts.train))
-    if train_clips == 0:
-        raise DataError("no training clip could be decoded")
     dataset = {"data_dir": str(catalogue.root), "synthetic": synthetic, "genres": list(catalogue.genres),
                "sizes": parts.sizes(), "unreadable_files": len(catalogue.problems)}
-    return PreparedData(
-        config=dataclasses.replace(config, data_dir=str(catalogue.root)),
-        genres=catalogue.genres,
-        split=parts,
-        dataset=dataset,
-        train_decoded=train_decoded,
-        train_clips=train_clips,
-        valid=valid,
-        valid_labels=clip_labels(parts.valid),
-    )
+    data = PreparedData(config=dataclasses.replace(config, data_dir=str(catalogue.root)), genres=catalogue.genres,
+                        split=parts, dataset=dataset)
+    # Decoded now, so that a command finds data it cannot use before it trains.
+    data.valid  # noqa: B018
+    data.train_clips  # noqa: B018
+    return data
 
 
 def clip_labels(clips: tuple[Clip, ...]) -> np.ndarray:
@@ -199,9 +221,11 @@ def summarize(history: dict[str, list[float]], train: TrainConfig) -> dict:
     """
     losses = history.get("loss", [])
     record = {"status": "completed", "epochs_run": len(losses)}
-    if not losses or any(not math.isfinite(v) for v in losses) or "val_loss" not in history:
+    if not losses or any(not math.isfinite(v) for v in losses):
         record.update(status="failed", error="loss became NaN or infinite" if losses else "no epoch finished")
         return record
+    if "val_loss" not in history:  # trained without validation clips (a refit): the last epoch, no val metrics
+        return {**record, "best_epoch": len(losses), **{key: float(history[key][-1]) for key in ("loss", "accuracy")}}
     kept = int(np.argmin(history["val_loss"])) if train.early_stopping else len(losses) - 1
     record.update(best_epoch=kept + 1, **{key: float(history[key][kept]) for key in
                                           (OBJECTIVE, "val_accuracy", "val_loss", "loss", "accuracy")})

@@ -222,8 +222,9 @@ class RunStore:
         return self.root / "summary.csv"
 
     def trial_dir(self, trial: str) -> Path:
-        """The folder of ``trial`` (its name made file-safe)."""
-        return self.root / "trials" / file_safe(trial)
+        """The folder of ``trial`` (its name made file-safe); a run inside a trial, named
+        ``<trial>/<part>`` (a fold of a k-fold trial, its refit), is a folder inside the trial's."""
+        return self.root.joinpath("trials", *(file_safe(part) for part in trial.split("/")))
 
     def clear_results(self, trial: str) -> None:
         """Removes what an earlier training left in the trial's folder (record, history, model, test
@@ -255,9 +256,10 @@ class RunStore:
             writer.writerow([epoch + 1, *(history[k][epoch] if epoch < len(history[k]) else "" for k in keys)])
         write_text(folder / "history.csv", table.getvalue())
 
-    def finished_run(self, trial: str, run) -> dict | None:
+    def finished_run(self, trial: str, run, *, with_model: bool = True) -> dict | None:
         """The record of ``trial`` if its folder holds a finished training of ``run`` (a
-        ``training.config.RunConfig``), else None (nothing there, or an unfinished training of it).
+        ``training.config.RunConfig``) and, if ``with_model``, its model; else None (nothing there,
+        or an unfinished training of it).
 
         Raises:
             RunStoreError: if the folder holds a training of other settings.
@@ -275,7 +277,9 @@ class RunStore:
             raise RunStoreError(f"{folder} holds a training with other settings ({', '.join(differs)} differ); "
                                 "rerun with --fresh to replace it, or choose another --out")
         record = self.read_record(trial)
-        if record is None or record.get("status") != "completed" or not (folder / "model.keras").is_file():
+        if record is None or record.get("status") != "completed":
+            return None
+        if with_model and not (folder / "model.keras").is_file():
             return None
         return record
 

@@ -1,7 +1,8 @@
-"""Cross-validation of one model: trained once per fold, each tested on its held-out fold.
+"""Cross-validation of one model: trained once per fold, each tested on its held-out fold; and
+nested cross-validation of a whole search (:func:`nested_crossvalidate`).
 
-The library behind ``tuning.crossval`` (its results table is ``tuning.tables``). The split is stratified k-fold by track
-(``data.splits.kfold_split``): fold I is the test part, a seeded tenth of the other folds the
+The library behind ``tuning.crossval`` (its results table is ``tuning.tables``). The split is
+stratified k-fold by track (``data.splits.kfold_split``): fold I is the test part, a seeded tenth of the other folds the
 validation part. The folds are the trials of a KerasTuner search (``tuning.tuner.TaskTuner``),
 so they run one after another in one process, or in parallel in the workers of a distributed
 run. The run folder (``training.runstore``) holds ``trials/fold-I/`` (model, config, history,
@@ -11,6 +12,7 @@ over the folds).
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -21,11 +23,14 @@ import numpy as np
 import zoo
 from data.config import DataConfig
 from data.errors import RunFailed, UsageError
+from data.folds import FoldConfig
 from data.sources import load_split
-from training.config import Reporting, RunConfig, TrainConfig
+from training.config import OBJECTIVE, Reporting, RunConfig, TrainConfig
 from training.loop import compile_model, prepare_data, run_config, train_run
 from training.metrics import evaluate_run, plot_confusion_matrix
-from training.runstore import RunStore, RunStoreError, write_json
+from training.runstore import RunStore, RunStoreError, read_json, write_json
+from tuning.searching import run_search
+from tuning.spaces import Space
 from tuning.tuner import TaskTuner
 from zoo.config import ModelConfig
 
@@ -184,3 +189,56 @@ def fold_progress(folder: Path) -> str | None:
     record = store.read_record(folder.name)
     return (f"[{record.get('worker', '?')}] {folder.name}: test track accuracy {metrics['track_accuracy']:.3f}, "
             f"macro F1 {metrics['macro_f1']:.3f} ({record['seconds']:.0f} s)")
+
+
+def nested_crossvalidate(space: Space, data_config: DataConfig, training: TrainConfig, out: Path, *,
+                         tuner: str = "grid", max_trials: int | None = None, seed: int = 42,
+                         base: ModelConfig | None = None, kfold: FoldConfig | None = None,
+                         reporting: Reporting = Reporting(), say: Callable[[str], None] = lambda line: None) -> dict:
+    """Cross-validates the whole procedure "search ``space``, then take its best": in each outer fold
+    of ``data_config`` (a ``kfold`` split), the search runs on the other folds (with its own
+    objective: the split's validation part, or ``kfold``) and what it chose is tested on the
+    outer fold, which no search saw. Returns ``results.json``'s content: per fold the chosen
+    trial, its objective, its outer test accuracy and the optimism (objective minus test), and
+    their mean +- standard deviation.
+
+    Each outer fold's search is a run folder ``out/fold-<i>/<space>`` and resumes as any search;
+    a fold tested earlier is not searched again.
+
+    Raises:
+        RunFailed: if a search finishes no trial.
+    """
+    rows = []
+    for fold in range(data_config.folds):
+        folder = out / f"fold-{fold}"
+        tested = folder / "outer_test.json"
+        if tested.is_file():
+            rows.append(read_json(tested))
+            say(f"fold {fold}: searched earlier: chose {rows[-1]['trial']}, test track accuracy "
+                f"{rows[-1]['test_track_accuracy']:.3f}")
+            continue
+        start = time.perf_counter()
+        outer = data_config.replace(fold=fold)
+        records = run_search(space, outer, training, folder / space.name, tuner=tuner, max_trials=max_trials,
+                             seed=seed, base=base, reporting=reporting, kfold=kfold)
+        found = RunStore(folder / space.name).read_best()
+        if not records or found is None:
+            raise RunFailed(f"the search of outer fold {fold} finished no trial; see {folder / space.name}")
+        path, config = found
+        keras.backend.clear_session()
+        metrics = evaluate_run(zoo.load_model(path), RunConfig.from_dict(config), folder / "test")
+        objective = float(config["metrics"][OBJECTIVE])
+        row = {"fold": fold, "trial": config["trial"], "objective": objective,
+               "test_track_accuracy": float(metrics["track_accuracy"]), "test_macro_f1": float(metrics["macro_f1"]),
+               "optimism": objective - float(metrics["track_accuracy"]), "trials": len(records),
+               "seconds": round(time.perf_counter() - start, 1)}
+        write_json(tested, row)
+        rows.append(row)
+        say(f"fold {fold}: chose {row['trial']} (objective {objective:.3f}), outer test track accuracy "
+            f"{row['test_track_accuracy']:.3f}, optimism {row['optimism']:+.3f} ({row['seconds']:.0f} s)")
+    results = {"space": space.name, "tuner": tuner, "search_objective": {"kfold": kfold.to_dict()} if kfold else "split",
+               "folds": rows, "data": {k: v for k, v in data_config.to_dict().items() if k != "fold"},
+               **{key: {"mean": float(np.mean([r[key] for r in rows])), "std": float(np.std([r[key] for r in rows]))}
+                  for key in ("objective", "test_track_accuracy", "optimism", "seconds")}}
+    write_json(out / "results.json", results)
+    return results

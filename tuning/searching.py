@@ -15,9 +15,10 @@ from pathlib import Path
 import tensorflow as tf
 
 from data.config import DataConfig
-from data.errors import one_line
-from training.config import Reporting, TrainConfig
-from training.loop import PreparedData, prepare_data
+from data.errors import RunFailed, one_line
+from data.folds import FoldConfig
+from training.config import OBJECTIVE, Reporting, RunConfig, TrainConfig
+from training.loop import PreparedData, compile_model, prepare_data, run_config, train_run
 from training.runstore import RunStore, RunStoreError, discard
 from tuning.hypermodel import SpaceHyperModel
 from tuning.spaces import Space
@@ -27,8 +28,10 @@ from zoo.config import ModelConfig
 
 def run_search(space: Space, data_config: DataConfig, training: TrainConfig, out_dir: Path, *, tuner: str = "grid",
                max_trials: int | None = None, seed: int = 42, base: ModelConfig | None = None, fresh: bool = False,
-               reporting: Reporting = Reporting(), strategy: tf.distribute.Strategy | None = None) -> list[dict]:
-    """Prepares the data, then searches ``space`` into ``out_dir`` (:func:`search_space`); returns the records.
+               reporting: Reporting = Reporting(), strategy: tf.distribute.Strategy | None = None,
+               kfold: FoldConfig | None = None) -> list[dict]:
+    """Prepares the data, then searches ``space`` into ``out_dir`` (:func:`search_space`, then
+    :func:`refit` with a k-fold objective); returns the records.
 
     ``fresh`` discards an earlier search there once the data is known to be usable (a chief
     or worker of a distributed search leaves that to its launcher). A folder holds one search:
@@ -44,10 +47,47 @@ def run_search(space: Space, data_config: DataConfig, training: TrainConfig, out
                                             data.dataset["data_dir"])
     if fresh:
         discard(out_dir)
-    RunStore(out_dir).bind_settings("search", {"space": space.name, "tuner": tuner, "base": base.name if base else None,
-                                               "data": data.config.to_dict(), "training": training.to_dict()})
-    return search_space(space, data, training, out_dir, tuner=tuner, max_trials=max_trials, seed=seed, base=base,
-                        reporting=reporting, strategy=strategy)
+    settings = {"space": space.name, "tuner": tuner, "base": base.name if base else None,
+                "data": data.config.to_dict(), "training": training.to_dict()}
+    RunStore(out_dir).bind_settings("search", {**settings, **({"kfold": kfold.to_dict()} if kfold else {})})
+    records = search_space(space, data, training, out_dir, tuner=tuner, max_trials=max_trials, seed=seed, base=base,
+                           reporting=reporting, strategy=strategy, kfold=kfold)
+    if kfold is not None and records:
+        refit(RunStore(out_dir), data, records, reporting=reporting)
+    return records
+
+
+def refit(store: RunStore, data: PreparedData, records: list[dict], *, reporting: Reporting = Reporting()) -> dict:
+    """Trains the best trial's configuration on every non-test clip (its training and validation
+    parts), as scikit-learn's ``refit=True``; that model becomes ``best/``. Returns its record.
+
+    It trains for the epochs the trial trained (the mean of its folds' kept epochs under early
+    stopping, which has nothing to watch here). A refit already in ``best/`` for that trial is kept.
+
+    Raises:
+        RunFailed: if the refit fails (its loss became NaN).
+    """
+    best = next(record for record in records if record.get("status") == "completed")
+    found = store.read_best()
+    if found is not None and found[1].get("trial") == best["trial"] and found[1].get("refit"):
+        return found[1]["refit"]
+    trial = RunConfig.from_dict(store.read_config(best["trial"]))
+    training = trial.training
+    if training.early_stopping:
+        epochs = max(1, best["best_epoch"])
+        training = training.replace(early_stopping=False, epochs=epochs, warmup_epochs=min(training.warmup_epochs,
+                                    epochs - 1), head_epochs=min(training.head_epochs, epochs - 1))
+    everything = data.part(data.split.train + data.split.valid, ())
+    name = f"{best['trial']}/refit"
+    run = run_config(name, trial.model, trial.model_config, everything, training, space=trial.space)
+    record = train_run(compile_model(trial.model_config, everything, training), everything, run, store,
+                       reporting=reporting, keep_model=True)
+    if record["status"] != "completed":
+        raise RunFailed(f"the refit of {best['trial']} on every non-test clip failed: {record['error']}")
+    store.write_config(name, {**store.read_config(name), "trial": best["trial"], "refit": record})
+    store.promote(name, {key: best[key] for key in (OBJECTIVE, "val_accuracy", "val_loss", f"{OBJECTIVE}_std", "folds")
+                         if key in best} | {"trial": best["trial"]})
+    return record
 
 
 def mirrored_strategy() -> tuple[tf.distribute.Strategy, str]:
@@ -61,7 +101,8 @@ def mirrored_strategy() -> tuple[tf.distribute.Strategy, str]:
 def search_space(space: Space, data: PreparedData, training: TrainConfig, out_dir: Path, *, tuner: str = "grid",
                  max_trials: int | None = None, seed: int = 42, base: ModelConfig | None = None,
                  carried: dict | None = None, max_epochs: int | None = None, reporting: Reporting = Reporting(),
-                 on_trial_end: Callable[[dict, dict], None] | None = None, strategy=None) -> list[dict]:
+                 on_trial_end: Callable[[dict, dict], None] | None = None, strategy=None,
+                 kfold: FoldConfig | None = None) -> list[dict]:
     """Searches ``space`` on prepared ``data`` into ``out_dir``; returns the records, best first.
 
     An earlier search in ``out_dir`` is resumed: finished trials are kept. In a distributed
@@ -82,6 +123,7 @@ def search_space(space: Space, data: PreparedData, training: TrainConfig, out_di
         reporting: Verbosity and W&B of the trials.
         on_trial_end: Called with each finished trial's record and the best record so far.
         strategy: A ``tf.distribute`` strategy for data-parallel trials (the batch size is global).
+        kfold: Score each trial by the mean of these folds of the non-test clips.
 
     Raises:
         RunStoreError: if KerasTuner's state in ``out_dir`` is damaged.
@@ -89,7 +131,7 @@ def search_space(space: Space, data: PreparedData, training: TrainConfig, out_di
     """
     check_tuner_state(out_dir)
     hypermodel = SpaceHyperModel(space, data, training, base=base, sample=tuner != "grid", carried=carried,
-                                 max_epochs=max_epochs)
+                                 max_epochs=max_epochs, kfold=kfold)
     search = make_tuner(tuner, hypermodel, RunStore(out_dir), max_trials=max_trials, seed=seed, reporting=reporting,
                         on_trial_end=on_trial_end, strategy=strategy)
     search.search(verbose=min(reporting.verbose, 1))

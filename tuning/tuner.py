@@ -128,6 +128,9 @@ class SearchTuner(SharedStateTuner):
         self.reporting = reporting
         self.checkpoints = checkpoints
         self.report_trial = on_trial_end
+        # A k-fold trial has no model of its own (its folds' are not kept): the best configuration
+        # is refitted once the search is done (tuning.searching.refit).
+        self.keeps_models = hypermodel.kfold is None
         # A worker of a distributed search sees its own trials only; the chief finishes the folder.
         self.worker = dist_utils.has_chief_oracle() and not dist_utils.is_chief_oracle()
         # Our records of earlier runs of this search, keyed by KerasTuner's trial id: read once.
@@ -201,7 +204,10 @@ class SearchTuner(SharedStateTuner):
         self.records[trial.trial_id] = record
         if record["status"] != "completed":
             raise keras_tuner.errors.FailedTrialError(f"trial {record['trial']}: {record['error']}")
-        self.save_model(trial.trial_id, model)
+        if self.keeps_models:
+            self.save_model(trial.trial_id, model)
+        elif self.checkpoints:  # Hyperband reloads a checkpoint in the next round; k-fold folds start afresh
+            model.save_weights(self._get_checkpoint_fname(trial.trial_id))
         return {key: record[key] for key in (OBJECTIVE, "val_accuracy", "val_loss")}
 
     def save_model(self, trial_id, model: keras.Model, step=0):
@@ -215,11 +221,12 @@ class SearchTuner(SharedStateTuner):
             return
         if self.worker:
             # Keep the model only while it is the best; the chief promotes the best at the end.
-            if record["status"] == "completed" and self.best_trials()[0].trial_id != trial.trial_id:
+            kept = record["status"] == "completed" and self.keeps_models
+            if kept and self.best_trials()[0].trial_id != trial.trial_id:
                 self.store.drop_model(record["trial"])
             return
         ranked = self.ranked_records()
-        if record["status"] == "completed":
+        if record["status"] == "completed" and self.keeps_models:
             if ranked[0]["trial_id"] == trial.trial_id:
                 self.store.promote(record["trial"], record)
             else:
