@@ -3,23 +3,26 @@
 Usage::
 
     python -m serving.app [--model EXPORT_DIR] [--host 127.0.0.1] [--port 8000]
-        [--max-seconds 1800] [--max-upload-mb 100]
+        [--max-seconds 1800] [--max-upload-mb 100] [--max-concurrent N] [--allow-host NAME ...]
 
 Serves the page on ``http://HOST:PORT/`` and the API on ``/api/predict`` (``POST``, the audio
 file as the multipart field ``file``) and ``/api/health``, over one model loaded at start-up
 (``serving.web``). ``--model`` is a SavedModel folder as ``serving.predict`` takes it; the
 default is the newest export under ``exports/``. A SavedModel is a program: serve only models you
-trust. It listens on 127.0.0.1 (this machine only) unless ``--host`` says otherwise.
+trust. It listens on 127.0.0.1 (this machine only) unless ``--host`` says otherwise, and answers
+requests that name a loopback host, the ``--host`` given, or a name of ``--allow-host`` (the name
+users reach it by behind a reverse proxy, say); what else it enforces is in ``serving.web``.
 """
 
 from __future__ import annotations
 
 import argparse
+import re
 import sys
 
 from cli.runner import parser, quiet_tensorflow, run
 from data.errors import UsageError
-from serving.config import MAX_SECONDS, MAX_UPLOAD_MB, Limits, check_web_stack, find_export
+from serving.config import LOOPBACK_HOSTS, MAX_SECONDS, MAX_UPLOAD_MB, Limits, check_web_stack, find_export
 
 PROG = "python -m serving.app"
 
@@ -34,6 +37,13 @@ def build_parser() -> argparse.ArgumentParser:
                         help=f"longest recording accepted, in seconds (default: {MAX_SECONDS:g})")
     result.add_argument("--max-upload-mb", type=float, default=MAX_UPLOAD_MB,
                         help=f"largest upload accepted, in MB (default: {MAX_UPLOAD_MB:g})")
+    result.add_argument("--max-concurrent", type=int,
+                        help="recordings scored at once; more are answered 503 at once (default: the cores)")
+    result.add_argument("--allow-host", action="append", default=[], metavar="NAME",
+                        help="a host name requests may name besides loopback and --host (repeatable)")
+    result.add_argument("--client-timeout", type=float, default=Limits.body_timeout_s,
+                        help="seconds a client may take to send its request head, or stall its upload "
+                             f"(default: {Limits.body_timeout_s:g})")
     return result
 
 
@@ -41,19 +51,27 @@ def app(args: argparse.Namespace) -> int:
     """The command: loads the model once and serves until Ctrl-C."""
     if not 0 < args.port < 65536:
         raise UsageError(f"--port must be from 1 to 65535, got {args.port}")
-    limits = Limits(args.max_seconds, args.max_upload_mb)
+    limits = Limits(args.max_seconds, args.max_upload_mb, max_concurrent=args.max_concurrent,
+                    body_timeout_s=args.client_timeout, header_timeout_s=args.client_timeout)
+    for name in args.allow_host:
+        if not re.fullmatch(r"[A-Za-z0-9.:-]+", name):
+            raise UsageError(f"--allow-host takes a host name such as genres.example.org (no port, no scheme), "
+                             f"got {name!r}")
+    hosts = (*LOOPBACK_HOSTS, args.host, *args.allow_host)
     export = find_export(args.model)
     check_web_stack()
     quiet_tensorflow(args.verbose)
-    from serving import (  # the library loads TensorFlow: only once every flag is checked
-        prediction,
-        web,
-    )
+    from serving import prediction, web  # the library loads TensorFlow: only once every flag is checked
 
     predictor = prediction.Predictor(export)
-    app = web.create_app(predictor, limits)
-    web.serve(app, args.host, args.port, on_start=lambda: print(
-        f"model: {predictor.name} ({export})\nserving on http://{args.host}:{args.port}/ (Ctrl-C stops)", flush=True))
+    app = web.create_app(predictor, limits, hosts)
+    try:
+        web.serve(app, args.host, args.port, limits, on_start=lambda: print(
+            f"model: {predictor.name} ({export})\nserving on http://{args.host}:{args.port}/ (Ctrl-C stops)",
+            flush=True))
+    except KeyboardInterrupt:  # Ctrl-C or SIGTERM once uvicorn has shut down: a clean stop
+        pass
+    print("stopped", flush=True)
     return 0
 
 

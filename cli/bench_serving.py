@@ -4,6 +4,7 @@ Usage::
 
     python -m serving.bench [--model EXPORT_DIR] [--repeats 10]
     python -m serving.bench --http [--model EXPORT_DIR] [--clients 4] [--requests 40] [--max-seconds 120]
+    python -m serving.bench --hostile [--model EXPORT_DIR] [--clients 48]
 
 A new Python process that imports only TensorFlow loads the SavedModel (load time reported
 apart), warms it up, then times ``serving_default`` on one 30-s clip (median latency over
@@ -15,11 +16,19 @@ music without them) as uploads: first from one client, then from ``--clients`` a
 bounded by ``--requests`` and ``--max-seconds``. It prints requests per second, p50/p95 latency
 and errors (``serving.loadtest``), and the overhead of the app (upload, decoding, JSON) over
 calling the SavedModel directly in one process on the same clip.
+
+``--hostile`` starts the app (its default limits) with its upload folder watched, and sends what a
+hostile or careless client would: files whose headers declare huge rates or channel counts, a
+truncated MP3 (twice, with another upload between), ``--clients`` 30-minute recordings at once
+while ``/api/health`` is asked every 50 ms, and a 1-GB body. It prints each answer's status, the
+server's resident memory growth, the slowest health answer, and how fast and how late the big
+body was refused.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import statistics
 import sys
 import tempfile
@@ -39,11 +48,12 @@ def build_parser() -> argparse.ArgumentParser:
     result.add_argument("--repeats", type=int, default=10, help="timed single-clip calls (default: 10)")
     http = result.add_argument_group("HTTP (--http)")
     http.add_argument("--http", action="store_true", help="benchmark the web app on loopback instead")
-    http.add_argument("--clients", type=int, default=4, help="concurrent clients (default: 4)")
+    http.add_argument("--clients", type=int, help="concurrent clients (default: 4; 48 with --hostile)")
     http.add_argument("--requests", type=int, default=40, help="requests per run at most (default: 40)")
     http.add_argument("--max-seconds", type=float, default=120.0, help="seconds per run at most (default: 120)")
     http.add_argument("--audio-dir", help="folder of real recordings to cut the 30-s clips from "
                                           "(default: ../shared/real_excerpts if it is there)")
+    http.add_argument("--hostile", action="store_true", help="hostile clients against the web app on loopback instead")
     return result
 
 
@@ -55,6 +65,8 @@ def check(args: argparse.Namespace) -> tuple[Path, Path | None]:
     """
     if args.repeats < 1:
         raise UsageError(f"--repeats must be at least 1, got {args.repeats}")
+    if args.clients is None:
+        args.clients = 48 if args.hostile else 4
     if args.clients < 1 or args.requests < 1 or not args.max_seconds > 0:
         raise UsageError("--clients and --requests must be at least 1 and --max-seconds positive")
     shared = Path(__file__).resolve().parents[2] / "shared" / "real_excerpts"
@@ -67,12 +79,13 @@ def check(args: argparse.Namespace) -> tuple[Path, Path | None]:
 def bench(args: argparse.Namespace) -> int:
     """The command: times the export in a fresh process (or through the app) and prints what it measured."""
     export, folder = check(args)
+    if args.http and args.hostile:
+        raise UsageError("--http and --hostile are two benchmarks; give one")
     quiet_tensorflow(args.verbose)
-    from serving import (  # the library loads TensorFlow: only once every flag is checked
-        benchmarks,
-        loadtest,
-    )
+    from serving import benchmarks, loadtest  # the library loads TensorFlow: only once every flag is checked
 
+    if args.hostile:
+        return hostile(args, export, benchmarks, loadtest)
     if not args.http:
         timings = benchmarks.time_export(export, args.repeats)
         print(f"model: {export}")
@@ -85,7 +98,7 @@ def bench(args: argparse.Namespace) -> int:
     with tempfile.TemporaryDirectory(prefix="gtzan-http-bench-") as work:
         files = benchmarks.clips_30s(folder, Path(work))
         direct = statistics.median(benchmarks.direct_latencies(export, files[0]))
-        with loadtest.Server(export) as server:
+        with loadtest.Server(export, "--max-concurrent", str(args.clients)) as server:
             loadtest.load(server.url, files[:1], clients=1, requests=2, max_seconds=args.max_seconds)  # warm-up
             one = loadtest.load(server.url, files, clients=1, requests=max(1, args.requests // 4),
                                 max_seconds=args.max_seconds)
@@ -100,6 +113,36 @@ def bench(args: argparse.Namespace) -> int:
               f"errors {result.errors}")
     print(f"app overhead over the direct call (p50, 1 client): {(one.percentile(50) - direct) * 1000:.1f} ms")
     return 1 if one.errors or many.errors else 0
+
+
+def hostile(args: argparse.Namespace, export: Path, benchmarks, loadtest) -> int:
+    """``--hostile``: what the app does with hostile uploads, in its default limits."""
+    with tempfile.TemporaryDirectory(prefix="gtzan-hostile-bench-") as work:
+        files = benchmarks.hostile_files(Path(work) / "files", long_seconds=1800)
+        spool = Path(work) / "spool"
+        spool.mkdir()
+        with loadtest.Server(export, spool=spool) as server:
+            print(f"model: {export}; the app with its default limits (--max-concurrent = {os.cpu_count()} cores)")
+            for name, path in files.items():
+                if "minutes" in name:
+                    continue
+                result = loadtest.storm(server, path.name, path.read_bytes(), clients=1, timeout=120)
+                print(f"{name + ':':40s} answered {sorted(result['statuses'])}, server memory "
+                      f"+{result['rss_growth_mb']:.0f} MB")
+            cut = files["truncated MP3 (10 s declared)"]
+            answers = [loadtest.answer(server.url, cut), loadtest.answer(server.url, files["8 channels at 384 kHz, 2 s (FLAC)"]),
+                       loadtest.answer(server.url, cut)]
+            print(f"truncated MP3 twice, another upload between: same answer {answers[0] == answers[2]}, "
+                  f"{answers[0].get('seconds')} s decoded of the 10 s its header declares")
+            long = next(path for name, path in files.items() if "minutes" in name)
+            result = loadtest.storm(server, long.name, long.read_bytes(), clients=args.clients, timeout=600)
+            print(f"{args.clients} uploads of 30 minutes ({long.stat().st_size / 1e6:.0f} MB each) at once: answers "
+                  f"{dict(sorted(result['statuses'].items()))}, slowest /api/health {result['health_max_s'] * 1000:.0f} ms, "
+                  f"server memory +{result['rss_growth_mb']:.0f} MB, {result['seconds']:.0f} s")
+            big = loadtest.big_body(server, 1024)
+            print(f"a 1-GB body: answered {big['status']} after {big['answered_s']:.2f} s, {big['sent_mb']:.0f} MB "
+                  f"sent, at most {big['spool_peak_mb']:.0f} MB on the server's disk")
+    return 0
 
 
 def main(argv: list[str] | None = None) -> int:

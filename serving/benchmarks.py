@@ -88,3 +88,35 @@ def direct_latencies(export: Path, file: Path, repeats: int = 5) -> list[float]:
         serve(waveform=audio)["probabilities"].numpy()
         latencies.append(time.perf_counter() - start)
     return latencies
+
+
+def hostile_files(folder: Path, long_seconds: float) -> dict[str, Path]:
+    """The uploads of ``serving.bench --hostile``: files whose headers declare more than they hold or
+    than any recording needs, a truncated MP3, and one long recording (``long_seconds``, FLAC)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    t = np.arange(int(0.5 * 655350)) / 655350
+    tone = np.stack([0.3 * np.sin(2 * np.pi * 440 * (1 + c / 8) * t) for c in range(8)], axis=1).astype(np.float32)
+    files = {"8 channels at 655350 Hz (FLAC)": folder / "fast.flac", "8 channels at 384 kHz, 2 s (FLAC)": folder / "wide.flac",
+             "60000 channels declared (WAV)": folder / "channels.wav", "2 GHz declared (WAV)": folder / "rate.wav",
+             "truncated MP3 (10 s declared)": folder / "cut.mp3", f"{long_seconds / 60:g} minutes (FLAC)": folder / "long.flac"}
+    soundfile.write(files["8 channels at 655350 Hz (FLAC)"], tone, 655350)
+    t = np.arange(2 * 384000) / 384000
+    soundfile.write(files["8 channels at 384 kHz, 2 s (FLAC)"],
+                    np.stack([0.3 * np.sin(2 * np.pi * 330 * (1 + c / 8) * t) for c in range(8)], axis=1), 384000)
+    for name, (channels, rate) in (("60000 channels declared (WAV)", (60000, SAMPLE_RATE)),
+                                   ("2 GHz declared (WAV)", (2, 2_000_000_000))):
+        header = (b"RIFF" + (100036).to_bytes(4, "little") + b"WAVEfmt " + (16).to_bytes(4, "little")
+                  + (3).to_bytes(2, "little") + (channels & 0xFFFF).to_bytes(2, "little") + rate.to_bytes(4, "little")
+                  + ((rate * channels * 4) & 0xFFFFFFFF).to_bytes(4, "little")
+                  + ((channels * 4) & 0xFFFF).to_bytes(2, "little") + (32).to_bytes(2, "little")
+                  + b"data" + (100000).to_bytes(4, "little"))
+        files[name].write_bytes(header + bytes(100000))
+    mp3 = folder / "whole.mp3"
+    soundfile.write(mp3, render_clip("rock", 10.0, np.random.default_rng(0)).astype(np.float32), SAMPLE_RATE, format="MP3")
+    data = mp3.read_bytes()
+    files["truncated MP3 (10 s declared)"].write_bytes(data[: len(data) // 3])
+    with soundfile.SoundFile(files[f"{long_seconds / 60:g} minutes (FLAC)"], "w", SAMPLE_RATE, 1) as out:
+        minute = render_clip("jazz", 60.0, np.random.default_rng(1)).astype(np.float32)
+        for _ in range(int(long_seconds // 60)):
+            out.write(minute)
+    return files

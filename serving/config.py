@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 import importlib.util
+import os
 from pathlib import Path
 
 from data.errors import EvaluationError, InputError, UsageError
@@ -26,27 +27,48 @@ MAX_UPLOAD_MB = 100.0
 TRAIN_ON_GTZAN = ("python -m tuning.train bncnn-32-64-128-256 --data-dir ~/datasets/gtzan, then "
                   "python -m zoo.evaluate runs/train/trials/bncnn-32-64-128-256")
 # What to install for the web app (serving.web), said wherever it is missing.
-WEB_STACK = 'pip install "gtzan-keras[app]" (or pip install fastapi uvicorn python-multipart)'
+WEB_STACK = 'pip install ".[app]" (or pip install fastapi uvicorn python-multipart)'
+# The host names the web app always answers (it listens on 127.0.0.1 unless told otherwise).
+LOOPBACK_HOSTS = ("127.0.0.1", "localhost", "::1")
 # The pretrained taggers serving.embed takes.
 TAGGER_NAMES = ("musicnn-msd", "musicnn-mtt", "vgg-msd", "vgg-mtt")
 
 
 @dataclasses.dataclass(frozen=True)
 class Limits:
-    """What one request may send.
+    """What the web app takes: per request, and in all.
 
     Attributes:
         max_seconds: The longest recording, in seconds.
         max_upload_mb: The largest upload, in MB (10^6 bytes).
+        max_concurrent: Recordings received and scored at once (None: the machine's cores);
+            beyond, a request is answered 503 at once.
+        max_connections: Open connections at once; beyond, uvicorn answers 503.
+        body_timeout_s: Seconds a request body may stop arriving before the request is dropped.
+        header_timeout_s: Seconds a new connection has to send its whole request head.
     """
 
     max_seconds: float = MAX_SECONDS
     max_upload_mb: float = MAX_UPLOAD_MB
+    max_concurrent: int | None = None
+    max_connections: int = 128
+    body_timeout_s: float = 30.0
+    header_timeout_s: float = 30.0
 
     def __post_init__(self):
         if not self.max_seconds > 0 or not self.max_upload_mb > 0:
             raise UsageError(f"--max-seconds and --max-upload-mb must be positive, got {self.max_seconds}, "
                              f"{self.max_upload_mb}")
+        if self.max_concurrent is not None and self.max_concurrent < 1:
+            raise UsageError(f"--max-concurrent must be at least 1, got {self.max_concurrent}")
+        if self.max_connections < 1 or not self.body_timeout_s > 0 or not self.header_timeout_s > 0:
+            raise UsageError(f"--client-timeout and the connection cap must be positive, got {self.body_timeout_s}, "
+                             f"{self.max_connections}")
+
+    @property
+    def concurrent(self) -> int:
+        """Recordings scored at once: ``max_concurrent``, else the machine's cores."""
+        return self.max_concurrent or os.cpu_count() or 1
 
 
 def synthetic_warning(data: dict | None) -> str | None:
@@ -59,12 +81,13 @@ def synthetic_warning(data: dict | None) -> str | None:
 
 
 def check_web_stack() -> None:
-    """Raises UsageError, with the line that installs them, unless FastAPI and uvicorn are installed.
+    """Raises UsageError, with the line that installs them, unless FastAPI, uvicorn and
+    python-multipart are installed.
 
     Looks for them without importing them (that takes a second), so ``serving.app`` says so
     before a model loads.
     """
-    missing = [name for name in ("fastapi", "uvicorn") if importlib.util.find_spec(name) is None]
+    missing = [name for name in ("fastapi", "uvicorn", "python_multipart") if importlib.util.find_spec(name) is None]
     if missing:
         raise UsageError(f"the web app needs {', '.join(missing)}: {WEB_STACK}")
 
@@ -75,13 +98,15 @@ class PredictError(InputError):
 
 def find_export(model: str | None, exports: str = "exports") -> Path:
     """The SavedModel folder to use: ``model`` (a version folder, or a folder of numbered
-    versions: the highest), else the newest export under ``exports``.
+    versions: the highest), else the newest export of this toolkit under ``exports`` (one that
+    holds its ``assets.extra/gtzan.json``).
 
     Raises:
         PredictError: if no SavedModel is found.
     """
     if model is None:
-        found = [p.parent for p in Path(exports).glob("*/*/saved_model.pb")]
+        # Only this toolkit's exports (they describe themselves): no other SavedModel is loaded unasked.
+        found = [p.parent for p in Path(exports).glob("*/*/saved_model.pb") if (p.parent / ABOUT_FILE).is_file()]
         if not found:
             raise PredictError(f"no exported model under {exports}/; run python -m zoo.evaluate best, or pass --model")
         return max(found, key=lambda p: (p / "saved_model.pb").stat().st_mtime)

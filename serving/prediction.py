@@ -7,7 +7,10 @@ program: loading one runs the graph it holds, so load only models you trust (you
 from __future__ import annotations
 
 import dataclasses
+import errno
 import json
+import stat
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -28,10 +31,16 @@ def check_audio_file(file: str | Path) -> Path:
             refuses (empty, truncated, not audio).
     """
     path = Path(file)
-    if not path.exists():
-        raise AudioError("file not found")
-    if path.is_dir():
+    try:
+        status = path.stat()
+    except OSError as error:  # missing, a loop of symbolic links, a folder we may not enter
+        reason = {errno.ENOENT: "file not found", errno.ELOOP: "a loop of symbolic links",
+                  errno.EACCES: "no permission to read it"}.get(error.errno, "cannot be opened")
+        raise AudioError(reason) from None
+    if stat.S_ISDIR(status.st_mode):
         raise AudioError("is a folder, not an audio file")
+    if not stat.S_ISREG(status.st_mode):  # a pipe or a device would block or never end
+        raise AudioError("not a regular file")
     _, reason = probe(path)
     if reason is not None:
         raise AudioError(reason)
@@ -49,6 +58,10 @@ def read_audio(file: str | Path) -> np.ndarray:
     if audio.size == 0:
         raise AudioError("no audio samples")
     return audio
+
+
+class Cancelled(Exception):
+    """Scoring stopped because its caller said so (a web client that went away)."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -110,10 +123,31 @@ class Predictor:
             raise PredictError(f"{export} is not a genre model of this toolkit: its serving_default takes "
                                f"{sorted(arguments)} and returns {sorted(self._serve.structured_outputs)}; expected "
                                "waveform -> probabilities, genres")
-        about_path = self.export / ABOUT_FILE
-        self.about = json.loads(about_path.read_text()) if about_path.is_file() else {}
+        self.about = self._read_about()
         self.window = self.about.get("window_samples")
         self.genres = tuple(self.about.get("genres") or self._genres_file())
+
+    def _read_about(self) -> dict:
+        """The export's own description (``assets.extra/gtzan.json``), checked: {} without one.
+
+        Raises:
+            PredictError: for a description that is not this toolkit's (the app would otherwise
+                load it and fail on every request).
+        """
+        path = self.export / ABOUT_FILE
+        if not path.is_file():
+            return {}
+        try:
+            about = json.loads(path.read_text())
+            window, genres = about.get("window_samples"), about.get("genres")
+            valid = (isinstance(window, int) and window > 0 and isinstance(genres, list) and len(genres) >= 2
+                     and all(isinstance(g, str) for g in genres))
+        except (OSError, ValueError, AttributeError):
+            valid = False
+        if not valid:
+            raise PredictError(f"{self.export}: its {ABOUT_FILE} is not this toolkit's description of the model (a "
+                               "window in samples and the genres); export the model again with python -m zoo.evaluate")
+        return about
 
     def _genres_file(self) -> list[str]:
         path = self.export / "assets" / "genres.txt"
@@ -124,19 +158,24 @@ class Predictor:
         """The model's name: its trial, else its export folder's."""
         return self.about.get("trial") or self.export.parent.name
 
-    def predict_file(self, file: str | Path) -> Prediction:
+    def predict_file(self, file: str | Path, *, max_seconds: float | None = None,
+                     stop: Callable[[], bool] = lambda: False) -> Prediction:
         """Scores a recording file of any length in bounded memory: it is decoded block by block
-        and its windows scored as they fill.
+        (``data.decode.stream_audio``) and its windows scored as they fill.
 
         Raises:
-            AudioError: for a file that is not usable audio (see :func:`check_audio_file`).
+            AudioError: for a file that is not usable audio (see :func:`check_audio_file`);
+                ``data.decode.TooLong`` once more than ``max_seconds`` are decoded.
+            Cancelled: between blocks, once ``stop()`` is true.
         """
         path = check_audio_file(file)
         if self.window is None:
             return self.predict(read_audio(path))
         pending, parts, total = np.zeros(0, np.float32), [], 0
         recent = np.zeros(0, np.float32)  # the last window's worth of samples, for the window at the end
-        for block in stream_audio(path):
+        for block in stream_audio(path, max_seconds=max_seconds):
+            if stop():
+                raise Cancelled("stopped by its caller")
             total += block.size
             pending = np.concatenate([pending, block])
             recent = np.concatenate([recent, block])[-self.window:]

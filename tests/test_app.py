@@ -15,6 +15,8 @@ import numpy as np
 import pytest
 import soundfile
 
+from serving.config import Limits
+
 ROOT = Path(__file__).resolve().parents[1]
 REAL = ROOT.parent / "shared" / "real_excerpts"
 SR = 22050
@@ -38,9 +40,10 @@ def client(export):
     from fastapi.testclient import TestClient
 
     from serving.prediction import Predictor
-    from serving.web import Limits, create_app
+    from serving.web import create_app
 
-    return TestClient(create_app(Predictor(export), Limits(max_seconds=20, max_upload_mb=1)))
+    return TestClient(create_app(Predictor(export), Limits(max_seconds=20, max_upload_mb=1)),
+                      base_url="http://127.0.0.1")
 
 
 def real_or_synthetic(seconds: float) -> np.ndarray:
@@ -139,7 +142,7 @@ def test_no_answer_holds_a_server_path(tmp_path_factory, tmp_path, monkeypatch):
     import zoo
     from serving.export import export_saved_model
     from serving.prediction import Predictor
-    from serving.web import Limits, create_app
+    from serving.web import create_app
 
     secret = "/srv/private-datasets-7f3a/gtzan-copy"
     about = {"trial": "2cnn-16-16-1fc", "model": "2cnn-16-16-1fc",
@@ -151,7 +154,8 @@ def test_no_answer_holds_a_server_path(tmp_path_factory, tmp_path, monkeypatch):
     spool = tmp_path / "spool"
     spool.mkdir()
     monkeypatch.setattr(tempfile, "tempdir", str(spool))
-    client = TestClient(create_app(Predictor(export), Limits(max_seconds=20, max_upload_mb=1)))
+    client = TestClient(create_app(Predictor(export), Limits(max_seconds=20, max_upload_mb=1)),
+                        base_url="http://127.0.0.1")
     soundfile.write(tmp_path / "good.wav", real_or_synthetic(1.5), SR)
     (tmp_path / "text.wav").write_text("<html>not audio</html>" * 20)
     (tmp_path / "junk.mp3").write_bytes(os.urandom(4000))  # soundfile's error names the file it opened
@@ -161,7 +165,7 @@ def test_no_answer_holds_a_server_path(tmp_path_factory, tmp_path, monkeypatch):
     answers = [client.get("/api/health"), client.get("/nowhere"), client.delete("/api/predict"),
                client.post("/api/predict"), client.post("/api/predict", files={"audio": ("a.wav", b"RIFF", "audio/wav")})]
     answers += [post(client, tmp_path / name) for name in ("good.wav", "text.wav", "junk.mp3", "inf.wav")]
-    assert [a.status_code for a in answers] == [200, 404, 405, 422, 422, 200, 422, 422, 422]
+    assert [a.status_code for a in answers] == [200, 404, 405, 400, 400, 200, 422, 422, 422]
     assert answers[0].json()["model"]["data"] == {"name": "gtzan-copy", "synthetic": False, "split": "lists"}
     assert answers[0].json()["model"]["warning"] is None
     absolute = re.compile(r"(^|[\s'\"(=:])/[\w.-]+/")
@@ -201,10 +205,17 @@ def test_bad_input_is_a_json_error_and_the_server_goes_on(client, tmp_path, case
     assert client.get("/api/health").status_code == 200
 
 
-def test_a_request_without_the_file_field(client):
+def test_a_request_without_the_file_field_or_with_more_parts(client, tmp_path):
     response = client.post("/api/predict", files={"audio": ("a.wav", b"RIFF", "audio/wav")})
-    assert response.status_code == 422 and "multipart form field 'file'" in response.json()["error"]
-    assert client.post("/api/predict").status_code == 422
+    assert response.status_code == 400 and "multipart form field 'file'" in response.json()["error"]
+    assert client.post("/api/predict").status_code == 400
+    soundfile.write(tmp_path / "a.wav", real_or_synthetic(1.2), SR)
+    two = client.post("/api/predict", files=[("file", ("a.wav", (tmp_path / "a.wav").read_bytes(), "audio/wav")),
+                                             ("file", ("b.wav", b"RIFF", "audio/wav"))])
+    assert two.status_code == 400 and "one multipart part" in two.json()["error"]
+    extra = client.post("/api/predict", files={"file": ("a.wav", (tmp_path / "a.wav").read_bytes(), "audio/wav")},
+                        data={"note": "x" * 1000})
+    assert extra.status_code == 400
 
 
 def test_uploads_are_deleted_and_no_client_names_a_path(client, tmp_path, monkeypatch):
@@ -218,7 +229,14 @@ def test_uploads_are_deleted_and_no_client_names_a_path(client, tmp_path, monkey
     assert list(spool.iterdir()) == []
 
 
-def test_concurrent_requests_get_their_own_answers(client, tmp_path):
+def test_concurrent_requests_get_their_own_answers(export, tmp_path):
+    from fastapi.testclient import TestClient
+
+    from serving.prediction import Predictor
+    from serving.web import create_app
+
+    client = TestClient(create_app(Predictor(export), Limits(max_seconds=20, max_concurrent=12)),
+                        base_url="http://127.0.0.1")
     files = []
     for i in range(6):
         path = tmp_path / f"c{i}.wav"

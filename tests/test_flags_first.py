@@ -117,6 +117,9 @@ CASES = {
         (["--port", "0"], "--port must be from 1 to 65535, got 0"),
         (["--max-seconds", "0"], "--max-seconds and --max-upload-mb must be positive"),
         (["--model", MISSING], f"no SavedModel in {MISSING}"),
+        (["--max-concurrent", "0"], "--max-concurrent must be at least 1, got 0"),
+        (["--client-timeout", "0"], "--client-timeout and the connection cap must be positive"),
+        (["--allow-host", "http://evil.example:80"], "--allow-host takes a host name"),
     ],
     "serving.embed": [
         (["song.wav", "--model", "resnet"], "--model: unknown pretrained tagger 'resnet'"),

@@ -25,7 +25,7 @@ CLI_SHARED = {"cli", "cli.runner", "cli.flags"}
 # Libraries that may be imported inside a function, each behind one helper that names what to
 # install or says why it waits: the app's web stack, the benchmarks' librosa, the figures'
 # matplotlib and W&B. (The command runner also loads TensorFlow that way, quietly.)
-EXTRAS = {"fastapi", "uvicorn", "librosa", "matplotlib", "wandb"}
+EXTRAS = {"fastapi", "uvicorn", "python_multipart", "librosa", "matplotlib", "wandb"}
 MAX_DEFERRED_IMPORTS = 25
 
 

@@ -51,8 +51,9 @@ from zoo.families.pretrained import frozen_features, taggers
 logger = logging.getLogger(__name__)
 
 HOP_SECONDS = 0.5
-# Bumped when what an entry holds changes in a way its key cannot see.
-FORMAT_VERSION = 1
+# Bumped when what an entry holds changes in a way its key cannot see (the decoder, say).
+# 2: non-PCM16 files decoded in bounded blocks (data.decode.stream_audio).
+FORMAT_VERSION = 2
 _BATCH_WINDOWS = 32
 
 
