@@ -29,14 +29,15 @@ from data.errors import Interrupted, ToolkitError, UsageError, one_line
 
 
 def quiet_tensorflow(verbose: bool = False) -> None:
-    """Loads TensorFlow without its C++ start-up log lines, unless ``verbose`` or ``TF_CPP_MIN_LOG_LEVEL`` asks.
+    """Loads TensorFlow without its C++ start-up log lines, unless ``verbose``.
 
     TensorFlow writes those lines (oneDNN, CUDA drivers, CPU instructions, graph optimizer) to the process's
     standard error before its logging is set up, where no setting reaches them, so standard
-    error is pointed at the null device while TensorFlow loads and probes for GPUs. Where
-    TensorFlow is already loaded it does nothing.
+    error is pointed at the null device while TensorFlow loads and probes for GPUs. A command's
+    output is the same whatever ``TF_CPP_MIN_LOG_LEVEL`` the shell holds; under ``verbose`` that
+    variable applies as TensorFlow defines it. Where TensorFlow is already loaded it does nothing.
     """
-    if verbose or "TF_CPP_MIN_LOG_LEVEL" in os.environ or "tensorflow" in sys.modules:
+    if verbose or "tensorflow" in sys.modules:
         return
     # 3: errors too. Grappler logs "remapper failed" as an error on every training run of these
     # models and then goes on unfused; a real failure reaches Python as an exception anyway.

@@ -12,11 +12,24 @@ import soundfile
 
 from data import synthesis
 from data.catalogue import GTZAN_GENRES, SAMPLE_RATE
+from tests import needs
 
 # Tests never talk to W&B.
 os.environ["WANDB_MODE"] = "disabled"
 
-SHARED_SPLITS = Path(__file__).resolve().parents[2] / "shared" / "gtzan_splits"
+SHARED_SPLITS = needs.SPLITS
+
+
+@pytest.fixture(scope="session")
+def wheel() -> Path:
+    """The musicnn 0.1.0 wheel; the test is skipped, saying why, without it."""
+    return needs.musicnn_wheel()
+
+
+@pytest.fixture(scope="session")
+def real_music() -> Path:
+    """The shared real GTZAN excerpts; the test is skipped, saying why, without them."""
+    return needs.real_excerpts()
 
 
 @pytest.fixture(scope="session")

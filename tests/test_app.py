@@ -16,6 +16,7 @@ import pytest
 import soundfile
 
 from serving.config import Limits
+from tests.errors import error_line
 
 ROOT = Path(__file__).resolve().parents[1]
 REAL = ROOT.parent / "shared" / "real_excerpts"
@@ -271,7 +272,7 @@ def test_app_flag_errors(export, tmp_path):
                            (["--model", str(tmp_path)], "no SavedModel in")):
         result = subprocess.run([sys.executable, "-m", "serving.app", "--model", str(export), *flags], cwd=ROOT,
                                 capture_output=True, text=True)
-        assert result.returncode == 2 and message in result.stderr, result.stderr[-500:]
+        assert result.returncode == 2 and message in error_line(result.stderr, usage=True)
 
 
 def _free_port() -> int:

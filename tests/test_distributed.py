@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from cli import crossval, search, study
+from tests.errors import error_line
 from tests.tables import summary_rows
 from tuning import distributed
 
@@ -61,7 +62,7 @@ def test_a_worker_whose_chief_is_gone_exits_within_the_bound(tiny_gtzan, tmp_pat
                                     f"127.0.0.1:{distributed.free_port()}", "--chief-timeout", "3"),
                             cwd=ROOT, capture_output=True, text=True, timeout=120)
     assert result.returncode == 1
-    last = result.stderr.strip().splitlines()[-1]
+    last = error_line(result.stderr)
     assert "cannot reach the chief at 127.0.0.1:" in last
     assert time.monotonic() - start < 60
 
@@ -73,12 +74,12 @@ def test_a_chief_port_in_use_and_bad_flags(tiny_gtzan, tmp_path, capsys):
         port = taken.getsockname()[1]
         args = command(tiny_gtzan, tmp_path, "--role", "chief", "--oracle", f"127.0.0.1:{port}")[3:]
         assert search.main(args) == 2
-    assert f"--oracle 127.0.0.1:{port}: cannot serve there" in capsys.readouterr().err
+    assert f"--oracle 127.0.0.1:{port}: cannot serve there" in error_line(capsys.readouterr().err, usage=True)
     for flags, message in ((["--role", "worker"], "--role needs --oracle"), (["--oracle", "h:1"], "go with --role"),
                            (["--role", "chief", "--oracle", "nohost"], "--oracle must be HOST:PORT"),
                            (["--workers", "0"], "--workers and --gpus-per-worker must be at least 1")):
         assert search.main(command(tiny_gtzan, tmp_path, *flags)[3:]) == 2
-        assert message in capsys.readouterr().err.strip().splitlines()[-1]
+        assert message in error_line(capsys.readouterr().err)
 
 
 def test_a_bad_data_dir_with_workers_is_one_line(tmp_path):
@@ -94,7 +95,7 @@ def test_a_bad_data_dir_with_workers_is_one_line(tmp_path):
     result = subprocess.run(command(tmp_path / "empty", tmp_path, "--workers", "2"), cwd=ROOT, capture_output=True,
                             text=True, timeout=300)
     assert result.returncode == 2
-    last = result.stderr.strip().splitlines()[-1]
+    last = error_line(result.stderr)
     assert "no class folders with audio files" in last and ("chief" in last or "worker" in last)
     time.sleep(1)
     assert not subprocess.run(["pgrep", "-f", "--", f"--out {tmp_path}"], capture_output=True).stdout  # nothing left
@@ -207,7 +208,7 @@ def test_a_killed_chief_stops_the_search_and_a_rerun_resumes(tiny_gtzan, tmp_pat
     assert _wait_for(lambda: state.is_dir() and completed())
     os.kill(_pid_of("--role chief --oracle"), signal.SIGKILL)
     out, err = launcher.communicate(timeout=300)
-    assert launcher.returncode == 1 and "the chief stopped" in err.strip().splitlines()[-1]
+    assert launcher.returncode == 1 and "the chief stopped" in error_line(err)
     done = {name: (trials / name / "record.json").stat().st_mtime_ns for name in completed()}
     rerun = subprocess.run(command(tiny_gtzan, tmp_path, "--workers", "2"), cwd=ROOT, capture_output=True, text=True)
     assert rerun.returncode == 0, rerun.stderr[-2000:]
@@ -246,14 +247,14 @@ def test_workers_flags_of_crossval_and_study(main, first, tiny_gtzan, tmp_path, 
                            (["--workers", "2", "--role", "chief", "--oracle", "h:1"], "does not go with --role"),
                            (["--role", "worker"], "--role needs --oracle")):
         assert main([*common, *flags]) == 2
-        assert message in capsys.readouterr().err.strip().splitlines()[-1]
+        assert message in error_line(capsys.readouterr().err)
 
 
 def test_crossval_settings_must_match_to_resume(tiny_gtzan, tmp_path, capsys):
     assert crossval.main([*crossval_flags(tiny_gtzan, tmp_path), "--folds", "2"]) == 0
     capsys.readouterr()
     assert crossval.main([*crossval_flags(tiny_gtzan, tmp_path), "--folds", "2", "--epochs", "2"]) == 2
-    assert "training.epochs was 1, now 2" in capsys.readouterr().err
+    assert "training.epochs was 1, now 2" in error_line(capsys.readouterr().err, usage=True)
     assert crossval.main([*crossval_flags(tiny_gtzan, tmp_path), "--folds", "2", "--epochs", "2", "--fresh"]) == 0
 
 

@@ -10,15 +10,14 @@ import pytest
 
 from cli import evaluate, report, search
 from data.catalogue import scan
+from tests.errors import error_line
 
 ROOT = Path(__file__).resolve().parents[1]
 QUICK = ["--epochs", "1", "--max-trials", "1", "--window-seconds", "1", "--wandb", "disabled"]
 
 
 def one_line(capsys) -> str:
-    err = capsys.readouterr().err.strip().splitlines()
-    assert len(err) >= 1
-    return err[-1]
+    return error_line(capsys.readouterr().err)
 
 
 def test_one_genre_folder(tiny_gtzan, tmp_path, capsys):
@@ -132,4 +131,4 @@ def test_a_full_disk_is_one_line_and_loses_nothing(one_trial, tiny_gtzan, monkey
 def test_predict_and_evaluate_clis_exit_non_zero_in_a_subprocess(tmp_path):
     result = subprocess.run([sys.executable, "-m", "zoo.evaluate", "best", "--runs", str(tmp_path)], cwd=ROOT,
                             capture_output=True, text=True)
-    assert result.returncode == 2 and "no runs found" in result.stderr.strip().splitlines()[-1]
+    assert result.returncode == 2 and "no runs found" in error_line(result.stderr)

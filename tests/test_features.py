@@ -19,26 +19,17 @@ from cli import crossval, search, train
 from data import caching
 from data.catalogue import scan
 from data.config import DataConfig, window_starts
-from data.errors import InputError
 from data.splits import random_split
+from tests.errors import error_line
 from tests.tables import summary_rows
 from training import features
 from training.config import RunConfig
 from training.loop import prepare_data
 from training.metrics import evaluate_run
-from zoo import pretrained
 from zoo.builders.pretrained import feature_view
 
 ROOT = Path(__file__).resolve().parents[1]
 FAST = ["--window-seconds", "1", "--epochs", "2", "--wandb", "disabled"]
-
-
-@pytest.fixture(scope="module", autouse=True)
-def wheel():
-    try:
-        return pretrained.wheel_path()
-    except InputError as error:  # no wheel here and no registry to fetch it from
-        pytest.skip(str(error))
 
 
 @pytest.fixture()
@@ -231,7 +222,7 @@ def test_the_probe_grid_and_its_base(tmp_path, capsys):
     assert all(spec.model.tagger == "MSD_musicnn+MTT_musicnn" and spec.model.trainable == "head" for spec in grid)
     assert len(SPACES["probe"].grid(zoo.resolve("vgg-mtt"))) == 4
     assert search.main(["--space", "probe", "--base", "bncnn-32-64-128-256", "--out", str(tmp_path)]) == 2
-    assert "trains heads on a pretrained tagger's features" in capsys.readouterr().err
+    assert "trains heads on a pretrained tagger's features" in error_line(capsys.readouterr().err, usage=True)
 
 
 def test_a_search_result_is_cross_validated_by_its_folder(cache, tiny_gtzan, tmp_path, capsys):
@@ -246,10 +237,10 @@ def test_a_search_result_is_cross_validated_by_its_folder(cache, tiny_gtzan, tmp
     assert results["training"]["learning_rate"] == best["training"]["learning_rate"]
     capsys.readouterr()
     assert crossval.main([*argv, "--recipe", "study"]) == 2
-    assert "--recipe does not go with a trained folder" in capsys.readouterr().err
+    assert "--recipe does not go with a trained folder" in error_line(capsys.readouterr().err, usage=True)
     (tmp_path / "junk").mkdir()
     assert crossval.main([str(tmp_path / "junk"), "--out", str(tmp_path)]) == 2
-    assert "is not a trained run's folder" in capsys.readouterr().err
+    assert "is not a trained run's folder" in error_line(capsys.readouterr().err, usage=True)
 
 
 def test_the_cache_command_shows_and_clears_parts(tmp_path, monkeypatch, capsys):

@@ -13,7 +13,6 @@ import socket
 import struct
 import subprocess
 import sys
-import threading
 import time
 import uuid
 from pathlib import Path
@@ -21,6 +20,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 import soundfile
+
+from tests.errors import error_line
+from tests.needs import musicnn_wheel
 
 ROOT = Path(__file__).resolve().parents[1]
 SR = 22050
@@ -293,7 +295,7 @@ def test_a_broken_export_description_is_refused_at_start(export, tmp_path):
     result = subprocess.run([sys.executable, "-m", "serving.app", "--model", str(broken)], cwd=ROOT,
                             capture_output=True, text=True, timeout=120)
     assert result.returncode == 2 and len(result.stderr.strip().splitlines()) == 1
-    assert "is not this toolkit's description of the model" in result.stderr
+    assert "is not this toolkit's description of the model" in error_line(result.stderr, usage=True)
 
 
 def test_sigterm_is_a_clean_stop(export, tmp_path):
@@ -316,15 +318,10 @@ def test_predict_and_embed_share_the_bounded_decoder(export, tmp_path):
     assert result.returncode == 1 and len(errors) == 3
     assert "loud.flac: the file declares a sample rate of 655350 Hz" in errors[0]
     assert "pipe.wav: not a regular file" in errors[1] and "loop.wav: a loop of symbolic links" in errors[2]
-    try:
-        from zoo import pretrained
-
-        pretrained.wheel_path()
-    except Exception as missing:  # the embed half needs the musicnn wheel
-        pytest.skip(f"serving.embed needs the musicnn wheel: {missing}")
+    musicnn_wheel()  # the embed half needs it
     result = subprocess.run([sys.executable, "-m", "serving.embed", str(tmp_path / "loud.flac"), "--out",
                              str(tmp_path / "e.npz")], cwd=ROOT, capture_output=True, text=True, timeout=300)
-    assert result.returncode == 2 and "declares a sample rate of 655350 Hz" in result.stderr
+    assert result.returncode == 2 and "declares a sample rate of 655350 Hz" in error_line(result.stderr, usage=True)
 
 
 def test_scoring_stops_when_the_client_goes(export, tmp_path):

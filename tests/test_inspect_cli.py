@@ -6,6 +6,7 @@ from pathlib import Path
 import pytest
 
 from cli import inspect as inspect_cli
+from tests.errors import error_line
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -39,7 +40,7 @@ def test_unusable_input_exits_2_with_one_line(tmp_path, make):
         [sys.executable, "-m", "data.inspect", str(target)], cwd=ROOT, capture_output=True, text=True
     )
     assert result.returncode == 2
-    last = result.stderr.strip().splitlines()[-1]
+    last = error_line(result.stderr)
     assert last.startswith("python -m data.inspect: error:") and str(target) in last
 
 

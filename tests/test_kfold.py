@@ -10,10 +10,9 @@ import pytest
 from cli import crossval, search
 from data.catalogue import DataError, scan
 from data.config import DataConfig
-from data.errors import InputError
 from data.folds import FoldConfig, clip_groups, group_folds, read_groups
+from tests.errors import error_line
 from tests.tables import summary_rows
-from zoo import pretrained
 
 FAST = ["--window-seconds", "1", "--epochs", "2", "--wandb", "disabled"]
 
@@ -24,14 +23,11 @@ def clips(tiny_gtzan):
 
 
 @pytest.fixture()
-def wheel(tmp_path, monkeypatch):
-    try:
-        path = pretrained.wheel_path()
-    except InputError as error:  # no wheel here and no registry to fetch it from
-        pytest.skip(str(error))
+def wheel(wheel, tmp_path, monkeypatch):
+    """The wheel, and an empty feature cache of the test's own."""
     monkeypatch.setenv("GTZAN_CACHE", str(tmp_path / "cache"))
-    monkeypatch.setenv("GTZAN_MUSICNN_WHEEL", str(path))
-    return path
+    monkeypatch.setenv("GTZAN_MUSICNN_WHEEL", str(wheel))
+    return wheel
 
 
 def _check_folds(folds, clips, groups):
@@ -112,10 +108,10 @@ def test_a_kfold_search_scores_the_fold_mean_and_refits_the_best(wheel, tiny_gtz
 
 
 def test_the_test_split_never_enters_a_kfold_search(wheel, tiny_gtzan, tmp_path):
+    from training.config import RECIPES
     from training.loop import prepare_data
     from tuning.hypermodel import SpaceHyperModel
     from tuning.spaces import SPACES
-    from training.config import RECIPES
 
     data = prepare_data(DataConfig(data_dir=str(tiny_gtzan), window_seconds=1.0))
     hypermodel = SpaceHyperModel(SPACES["probe"], data, RECIPES["recommended"], kfold=FoldConfig(folds=5))
@@ -165,17 +161,17 @@ def test_nested_crossvalidation_tests_each_search_on_a_fold_it_never_saw(wheel, 
     assert crossval.main(argv) == 0  # resumes: nothing searched again
     assert capsys.readouterr().out.count("searched earlier") == 2
     assert crossval.main(["--search", "probe", "bncnn-32-64-128-256", "--out", str(tmp_path)]) == 2
-    assert "MODEL does not go with --search" in capsys.readouterr().err
+    assert "MODEL does not go with --search" in error_line(capsys.readouterr().err, usage=True)
 
 
 def test_objective_flags_are_checked(tmp_path, capsys):
     assert search.main(["--space", "probe", "--group-by", "id-block", "--out", str(tmp_path)]) == 2
-    assert "--groups and --group-by go with --objective kfold" in capsys.readouterr().err
+    assert "--groups and --group-by go with --objective kfold" in error_line(capsys.readouterr().err, usage=True)
     assert search.main(["--space", "probe", "--objective", "kfold", "--groups", str(tmp_path / "no.csv"),
                         "--out", str(tmp_path)]) == 2
-    assert "is not a file" in capsys.readouterr().err
+    assert "is not a file" in error_line(capsys.readouterr().err, usage=True)
     assert search.main(["--space", "probe", "--objective", "kfold", "--folds", "1", "--out", str(tmp_path)]) == 2
-    assert "--folds must be at least 2" in capsys.readouterr().err
+    assert "--folds must be at least 2" in error_line(capsys.readouterr().err, usage=True)
 
 
 def test_groups_keep_a_paths_clip_id_whatever_its_extension(tmp_path):

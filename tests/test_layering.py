@@ -27,6 +27,11 @@ CLI_SHARED = {"cli", "cli.runner", "cli.flags"}
 # matplotlib and W&B. (The command runner also loads TensorFlow that way, quietly.)
 EXTRAS = {"fastapi", "uvicorn", "python_multipart", "librosa", "matplotlib", "wandb"}
 MAX_DEFERRED_IMPORTS = 25
+# Ways out of the process that skip the command runner's one-line error and exit status.
+EXITS = {("exit", "sys"), ("_exit", "os"), ("abort", "os")}
+# The one allowed: a forked worker whose launcher already died leaves before it runs any Python
+# cleanup (tuning.distributed's parent-death hook, run between fork and exec).
+CHILD_EXITS = {("tuning.distributed", "_exit")}
 
 
 def modules() -> dict[str, Path]:
@@ -78,17 +83,33 @@ def console_scripts() -> dict[str, str]:
     return {name: target.split(":")[0] for name, target in (line.split(" = ") for line in lines)}
 
 
+def dynamic_imports(tree: ast.AST) -> list[ast.Call]:
+    """Calls of ``importlib.import_module``, ``import_module`` or ``__import__`` in ``tree``."""
+    return [node for node in ast.walk(tree) if isinstance(node, ast.Call) and (
+        (isinstance(node.func, ast.Attribute) and node.func.attr == "import_module")
+        or (isinstance(node.func, ast.Name) and node.func.id in ("import_module", "__import__")))]
+
+
 def imports(path: Path, known: dict[str, Path]) -> set[str]:
     """Every project module ``path`` imports, anywhere in it (``from a import b`` counts as ``a.b``
-    when that is a module)."""
+    when that is a module).
+
+    A module that imports by name at run time (``importlib.import_module``, ``__import__``) is
+    taken to import every project module named by a string in it: a table of lazy exports counts
+    as its imports.
+    """
+    tree = ast.parse(path.read_text())
     names = set()
-    for node in ast.walk(ast.parse(path.read_text())):
+    for node in ast.walk(tree):
         if isinstance(node, ast.Import):
             names.update(alias.name for alias in node.names)
         elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
             for alias in node.names:
                 full = f"{node.module}.{alias.name}"
                 names.add(full if full in known else node.module)
+    if dynamic_imports(tree):
+        names.update(node.value for node in ast.walk(tree)
+                     if isinstance(node, ast.Constant) and isinstance(node.value, str))
     return {name for name in names if name in known}
 
 
@@ -166,8 +187,26 @@ def test_library_modules_parse_no_flags_print_nothing_and_never_exit():
                 found.append(f"{name}: imports argparse")
             elif isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id == "print":
                 found.append(f"{name}:{node.lineno}: print")
-            elif isinstance(node, ast.Attribute) and node.attr == "exit" and getattr(node.value, "id", "") == "sys":
-                found.append(f"{name}:{node.lineno}: sys.exit")
+            elif (isinstance(node, ast.Attribute) and (node.attr, getattr(node.value, "id", "")) in EXITS
+                  and (name, node.attr) not in CHILD_EXITS):
+                found.append(f"{name}:{node.lineno}: {node.value.id}.{node.attr}")
+    assert not found, found
+
+
+def test_every_run_time_import_names_a_project_module_or_an_extra():
+    """What a module imports by name at run time is a string the checks above can see."""
+    known, found = modules(), []
+    for name, path in known.items():
+        tree = ast.parse(path.read_text())
+        targets = {node.value for node in ast.walk(tree) if isinstance(node, ast.Constant)
+                   and isinstance(node.value, str) and node.value in known}
+        for call in dynamic_imports(tree):
+            argument = call.args[0] if call.args else None
+            literal = isinstance(argument, ast.Constant) and isinstance(argument.value, str)
+            if literal and argument.value.split(".")[0] not in (*LAYERS, *EXTRAS):
+                found.append(f"{name}:{call.lineno} imports {argument.value}")
+            elif not literal and not targets:
+                found.append(f"{name}:{call.lineno} imports a computed name that names no project module")
     assert not found, found
 
 
@@ -214,6 +253,11 @@ def test_the_checks_see_imports_inside_functions_and_type_checking_blocks(tmp_pa
     known = {"training.runstore": ROOT / "training" / "runstore.py", "zoo.config": ROOT / "zoo" / "config.py"}
     assert imports(module, known) == {"training.runstore", "zoo.config"}
     assert deferred_imports(module) == [(5, "training"), (7, "matplotlib")]
+    # A table of lazy exports imported by name at run time counts as importing what it names.
+    lazy = tmp_path / "lazy.py"
+    lazy.write_text("import importlib\nTABLE = {'RunStore': 'training.runstore'}\n"
+                    "def __getattr__(name):\n    return getattr(importlib.import_module(TABLE[name]), name)\n")
+    assert imports(lazy, known) == {"training.runstore"}
 
 
 def test_the_entry_point_check_refuses_a_module_that_does_more(tmp_path):

@@ -12,14 +12,6 @@ from zoo.builders import musicnn
 ORIGINAL_OUTPUTS = {"tags": "model/Sigmoid", "penultimate": "model/batch_normalization_10/batchnorm/add_1"}
 
 
-@pytest.fixture(scope="module")
-def wheel():
-    try:
-        return pretrained.wheel_path()
-    except InputError as error:  # no wheel here and no registry to fetch it from
-        pytest.skip(str(error))
-
-
 def original_graph(wheel, model: str, patches: np.ndarray, outputs: list[str]) -> list[np.ndarray]:
     """The authors' own inference graph from the checkpoint's .meta file, run under tf.compat.v1.
 
@@ -61,8 +53,10 @@ def test_keras_models_match_the_original_graphs(wheel, model):
     ours = keras_model(patches, training=False)
     names = ["tags"] if vgg else ["tags", "penultimate"]
     reference = original_graph(wheel, model, patches, [ORIGINAL_OUTPUTS[n] for n in names])
+    # Measured: at most 3.6e-7 on the tags and 4.8e-6 on penultimate values up to 8.3, float32 rounding;
+    # a wrong epsilon, momentum or layer order moves them by 1e-3 or more.
     for name, expected in zip(names, reference):
-        assert np.abs(ours[name].numpy() - expected).max() < 1e-4, name
+        assert np.abs(ours[name].numpy() - expected).max() < 2e-6 * max(1.0, np.abs(expected).max()), name
 
 
 def test_musicnn_takes_any_length(wheel):
@@ -101,9 +95,6 @@ def test_weights_that_do_not_fit_are_named(wheel):
         musicnn.load_weights(musicnn.musicnn_tagger(), weights, musicnn.MUSICNN_NAMES)
 
 
-REAL = __import__("pathlib").Path(__file__).resolve().parents[2] / "shared" / "real_excerpts"
-
-
 def test_the_front_end_puts_a_tone_in_its_band_and_nothing_above_8_khz():
     from data.layers import MusicnnLogMel, slaney_mel_filters
 
@@ -123,8 +114,7 @@ def test_the_front_end_puts_a_tone_in_its_band_and_nothing_above_8_khz():
     assert high[5:-5].max() < 0.05  # a 9.5-kHz tone leaves the input nearly empty
 
 
-@pytest.mark.skipif(not REAL.is_dir(), reason="../shared/real_excerpts not available")
-def test_the_front_end_is_close_to_librosa_at_16_khz_on_real_music(wheel):
+def test_the_front_end_is_close_to_librosa_at_16_khz_on_real_music(wheel, real_music):
     librosa = pytest.importorskip("librosa", reason="librosa (the bench extra) computes the reference")
     import soundfile
     import soxr
@@ -137,7 +127,7 @@ def test_the_front_end_is_close_to_librosa_at_16_khz_on_real_music(wheel):
     model = musicnn.musicnn_tagger()
     musicnn.load_weights(model, pretrained.read_checkpoint("MSD_musicnn", wheel), musicnn.MUSICNN_NAMES)
     errors, correlations, top3 = [], [], []
-    for path in sorted(REAL.glob("*/*.0000[1-3].wav")):
+    for path in sorted(real_music.glob("*/*.0000[1-3].wav")):
         audio = soundfile.read(path, dtype="float32")[0]
         # The authors' pre-processing: 16-kHz audio, librosa's mel power spectrogram, log10(1 + 10000 x).
         mel = librosa.feature.melspectrogram(y=soxr.resample(audio, 22050, 16000, quality="HQ"), sr=16000, n_fft=512,
@@ -152,8 +142,9 @@ def test_the_front_end_is_close_to_librosa_at_16_khz_on_real_music(wheel):
         third = np.sort(expected)[-3]
         differ = set(np.argsort(-expected)[:3]) ^ set(np.argsort(-tags)[:3])
         top3.append(all(abs(expected[i] - third) < 0.02 for i in differ))
-    # Measured on these 30 excerpts: 1.4 % mean relative difference; tag correlation 0.998 mean,
+    # Measured on these 30 excerpts: 1.45 % mean relative difference (0.77 % to 2.44 %), the resampler
+    # and the 16-kHz STFT the model was trained on against ours at 22.05 kHz; tag correlation 0.998 mean,
     # 0.990 at least; the same top 3 for 28, and for the other two a swap of near-equal third tags.
-    assert np.mean(errors) < 0.02 and max(errors) < 0.04
+    assert np.mean(errors) < 0.016 and max(errors) < 0.027
     assert min(correlations) >= 0.98 and np.mean(correlations) > 0.995
-    assert all(top3), [p.name for p, same in zip(sorted(REAL.glob("*/*.0000[1-3].wav")), top3) if not same]
+    assert all(top3), [p.name for p, same in zip(sorted(real_music.glob("*/*.0000[1-3].wav")), top3) if not same]

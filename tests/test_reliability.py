@@ -14,6 +14,7 @@ import numpy as np
 import pytest
 import soundfile
 
+from tests.errors import error_line
 from tests.tables import summary_rows
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -30,9 +31,7 @@ def train_args(data, out, *extra):
 
 
 def last_error(result) -> str:
-    lines = result.stderr.strip().splitlines()
-    assert lines, result.stdout[-500:]
-    return lines[-1]
+    return error_line(result.stderr)
 
 
 @pytest.fixture(scope="module")

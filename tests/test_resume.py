@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 import zoo
+from tests.errors import error_line
 from tests.tables import summary_rows
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -119,7 +120,7 @@ def test_a_larger_max_trials_continues_and_changed_settings_are_refused(tiny_gtz
     assert len((tmp_path / "cnn" / "summary.csv").read_text().splitlines()) == 3  # header + 2 trials
     changed = run([*args, "--window-seconds", "1.5"], ROOT)
     assert changed.returncode == 2
-    last = changed.stderr.strip().splitlines()[-1]
+    last = error_line(changed.stderr)
     assert "data.window_seconds was 1.0, now 1.5" in last and "--fresh" in last
     assert run([*args, "--window-seconds", "1.5", "--fresh"], ROOT).returncode == 0
 
@@ -132,5 +133,5 @@ def test_damaged_keras_tuner_state_is_named(tiny_gtzan, tmp_path):
     state.write_text("")  # as a full disk leaves it
     result = run(args, ROOT)
     assert result.returncode == 2
-    last = result.stderr.strip().splitlines()[-1]
+    last = error_line(result.stderr)
     assert str(state) in last and "--fresh" in last

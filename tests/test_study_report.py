@@ -8,6 +8,7 @@ import pytest
 from cli import report as report_cli
 from cli import study
 from study import final, report, sections
+from tests.errors import error_line
 from training.runstore import RunStore, write_json
 
 ALL_SECTIONS = ("mlp", "cnn", "activation", "optimizer", "training", "regularization", "input")
@@ -50,7 +51,7 @@ def test_quick_study_section_resumes_evaluates_and_reports(tiny_gtzan, tmp_path,
     assert study.main(args) == 0  # resumes: the finished section is skipped
     assert "[input] finished earlier" in capsys.readouterr().out
     assert study.main([*args, "--seed", "1"]) == 2  # another study in the same folder is refused
-    assert "seed was 42, now 1" in capsys.readouterr().err
+    assert "seed was 42, now 1" in error_line(capsys.readouterr().err, usage=True)
     assert report_cli.main(["--runs", str(tmp_path / "study"), "--out", str(tmp_path / "report")]) == 0
     text = (tmp_path / "report" / "REPORT.md").read_text()
     assert "synthetic GTZAN-shaped data" in text and "Study: spectrogram 0.56 vs waveform 0.29" in text
@@ -105,7 +106,7 @@ def test_report_has_every_sections_figures_and_tables_matching_histories(tmp_pat
 
 def test_report_without_runs_exits_2(tmp_path, capsys):
     assert report_cli.main(["--runs", str(tmp_path), "--out", str(tmp_path / "o")]) == 2
-    assert "no runs under" in capsys.readouterr().err
+    assert "no runs under" in error_line(capsys.readouterr().err, usage=True)
 
 
 @pytest.mark.parametrize("flags,message", [(["--epochs", "0"], "--epochs must be at least 1"),

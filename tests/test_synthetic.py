@@ -5,6 +5,7 @@ import soundfile
 from cli import synthetic
 from data import synthesis
 from data.catalogue import GTZAN_GENRES
+from tests.errors import error_line
 
 
 def test_layout_and_format(tiny_gtzan):
@@ -49,7 +50,7 @@ def test_cli_writes_dataset_and_rejects_bad_flags(tmp_path, capsys):
     assert len(list((tmp_path / "out").glob("*/*.wav"))) == 10
     for flags, message in ((["--clips-per-genre", "0"], "--clips-per-genre"), (["--seconds", "-1"], "--seconds")):
         assert synthetic.main([str(tmp_path / "x"), *flags]) == 2
-        assert message in capsys.readouterr().err
+        assert message in error_line(capsys.readouterr().err, usage=True)
 
 
 def test_generated_folder_is_marked_synthetic(tiny_gtzan, marsyas_gtzan):

@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from cli import crossval, evaluate, train
+from tests.errors import error_line
 
 ROOT = Path(__file__).resolve().parents[1]
 FAST = ["--window-seconds", "1", "--epochs", "2", "--batch-size", "16", "--wandb", "disabled"]
@@ -70,10 +71,10 @@ def test_a_failed_fold_and_missing_data_are_one_line(tiny_gtzan, tmp_path, monke
 
     argv = ["2cnn-16-16-1fc", "--folds", "2", "--out", str(tmp_path), *FAST]
     assert crossval.main([*argv, "--data-dir", str(tmp_path / "missing")]) == 2
-    assert "data directory not found" in capsys.readouterr().err.strip().splitlines()[-1]
+    assert "data directory not found" in error_line(capsys.readouterr().err)
     monkeypatch.setattr(tuning.crossvalidation, "train_run", diverging)
     assert crossval.main([*argv, "--data-dir", str(tiny_gtzan)]) == 1
-    assert "fold 0 failed: loss became NaN or infinite" in capsys.readouterr().err.strip().splitlines()[-1]
+    assert "fold 0 failed: loss became NaN or infinite" in error_line(capsys.readouterr().err)
 
 
 @pytest.mark.parametrize("command,flags,message", [
@@ -90,7 +91,7 @@ def test_bad_flags_exit_2_with_one_line(command, flags, message, tmp_path):
     result = subprocess.run([sys.executable, "-m", command, *flags, "--out", str(tmp_path)], cwd=ROOT,
                             capture_output=True, text=True)
     assert result.returncode == 2
-    last = result.stderr.strip().splitlines()[-1]
+    last = error_line(result.stderr, usage=True)
     assert last.startswith(f"python -m {command}: error:") and message in last, result.stderr[-800:]
 
 

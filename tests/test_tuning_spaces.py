@@ -5,6 +5,7 @@ import pytest
 
 import zoo
 from data.config import DataConfig
+from tests.needs import musicnn_wheel
 from training.config import TrainConfig
 from training.schedules import exponential_lr, make_optimizer, schedule_callback, step_lr
 from tuning.hypermodel import SpaceHyperModel
@@ -46,6 +47,8 @@ def _sample(hp: keras_tuner.HyperParameters, seed: int) -> None:
 @pytest.mark.parametrize("space", list(SPACES))
 @pytest.mark.parametrize("sample", [False, True])
 def test_every_space_builds_with_default_and_sampled_values(space, sample, data, tmp_path):
+    if any(trial.model.tagger for trial in SPACES[space].grid(SPACES[space].base_config(None))):
+        musicnn_wheel()
     hypermodel = SpaceHyperModel(SPACES[space], data, TrainConfig(), sample=sample)
     hp = keras_tuner.HyperParameters()
     model = hypermodel.build(hp)

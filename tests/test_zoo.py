@@ -6,6 +6,7 @@ import pytest
 import tensorflow as tf
 
 import zoo
+from tests.needs import weights_for
 from zoo.builders.activations import Maxout, ShiftedReLU
 
 WINDOW = 0.5  # seconds: short, so that the whole registry is checked in seconds
@@ -19,6 +20,7 @@ def batch():
 
 @pytest.mark.parametrize("name", zoo.names())
 def test_builds_and_outputs_probabilities(name, batch):
+    weights_for(name)
     model = zoo.build(name, window_seconds=WINDOW)
     probabilities = np.asarray(model(batch[0], training=False))
     assert probabilities.shape == (4, 10)
@@ -28,6 +30,7 @@ def test_builds_and_outputs_probabilities(name, batch):
 
 @pytest.mark.parametrize("name", zoo.names())
 def test_one_training_step_reaches_every_weight(name, batch):
+    weights_for(name)
     model = zoo.build(name, window_seconds=WINDOW)
     x, y = batch
     with tf.GradientTape() as tape:
@@ -43,6 +46,7 @@ def test_one_training_step_reaches_every_weight(name, batch):
 
 @pytest.mark.parametrize("name", zoo.names())
 def test_keras_save_and_load_round_trip(name, batch, tmp_path):
+    weights_for(name)
     model = zoo.build(name, window_seconds=WINDOW)
     path = tmp_path / "model.keras"
     model.save(path)
@@ -196,7 +200,9 @@ def test_recording_conditions_option_trains_with_fit(batch):
     model.compile("adam", "sparse_categorical_crossentropy")
     history = model.fit(*batch, epochs=1, batch_size=2, verbose=0).history
     assert np.isfinite(history["loss"][0])
-    np.testing.assert_array_equal(np.asarray(model(batch[0])), np.asarray(model(batch[0])))  # identity at inference
+    layer = model.get_layer("recording_conditions")
+    np.testing.assert_array_equal(np.asarray(layer(batch[0], training=False)), batch[0])  # identity at inference
+    assert not np.allclose(np.asarray(layer(batch[0], training=True)), batch[0])
 
 
 def test_spec_augment_option_adds_a_training_only_layer(batch):
@@ -205,7 +211,10 @@ def test_spec_augment_option_adds_a_training_only_layer(batch):
     model = zoo.build("bncnn-32-64_specaug=4,8", window_seconds=WINDOW)
     layer = model.get_layer("spec_augment")
     assert isinstance(layer, SpecAugment) and (layer.freq_width, layer.time_width) == (4, 8)
-    np.testing.assert_allclose(np.asarray(model(batch[0], training=False)), np.asarray(model(batch[0], training=False)))
+    mel = np.asarray(model.get_layer("log_mel")(batch[0]))
+    np.testing.assert_array_equal(np.asarray(layer(mel, training=False)), mel)  # identity at inference
+    masked = np.asarray(layer(mel, training=True))
+    assert masked.shape == mel.shape and not np.array_equal(masked, mel)
     assert zoo.resolve("bncnn-32-64_specaug=4,8").name == "bncnn-32-64_specaug=4,8"
     with pytest.raises(ValueError, match="spec_augment applies to spectrogram models"):
         zoo.build("wave-1cnn-32-2fc-64_specaug=4,8")

@@ -3,6 +3,7 @@ import sys
 from pathlib import Path
 
 from cli import list as list_cli
+from tests.errors import error_line
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -25,14 +26,14 @@ def test_list_names_the_pretrained_weights_and_their_licence(capsys):
 def test_list_unknown_pattern_exits_2():
     result = subprocess.run([sys.executable, "-m", "zoo.list", "resnet*"], cwd=ROOT, capture_output=True, text=True)
     assert result.returncode == 2
-    assert "no registered model matches 'resnet*'" in result.stderr.strip().splitlines()[-1]
+    assert "no registered model matches 'resnet*'" in error_line(result.stderr)
 
 
 def test_bench_rejects_bad_flags_and_names():
     from cli import bench_zoo as bench
 
     result = subprocess.run([sys.executable, "-m", "zoo.bench", "--steps", "0"], cwd=ROOT, capture_output=True, text=True)
-    assert result.returncode == 2 and "--steps" in result.stderr
+    assert result.returncode == 2 and "--steps" in error_line(result.stderr, usage=True)
     assert bench.main(["--models", "nonsense", "--steps", "1", "--window-seconds", "0.2"]) == 2
 
 

@@ -13,6 +13,7 @@ from collections.abc import Callable
 
 import keras
 import keras_tuner
+from keras_tuner.src import config as keras_tuner_config
 from keras_tuner.src.distribute import oracle_client
 from keras_tuner.src.distribute import utils as dist_utils
 from keras_tuner.src.engine import tuner_utils
@@ -63,6 +64,9 @@ class SharedStateTuner(keras_tuner.Tuner):
     def __init__(self, *args, **kwargs):
         # A worker waits for its chief at most --chief-timeout seconds a request (KerasTuner: an hour).
         oracle_client.TIMEOUT = int(os.environ.get(CHIEF_TIMEOUT_VARIABLE, CHIEF_TIMEOUT_S))
+        # A failed trial is recorded with its one-line reason (its record, the summary, the command's
+        # error); KerasTuner would also print its traceback to standard error.
+        keras_tuner_config.DEBUG = False
         super().__init__(*args, **kwargs)
 
     def _get_tuner_fname(self):
