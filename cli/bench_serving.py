@@ -96,7 +96,7 @@ def bench(args: argparse.Namespace) -> int:
         return 0
     # --http: the app on loopback against the SavedModel called directly.
     with tempfile.TemporaryDirectory(prefix="gtzan-http-bench-") as work:
-        files = benchmarks.clips_30s(folder, Path(work))
+        files, real = benchmarks.clips_30s(folder, Path(work))
         direct = statistics.median(benchmarks.direct_latencies(export, files[0]))
         with loadtest.Server(export, "--max-concurrent", str(args.clients)) as server:
             loadtest.load(server.url, files[:1], clients=1, requests=2, max_seconds=args.max_seconds)  # warm-up
@@ -104,11 +104,12 @@ def bench(args: argparse.Namespace) -> int:
                                 max_seconds=args.max_seconds)
             many = loadtest.load(server.url, files, clients=args.clients, requests=args.requests,
                                  max_seconds=args.max_seconds)
-    source = f"real music from {folder}" if folder is not None else "synthetic music"
+    source = (f"real music from {folder}" if real else
+              "synthetic music" + (f" ({folder} holds too little)" if folder is not None else ""))
     print(f"model: {export}; 30-s clips of {source}")
     print(f"SavedModel called directly, one 30-s clip:  {direct * 1000:7.1f} ms (median of 5)")
     for name, result in (("1 client", one), (f"{args.clients} clients", many)):
-        print(f"HTTP, {name:<11} {result.requests:4d} requests in {result.seconds:6.1f} s: {result.per_second:6.2f} "
+        print(f"HTTP, {name:<11} {result.requests:4d} requests in {result.seconds:7.2f} s: {result.per_second:6.2f} "
               f"req/s, p50 {result.percentile(50) * 1000:7.1f} ms, p95 {result.percentile(95) * 1000:7.1f} ms, "
               f"errors {result.errors}")
     print(f"app overhead over the direct call (p50, 1 client): {(one.percentile(50) - direct) * 1000:.1f} ms")

@@ -58,22 +58,25 @@ def time_export(export: Path, repeats: int) -> dict:
     return json.loads(result.stdout.strip().splitlines()[-1])
 
 
-def clips_30s(folder: Path | None, out: Path, count: int = 4) -> list[Path]:
-    """``count`` 30-s PCM16 WAV clips of real music from ``folder`` end to end (synthetic without one)."""
+def clips_30s(folder: Path | None, out: Path, count: int = 4) -> tuple[list[Path], bool]:
+    """``count`` 30-s PCM16 WAV clips of real music from ``folder`` end to end, or synthetic music
+    when there is no folder or not enough music in it.
+
+    Returns:
+        ``(paths, real)``: the clips, and whether they are real music from ``folder``.
+    """
     length = 30 * SAMPLE_RATE
-    if folder is not None:
-        files = sorted(Path(folder).rglob("*.wav")) + sorted(Path(folder).rglob("*.au"))
-        music = np.concatenate([read_audio(f) for f in files[: 40 * count]]) if files else np.zeros(0, np.float32)
-    else:
-        music = np.zeros(0, np.float32)
-    if music.size < length * count:
+    files = (sorted(Path(folder).rglob("*.wav")) + sorted(Path(folder).rglob("*.au"))) if folder is not None else []
+    music = np.concatenate([read_audio(f) for f in files[: 40 * count]]) if files else np.zeros(0, np.float32)
+    real = music.size >= length * count
+    if not real:
         music = np.concatenate([render_clip(g, 30.0, np.random.default_rng(i)) for i, g in
                                 enumerate(("jazz", "rock", "disco", "metal")[:count])]).astype(np.float32)
     paths = []
     for i in range(count):
         paths.append(out / f"clip{i}.wav")
         soundfile.write(paths[-1], music[i * length:(i + 1) * length], SAMPLE_RATE, subtype="PCM_16")
-    return paths
+    return paths, real
 
 
 def direct_latencies(export: Path, file: Path, repeats: int = 5) -> list[float]:

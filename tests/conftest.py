@@ -14,8 +14,10 @@ from data import synthesis
 from data.catalogue import GTZAN_GENRES, SAMPLE_RATE
 from tests import needs
 
-# Tests never talk to W&B.
+# Tests never talk to W&B, and never read the caller's own GTZAN copy: a command run without
+# --data-dir uses the synthetic set whatever the shell's GTZAN_DIR says.
 os.environ["WANDB_MODE"] = "disabled"
+os.environ.pop("GTZAN_DIR", None)
 
 SHARED_SPLITS = needs.SPLITS
 

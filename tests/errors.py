@@ -10,11 +10,12 @@ def error_line(stderr: str, *, usage: bool = False) -> str:
 
     Args:
         stderr: What the command wrote to standard error.
-        usage: argparse's own errors come after its usage lines (``usage: ...`` and their
-            indented continuation), which are then allowed before the error.
+        usage: An error of argparse itself (a bad flag), which must come after the usage lines
+            (``usage: ...`` and their indented continuation); every other error comes alone.
     """
     lines = stderr.strip().splitlines()
-    if usage and lines and lines[0].startswith("usage:"):
+    if usage:
+        assert lines and lines[0].startswith("usage:"), f"expected the usage before the error, got {lines[:2]}"
         lines = [line for line in lines[1:] if not line.startswith(" ")]
     assert len(lines) == 1, f"expected one error line, got {len(lines)}: {lines[-5:]}"
     assert ": error: " in lines[0], lines[0]

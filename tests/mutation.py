@@ -7,10 +7,10 @@ Usage::
     python -m tests.mutation --list
 
 Each mutant is one small change to one module (the front-end layers, the splits and folds, the
-run store and resume, the command runner's exit codes, the export) of the kind a real slip makes:
-a silenced branch, an off-by-one, a dropped check, a swapped order. It is applied to a copy of
-the project (the working tree is never touched), the tests that guard that code run there, and
-the mutant is *killed* when they fail. The copy first runs every mutant's tests unchanged: a
+run store and resume, the command runner's exit codes and quiet start, the layering rules, the
+export) of the kind a real slip makes: a silenced branch, an off-by-one, a dropped check, a swapped
+order. It is applied to a copy of the project (the working tree is never touched), the tests that
+guard that code run there, and the mutant is *killed* when they fail. The copy first runs every mutant's tests unchanged: a
 mutant only counts as killed by tests that pass without it.
 
 A mutant that cannot change what the code does is *equivalent*: it is listed with the reason, run
@@ -60,12 +60,18 @@ LAYERS = ("tests/test_layers.py", "tests/test_augment_in_fit.py")
 FRONT_END = ("tests/test_pretrained.py",)
 SPLITS = ("tests/test_splits.py", "tests/test_kfold.py::test_folds_are_stratified_by_genre_and_keep_groups_whole",
           "tests/test_kfold.py::test_a_group_file_keeps_its_groups_together",
+          "tests/test_kfold.py::test_id_blocks_are_runs_of_consecutive_ids_in_every_genre",
+          "tests/test_kfold.py::test_each_fold_validates_once_on_clips_it_never_trains_on",
           "tests/test_kfold.py::test_groups_keep_a_paths_clip_id_whatever_its_extension")
-STORE = ("tests/test_reliability.py", "tests/test_error_paths.py")
-RESUME = ("tests/test_resume.py", "tests/test_reliability.py::test_a_deleted_record_is_rebuilt_from_keras_tuners_state",
+STORE = ("tests/test_runstore.py", "tests/test_reliability.py", "tests/test_error_paths.py")
+# The precise tests first: pytest stops at the first failure, so a mutant they kill costs seconds.
+RESUME = ("tests/test_reliability.py::test_a_deleted_record_is_rebuilt_from_keras_tuners_state",
           "tests/test_tuning_search.py::test_interrupted_search_resumes_without_rerunning_finished_trials",
-          "tests/test_kfold.py::test_a_killed_kfold_trial_resumes_at_its_next_fold")
+          "tests/test_kfold.py::test_a_killed_kfold_trial_resumes_at_its_next_fold", "tests/test_resume.py")
 RUNNER = ("tests/test_runner.py",)
+QUIET = ("tests/test_quiet_start.py::test_an_error_is_the_only_line_on_stderr_and_verbose_shows_tensorflow",
+         "tests/test_quiet_start.py::test_a_training_run_prints_no_tensorflow_line_whatever_the_shells_level")
+LAYERING = ("tests/test_layering.py",)
 EXPORT = ("tests/test_serving.py", "tests/test_reliability.py::test_long_recordings_are_scored_window_by_window_as_the_export_does")
 
 MUTANTS = (
@@ -202,6 +208,24 @@ MUTANTS = (
            'self.exit(2, f"{self.prog}: error:', 'self.exit(1, f"{self.prog}: error:', RUNNER),
     Mutant("runner-bad-flag-without-usage", "cli/runner.py",
            "        self.print_usage(sys.stderr)\n", "", RUNNER),
+    Mutant("runner-traceback-header-before-errors", "cli/runner.py",
+           '    print(f"{prog}: error: {one_line(error)}", file=sys.stderr)',
+           '    print("Traceback (most recent call last):", file=sys.stderr)\n'
+           '    print(f"{prog}: error: {one_line(error)}", file=sys.stderr)', RUNNER),
+    Mutant("runner-quiet-keeps-the-shell-log-level", "cli/runner.py",
+           'os.environ["TF_CPP_MIN_LOG_LEVEL"] = "3"', 'os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")', QUIET),
+    Mutant("runner-quiet-stderr-not-redirected", "cli/runner.py",
+           "        os.dup2(null, 2)\n        import tensorflow", "        import tensorflow", QUIET),
+    # The layering rules (the static check of imports and exits).
+    Mutant("layering-data-imports-a-command", "data/decode.py",
+           "from data.errors import AudioError\n", "from data.errors import AudioError\nfrom cli import runner  # noqa\n",
+           LAYERING),
+    Mutant("layering-tuning-imports-study-at-run-time", "tuning/searching.py",
+           "import json\n", "import importlib\nimport json\n\n\ndef _sections():\n"
+           "    return importlib.import_module(\"study.sections\")\n", LAYERING),
+    Mutant("layering-library-ends-the-process", "training/runstore.py",
+           "        Path(temporary).unlink(missing_ok=True)\n        raise OSError(",
+           "        Path(temporary).unlink(missing_ok=True)\n        os._exit(1)\n        raise OSError(", LAYERING),
     # The export.
     Mutant("export-no-clipping", "serving/export.py",
            "waveform = tf.clip_by_value(waveform, -1.0, 1.0)", "waveform = tf.identity(waveform)", EXPORT),

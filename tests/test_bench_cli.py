@@ -9,7 +9,7 @@ from tests.errors import error_line
 
 def test_data_bench_rejects_bad_flags_and_folders(tmp_path, capsys):
     assert data_bench.main(["--clips", "0"]) == 2
-    assert "--clips" in error_line(capsys.readouterr().err, usage=True)
+    assert "--clips" in error_line(capsys.readouterr().err)
     assert data_bench.main(["--data-dir", str(tmp_path / "missing")]) == 2
     err = capsys.readouterr().err.strip()
     # Without librosa the command says so; with it, it names the missing folder.
@@ -19,13 +19,13 @@ def test_data_bench_rejects_bad_flags_and_folders(tmp_path, capsys):
 def test_serving_bench_without_an_export(tmp_path, monkeypatch, capsys):
     monkeypatch.chdir(tmp_path)
     assert bench_serving.main([]) == 2
-    assert "no exported model under exports/" in error_line(capsys.readouterr().err, usage=True)
+    assert "no exported model under exports/" in error_line(capsys.readouterr().err)
     assert bench_serving.main(["--repeats", "0"]) == 2
 
 
 def test_tuning_bench_flags_and_a_bad_data_dir(tmp_path, capsys):
     assert bench_tuning.main(["--workers", "1"]) == 2
-    assert "--workers must be at least 2" in error_line(capsys.readouterr().err, usage=True)
+    assert "--workers must be at least 2" in error_line(capsys.readouterr().err)
     assert bench_tuning.main(["--data-dir", str(tmp_path / "missing"), "--max-trials", "1"]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "data directory not found" in err[0]

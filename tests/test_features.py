@@ -222,7 +222,7 @@ def test_the_probe_grid_and_its_base(tmp_path, capsys):
     assert all(spec.model.tagger == "MSD_musicnn+MTT_musicnn" and spec.model.trainable == "head" for spec in grid)
     assert len(SPACES["probe"].grid(zoo.resolve("vgg-mtt"))) == 4
     assert search.main(["--space", "probe", "--base", "bncnn-32-64-128-256", "--out", str(tmp_path)]) == 2
-    assert "trains heads on a pretrained tagger's features" in error_line(capsys.readouterr().err, usage=True)
+    assert "trains heads on a pretrained tagger's features" in error_line(capsys.readouterr().err)
 
 
 def test_a_search_result_is_cross_validated_by_its_folder(cache, tiny_gtzan, tmp_path, capsys):
@@ -237,10 +237,10 @@ def test_a_search_result_is_cross_validated_by_its_folder(cache, tiny_gtzan, tmp
     assert results["training"]["learning_rate"] == best["training"]["learning_rate"]
     capsys.readouterr()
     assert crossval.main([*argv, "--recipe", "study"]) == 2
-    assert "--recipe does not go with a trained folder" in error_line(capsys.readouterr().err, usage=True)
+    assert "--recipe does not go with a trained folder" in error_line(capsys.readouterr().err)
     (tmp_path / "junk").mkdir()
     assert crossval.main([str(tmp_path / "junk"), "--out", str(tmp_path)]) == 2
-    assert "is not a trained run's folder" in error_line(capsys.readouterr().err, usage=True)
+    assert "is not a trained run's folder" in error_line(capsys.readouterr().err)
 
 
 def test_the_cache_command_shows_and_clears_parts(tmp_path, monkeypatch, capsys):

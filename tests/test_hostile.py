@@ -295,7 +295,7 @@ def test_a_broken_export_description_is_refused_at_start(export, tmp_path):
     result = subprocess.run([sys.executable, "-m", "serving.app", "--model", str(broken)], cwd=ROOT,
                             capture_output=True, text=True, timeout=120)
     assert result.returncode == 2 and len(result.stderr.strip().splitlines()) == 1
-    assert "is not this toolkit's description of the model" in error_line(result.stderr, usage=True)
+    assert "is not this toolkit's description of the model" in error_line(result.stderr)
 
 
 def test_sigterm_is_a_clean_stop(export, tmp_path):
@@ -321,7 +321,7 @@ def test_predict_and_embed_share_the_bounded_decoder(export, tmp_path):
     musicnn_wheel()  # the embed half needs it
     result = subprocess.run([sys.executable, "-m", "serving.embed", str(tmp_path / "loud.flac"), "--out",
                              str(tmp_path / "e.npz")], cwd=ROOT, capture_output=True, text=True, timeout=300)
-    assert result.returncode == 2 and "declares a sample rate of 655350 Hz" in error_line(result.stderr, usage=True)
+    assert result.returncode == 2 and "declares a sample rate of 655350 Hz" in error_line(result.stderr)
 
 
 def test_scoring_stops_when_the_client_goes(export, tmp_path):

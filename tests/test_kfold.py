@@ -13,6 +13,7 @@ from data.config import DataConfig
 from data.folds import FoldConfig, clip_groups, group_folds, read_groups
 from tests.errors import error_line
 from tests.tables import summary_rows
+from tests.test_splits import gtzan_clips
 
 FAST = ["--window-seconds", "1", "--epochs", "2", "--wandb", "disabled"]
 
@@ -49,6 +50,23 @@ def test_folds_are_stratified_by_genre_and_keep_groups_whole(clips):
     blocks = group_folds(clips, 3, clip_groups(clips, 3, "id-block"))
     jazz = [sorted(int(c.clip_id.split(".")[1]) for c in fold if c.genre == "jazz") for fold in blocks]
     assert sorted(jazz) == [[0, 1], [2, 3], [4, 5]]  # contiguous ids: an artist's clips stay together
+
+
+def test_id_blocks_are_runs_of_consecutive_ids_in_every_genre():
+    clips = gtzan_clips()  # 100 per genre
+    groups = clip_groups(clips, 5, "id-block")
+    for clip, group in zip(clips, groups):
+        assert group == f"block:{clip.label}:{int(clip.clip_id[-5:]) // 20}", (clip.clip_id, group)
+
+
+def test_each_fold_validates_once_on_clips_it_never_trains_on(clips):
+    for config in (FoldConfig(folds=3), FoldConfig(folds=2, grouping="id-block")):
+        parts = config.parts(clips)
+        assert len(parts) == config.folds
+        for train, valid in parts:
+            assert len(train) + len(valid) == len(clips)
+            assert not {c.clip_id for c in train} & {c.clip_id for c in valid}
+        assert sorted(c.clip_id for _, valid in parts for c in valid) == sorted(c.clip_id for c in clips)
 
 
 def test_a_group_file_keeps_its_groups_together(clips, tmp_path):
@@ -161,17 +179,17 @@ def test_nested_crossvalidation_tests_each_search_on_a_fold_it_never_saw(wheel, 
     assert crossval.main(argv) == 0  # resumes: nothing searched again
     assert capsys.readouterr().out.count("searched earlier") == 2
     assert crossval.main(["--search", "probe", "bncnn-32-64-128-256", "--out", str(tmp_path)]) == 2
-    assert "MODEL does not go with --search" in error_line(capsys.readouterr().err, usage=True)
+    assert "MODEL does not go with --search" in error_line(capsys.readouterr().err)
 
 
 def test_objective_flags_are_checked(tmp_path, capsys):
     assert search.main(["--space", "probe", "--group-by", "id-block", "--out", str(tmp_path)]) == 2
-    assert "--groups and --group-by go with --objective kfold" in error_line(capsys.readouterr().err, usage=True)
+    assert "--groups and --group-by go with --objective kfold" in error_line(capsys.readouterr().err)
     assert search.main(["--space", "probe", "--objective", "kfold", "--groups", str(tmp_path / "no.csv"),
                         "--out", str(tmp_path)]) == 2
-    assert "is not a file" in error_line(capsys.readouterr().err, usage=True)
+    assert "is not a file" in error_line(capsys.readouterr().err)
     assert search.main(["--space", "probe", "--objective", "kfold", "--folds", "1", "--out", str(tmp_path)]) == 2
-    assert "--folds must be at least 2" in error_line(capsys.readouterr().err, usage=True)
+    assert "--folds must be at least 2" in error_line(capsys.readouterr().err)
 
 
 def test_groups_keep_a_paths_clip_id_whatever_its_extension(tmp_path):

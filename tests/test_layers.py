@@ -3,7 +3,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from data.layers import LogMelSpectrogram, RandomTimeShift, RecordingConditions
+from data.layers import LogMelSpectrogram, RandomTimeShift, RecordingConditions, SpecAugment
 
 
 @pytest.fixture(scope="module")
@@ -72,6 +72,31 @@ def test_config_round_trip(layer):
     assert clone.get_config() == layer.get_config()
     restored = keras.saving.deserialize_keras_object(keras.saving.serialize_keras_object(layer))
     assert type(restored) is type(layer)
+
+
+@pytest.mark.parametrize("make", [lambda: RandomTimeShift(0.2, seed=5), lambda: RecordingConditions(0.5, seed=4)])
+def test_a_layer_rebuilt_from_its_config_draws_what_the_original_draws(make, waves):
+    # A clone (keras.models.clone_model, a tuner rebuilding a trial) must augment as the original does.
+    original = make()
+    clone = type(original).from_config(original.get_config())
+    first = np.asarray(original(waves, training=True))
+    assert not np.array_equal(first, np.asarray(waves))
+    np.testing.assert_array_equal(first, np.asarray(clone(waves, training=True)))
+
+
+def test_spec_augment_masks_whole_frames_and_bands_with_the_example_mean_in_training_only():
+    mel = np.random.default_rng(1).normal(-40, 5, (8, 50, 20)).astype(np.float32)  # dB-like: its mean is far from 0
+    layer = SpecAugment(freq_width=4, time_width=6, masks=2, seed=0)
+    np.testing.assert_array_equal(np.asarray(layer(mel)), mel)
+    np.testing.assert_array_equal(np.asarray(layer(mel, training=False)), mel)
+    out = np.asarray(layer(mel, training=True))
+    changed = out != mel
+    mean = np.broadcast_to(mel.mean(axis=(1, 2), keepdims=True), mel.shape)
+    np.testing.assert_allclose(out[changed], mean[changed], rtol=1e-5)
+    frames, bands = changed.all(axis=2), changed.all(axis=1)  # masked across every band / every frame
+    assert (changed == (frames[:, :, None] | bands[:, None, :])).all()  # nothing but whole frames and bands
+    assert frames.any() and bands.any()  # both kinds of mask, somewhere in the batch
+    assert frames.sum(axis=1).max() <= 2 * 6 and bands.sum(axis=1).max() <= 2 * 4
 
 
 @pytest.mark.parametrize("kwargs,name", [({"max_fraction": 1.5}, "max_fraction")])

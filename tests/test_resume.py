@@ -47,7 +47,7 @@ sys.exit(search.main(sys.argv[2:]))
 
 
 def command(data_dir, out, tuner):
-    trials = ["--max-trials", "3"] if tuner != "hyperband" else []
+    trials = ["--max-trials", "2"] if tuner != "hyperband" else []
     return ["--space", "cnn", "--tuner", tuner, *trials, "--epochs", "3" if tuner == "hyperband" else "1",
             "--data-dir", str(data_dir), "--out", str(out), "--window-seconds", "1", "--batch-size", "16",
             "--wandb", "disabled"]

@@ -137,11 +137,11 @@ def test_evaluate_in_a_fresh_process_loads_the_custom_layers(searched, tmp_path)
 
 def test_evaluate_error_paths(searched, tmp_path, capsys):
     assert evaluate.main(["best", "--runs", str(tmp_path / "none")]) == 2
-    assert "no runs found" in error_line(capsys.readouterr().err, usage=True)
+    assert "no runs found" in error_line(capsys.readouterr().err)
     assert evaluate.main(["best", "--space", "rnn", "--runs", str(searched / "runs")]) == 2
-    assert "unknown space 'rnn'" in error_line(capsys.readouterr().err, usage=True)
+    assert "unknown space 'rnn'" in error_line(capsys.readouterr().err)
     assert evaluate.main([str(tmp_path / "missing.keras")]) == 2
-    assert "evaluation target not found" in error_line(capsys.readouterr().err, usage=True)
+    assert "evaluation target not found" in error_line(capsys.readouterr().err)
     moved = tmp_path / "moved"
     shutil.copytree(searched / "runs" / "cnn" / "best", moved)
     config = json.loads((moved / "config.json").read_text())
@@ -228,9 +228,9 @@ def test_predict_default_model_and_errors(searched, tiny_gtzan, tmp_path, monkey
     assert line.startswith(str(tiny_gtzan / "pop" / "pop.00000.wav") + ": ") and line.count(",") == 1
     monkeypatch.chdir(tmp_path)
     assert predict.main(["x.wav"]) == 2
-    assert "no exported model under exports/" in error_line(capsys.readouterr().err, usage=True)
+    assert "no exported model under exports/" in error_line(capsys.readouterr().err)
     assert predict.main(["x.wav", "--model", str(tmp_path)]) == 2
-    assert "no SavedModel in" in error_line(capsys.readouterr().err, usage=True)
+    assert "no SavedModel in" in error_line(capsys.readouterr().err)
     # A random saved_model.pb, and a SavedModel that is not one of ours: one line each.
     (tmp_path / "junk").mkdir()
     (tmp_path / "junk" / "saved_model.pb").write_bytes(b"\x08\x01garbage" * 50)
@@ -293,3 +293,13 @@ def _any_wav(folder: Path) -> Path:
     path = folder / "tone.wav"
     soundfile.write(str(path), np.sin(np.arange(22050) / 10.0).astype(np.float32) * 0.3, 22050)
     return path
+
+
+def test_a_new_export_never_replaces_an_earlier_version(tmp_path):
+    from serving.export import next_version_dir
+
+    assert next_version_dir(tmp_path, "bncnn-32-64") == tmp_path / "bncnn-32-64" / "1"
+    for kept in ("1", "3", "notes"):  # version 2 was deleted by hand; a folder that is no version
+        (tmp_path / "bncnn-32-64" / kept).mkdir(parents=True)
+    assert next_version_dir(tmp_path, "bncnn-32-64") == tmp_path / "bncnn-32-64" / "4"
+    assert next_version_dir(tmp_path, "a/b") == tmp_path / "a_b" / "1"

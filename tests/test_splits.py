@@ -55,6 +55,16 @@ def test_small_genres_still_get_valid_and_test(tiny_gtzan):
     assert_disjoint(split)
 
 
+def test_a_genre_of_three_or_four_clips_still_gets_one_valid_and_one_test_clip():
+    # 10 % of 3 or 4 clips rounds to none: each part still gets one, training keeps the rest.
+    clips = [c for c in gtzan_clips() if int(c.clip_id[-5:]) < (3 if c.genre == "jazz" else 4)]
+    split = random_split(clips)
+    for genre in GTZAN_GENRES:
+        sizes = [sum(c.genre == genre for c in split.part(name)) for name in PARTS]
+        assert sizes == ([1, 1, 1] if genre == "jazz" else [2, 1, 1]), (genre, sizes)
+    assert_disjoint(split)
+
+
 @pytest.mark.skipif(not SHARED_SPLITS.is_dir(), reason="published split lists not available")
 @pytest.mark.parametrize("extension", [".wav", ".au"])
 def test_fault_filtered_lists(extension):

@@ -1,6 +1,8 @@
 """tuning.study and tuning.report."""
 
 import json
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -9,8 +11,10 @@ from cli import report as report_cli
 from cli import study
 from study import final, report, sections
 from tests.errors import error_line
+from tests.tables import summary_rows
 from training.runstore import RunStore, write_json
 
+ROOT = Path(__file__).resolve().parents[1]
 ALL_SECTIONS = ("mlp", "cnn", "activation", "optimizer", "training", "regularization", "input")
 
 
@@ -51,7 +55,7 @@ def test_quick_study_section_resumes_evaluates_and_reports(tiny_gtzan, tmp_path,
     assert study.main(args) == 0  # resumes: the finished section is skipped
     assert "[input] finished earlier" in capsys.readouterr().out
     assert study.main([*args, "--seed", "1"]) == 2  # another study in the same folder is refused
-    assert "seed was 42, now 1" in error_line(capsys.readouterr().err, usage=True)
+    assert "seed was 42, now 1" in error_line(capsys.readouterr().err)
     assert report_cli.main(["--runs", str(tmp_path / "study"), "--out", str(tmp_path / "report")]) == 0
     text = (tmp_path / "report" / "REPORT.md").read_text()
     assert "synthetic GTZAN-shaped data" in text and "Study: spectrogram 0.56 vs waveform 0.29" in text
@@ -106,7 +110,7 @@ def test_report_has_every_sections_figures_and_tables_matching_histories(tmp_pat
 
 def test_report_without_runs_exits_2(tmp_path, capsys):
     assert report_cli.main(["--runs", str(tmp_path), "--out", str(tmp_path / "o")]) == 2
-    assert "no runs under" in error_line(capsys.readouterr().err, usage=True)
+    assert "no runs under" in error_line(capsys.readouterr().err)
 
 
 @pytest.mark.parametrize("flags,message", [(["--epochs", "0"], "--epochs must be at least 1"),
@@ -118,15 +122,43 @@ def test_study_bad_input(flags, message, tmp_path, capsys):
     assert len(err.splitlines()) == 1 and message in err
 
 
+@pytest.fixture(scope="module")
+def whole_quick_study(tiny_gtzan, tmp_path_factory) -> Path:
+    """The whole ``--quick`` study in one process, as a user runs it (its folder holds study/, exports/)."""
+    out = tmp_path_factory.mktemp("whole-study")
+    result = subprocess.run([sys.executable, "-m", "tuning.study", "--quick", "--data-dir", str(tiny_gtzan),
+                             "--out", str(out / "study"), "--exports", str(out / "exports"), "--wandb", "disabled"],
+                            cwd=ROOT, capture_output=True, text=True, timeout=1200)
+    assert result.returncode == 0, result.stderr[-2000:]
+    return out
+
+
 @pytest.mark.slow
-def test_full_quick_study_and_report(tiny_gtzan, tmp_path):
-    assert study.main(["--quick", "--data-dir", str(tiny_gtzan), "--out", str(tmp_path / "study"),
-                       "--exports", str(tmp_path / "exports"), "--wandb", "disabled"]) == 0
-    state = json.loads((tmp_path / "study" / "study.json").read_text())
+def test_full_quick_study_and_report(whole_quick_study, tmp_path):
+    state = json.loads((whole_quick_study / "study" / "study.json").read_text())
     assert list(state["sections"]) == list(ALL_SECTIONS)
-    report.write_report(tmp_path / "study", tmp_path / "report")
+    assert [f["trial"] for f in state["final"]] and len(list((whole_quick_study / "exports").iterdir())) == 1
+    report.write_report(whole_quick_study / "study", tmp_path / "report")
     for section in ALL_SECTIONS:
         assert (tmp_path / "report" / f"{section}_loss.png").is_file()
+
+
+@pytest.mark.slow
+def test_a_study_with_two_workers_gives_the_one_process_study(whole_quick_study, tiny_gtzan, tmp_path):
+    # Its first two sections with two workers: the same trials, scores and winners as one process.
+    result = subprocess.run([sys.executable, "-m", "tuning.study", "--quick", "--sections", "mlp", "cnn",
+                             "--data-dir", str(tiny_gtzan), "--out", str(tmp_path), "--no-export", "--wandb", "disabled",
+                             "--workers", "2"], cwd=ROOT, capture_output=True, text=True, timeout=900)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert result.stdout.count("[cnn] [worker") == 14
+    one_process = whole_quick_study / "study"
+    for section in ("mlp", "cnn"):
+        tables = [sorted((row["trial"], row["val_track_accuracy"]) for row in summary_rows(out / section / "summary.csv"))
+                  for out in (one_process, tmp_path)]
+        assert tables[0] == tables[1]
+    one, two = (json.loads((out / "study.json").read_text()) for out in (one_process, tmp_path))
+    for section in ("mlp", "cnn"):
+        assert two["sections"][section]["best"]["trial"] == one["sections"][section]["best"]["trial"]
 
 
 def _section_winner(root: Path, section: str, data, model_name: str, training) -> None:

@@ -91,7 +91,7 @@ def test_bad_flags_exit_2_with_one_line(command, flags, message, tmp_path):
     result = subprocess.run([sys.executable, "-m", command, *flags, "--out", str(tmp_path)], cwd=ROOT,
                             capture_output=True, text=True)
     assert result.returncode == 2
-    last = error_line(result.stderr, usage=True)
+    last = error_line(result.stderr)
     assert last.startswith(f"python -m {command}: error:") and message in last, result.stderr[-800:]
 
 

@@ -167,7 +167,7 @@ def test_embed_error_paths(music, tmp_path, capsys):
     assert "--model: unknown pretrained tagger 'musicnn-fma'; expected one of musicnn-msd" in error_line(
         capsys.readouterr().err)
     assert embed.main([file, "--out", str(tmp_path / "emb.csv")]) == 2
-    assert "must name a .npz file" in error_line(capsys.readouterr().err, usage=True)
+    assert "must name a .npz file" in error_line(capsys.readouterr().err)
     assert embed.main([str(tmp_path / "missing.wav"), "--out", str(tmp_path / "e.npz")]) == 2
     err = capsys.readouterr().err
     assert "missing.wav: file not found" in err and "nothing written" in err and not (tmp_path / "e.npz").exists()

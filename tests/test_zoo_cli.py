@@ -33,7 +33,7 @@ def test_bench_rejects_bad_flags_and_names():
     from cli import bench_zoo as bench
 
     result = subprocess.run([sys.executable, "-m", "zoo.bench", "--steps", "0"], cwd=ROOT, capture_output=True, text=True)
-    assert result.returncode == 2 and "--steps" in error_line(result.stderr, usage=True)
+    assert result.returncode == 2 and "--steps" in error_line(result.stderr)
     assert bench.main(["--models", "nonsense", "--steps", "1", "--window-seconds", "0.2"]) == 2
 
 

@@ -1,0 +1,118 @@
+"""Every benchmark command runs to success on tiny inputs and prints figures it measured.
+
+The figures are only read back to check they are figures (finite, positive where they count
+things): a benchmark's numbers belong to the machine it runs on, never to a test.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+
+import pytest
+
+from cli import bench_data, bench_serving, bench_tuning, bench_zoo, evaluate, search
+
+NUMBER = r"(?<![\w.])([-+]?\d+(?:\.\d+)?|nan|inf)"  # not the 50 of "p50"
+
+
+def figures(line: str) -> list[float]:
+    """The numbers printed on ``line``."""
+    return [float(value) for value in re.findall(NUMBER, line)]
+
+
+def line_with(out: str, start: str) -> str:
+    """The one printed line that starts with ``start`` (after spaces)."""
+    found = [line for line in out.splitlines() if line.strip().startswith(start)]
+    assert len(found) == 1, f"expected one line starting {start!r} in:\n{out}"
+    return found[0]
+
+
+def measured(out: str, start: str) -> float:
+    """The first figure after ``start`` on its line, checked to be a finite positive number."""
+    value = figures(line_with(out, start).split(start, 1)[1])[0]
+    assert math.isfinite(value) and value > 0, f"{start!r} printed {value}"
+    return value
+
+
+@pytest.fixture(scope="module")
+def export(tiny_gtzan, tmp_path_factory):
+    """An export of a one-trial, one-epoch search on the tiny set."""
+    work = tmp_path_factory.mktemp("bench")
+    assert search.main(["--space", "cnn", "--data-dir", str(tiny_gtzan), "--out", str(work / "runs"), "--epochs", "1",
+                        "--max-trials", "1", "--window-seconds", "1", "--wandb", "disabled"]) == 0
+    assert evaluate.main(["best", "--runs", str(work / "runs"), "--exports", str(work / "exports")]) == 0
+    (folder,) = (work / "exports").iterdir()
+    return folder
+
+
+def test_data_bench_times_every_path_on_a_few_clips(tiny_gtzan, capsys):
+    pytest.importorskip("librosa", reason="data.bench needs librosa (the 'bench' extra)")
+    assert bench_data.main(["--data-dir", str(tiny_gtzan), "--clips", "4"]) == 0
+    out = capsys.readouterr().out
+    assert "(4 clips timed)" in out
+    for path in ("from the cache, STFT alone:", "from the cache, log-mel:", "project decode + log-mel:",
+                 "librosa load + mel + dB:", "speed-up over librosa:"):
+        measured(out, path)
+    print(out)
+
+
+def test_zoo_bench_times_one_model_with_and_without_xla(capsys):
+    assert bench_zoo.main(["--models", "3cnn-32-64-128-2fc-128", "--window-seconds", "1", "--batch-size", "2",
+                           "--steps", "1", "--n-mels", "32"]) == 0
+    out = capsys.readouterr().out
+    assert measured(out, "float32 matmul rate:") > 0
+    rows = [line for line in out.splitlines() if line.startswith("3cnn-32-64-128-2fc-128")]
+    assert [line.split()[1] for line in rows] == ["off", "on"]
+    for row in rows:
+        gflop, rate = figures(row.split(maxsplit=2)[2])[:2]
+        assert gflop > 0 and rate > 0
+    print(out)
+
+
+def test_serving_bench_times_an_export(export, capsys):
+    assert bench_serving.main(["--model", str(export), "--repeats", "2"]) == 0
+    out = capsys.readouterr().out
+    for figure in ("load time:", "latency, one 30-s clip:", "throughput, 32 x 30 s:"):
+        measured(out, figure)
+    print(out)
+
+
+def test_serving_bench_over_http_sends_real_uploads(export, tmp_path, capsys):
+    # An empty --audio-dir: the 30-s clips are synthetic music, and the benchmark says so.
+    assert bench_serving.main(["--model", str(export), "--http", "--clients", "2", "--requests", "4",
+                               "--max-seconds", "60", "--audio-dir", str(tmp_path)]) == 0
+    out = capsys.readouterr().out
+    assert f"30-s clips of synthetic music ({tmp_path} holds too little)" in out
+    measured(out, "SavedModel called directly, one 30-s clip:")
+    for clients in ("HTTP, 1 client", "HTTP, 2 clients"):
+        line = line_with(out, clients)
+        assert line.endswith("errors 0"), line
+        requests, seconds, per_second, p50, p95 = map(float, re.search(
+            r"(\d+) requests in +([\d.]+) s: +([\d.]+) req/s, p50 +([\d.]+) ms, p95 +([\d.]+) ms", line).groups())
+        assert requests >= 1 and seconds > 0 and per_second > 0 and 0 < p50 <= p95
+    print(out)
+
+
+def test_serving_bench_hostile_clients_get_answers(export, capsys):
+    assert bench_serving.main(["--model", str(export), "--hostile", "--clients", "2"]) == 0
+    out = capsys.readouterr().out
+    assert "same answer True" in out
+    long = line_with(out, "2 uploads of 30 minutes")
+    assert "{200: 2}" in long or "503" in long, long
+    assert "a 1-GB body: answered 413" in out
+    print(out)
+
+
+
+@pytest.mark.slow
+def test_tuning_bench_transfer_times_every_run(tiny_gtzan, wheel, capsys):
+    assert bench_tuning.main(["--transfer", "--folds", "2", "--trials", "2", "--epochs", "1",
+                              "--data-dir", str(tiny_gtzan)]) == 0
+    out = capsys.readouterr().out
+    fold = re.search(r"bncnn-32-64-128-256 ([\d.]+); musicnn-msd_train=head cold cache ([\d.]+) \(([\d.]+)x\), "
+                     r"warm cache ([\d.]+)", out)
+    assert fold and all(float(value) > 0 for value in fold.groups()), out
+    measured(out, "probe search, 2 random trials:")
+    measured(out, "the same search with --objective kfold (2 folds, and the refit):")
+    print(out)
