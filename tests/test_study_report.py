@@ -1,6 +1,7 @@
 """tuning.study and tuning.report."""
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -123,12 +124,15 @@ def test_study_bad_input(flags, message, tmp_path, capsys):
 
 
 @pytest.fixture(scope="module")
-def whole_quick_study(tiny_gtzan, tmp_path_factory) -> Path:
-    """The whole ``--quick`` study in one process, as a user runs it (its folder holds study/, exports/)."""
+def whole_quick_study(tmp_path_factory) -> Path:
+    """The whole ``--quick`` study in one process, on its own small synthetic set, as a user runs it.
+
+    Its folder holds study/, exports/ and the cache/ the synthetic set was generated into.
+    """
     out = tmp_path_factory.mktemp("whole-study")
-    result = subprocess.run([sys.executable, "-m", "tuning.study", "--quick", "--data-dir", str(tiny_gtzan),
-                             "--out", str(out / "study"), "--exports", str(out / "exports"), "--wandb", "disabled"],
-                            cwd=ROOT, capture_output=True, text=True, timeout=1200)
+    result = subprocess.run([sys.executable, "-m", "tuning.study", "--quick", "--out", str(out / "study"),
+                             "--exports", str(out / "exports"), "--wandb", "disabled"], cwd=ROOT, capture_output=True,
+                            text=True, timeout=1200, env={**os.environ, "GTZAN_CACHE": str(out / "cache")})
     assert result.returncode == 0, result.stderr[-2000:]
     return out
 
@@ -144,11 +148,13 @@ def test_full_quick_study_and_report(whole_quick_study, tmp_path):
 
 
 @pytest.mark.slow
-def test_a_study_with_two_workers_gives_the_one_process_study(whole_quick_study, tiny_gtzan, tmp_path):
-    # Its first two sections with two workers: the same trials, scores and winners as one process.
+def test_a_study_with_two_workers_gives_the_one_process_study(whole_quick_study, tmp_path):
+    # Its first two sections with two workers, on the same synthetic set: the same trials, scores
+    # and winners as one process.
     result = subprocess.run([sys.executable, "-m", "tuning.study", "--quick", "--sections", "mlp", "cnn",
-                             "--data-dir", str(tiny_gtzan), "--out", str(tmp_path), "--no-export", "--wandb", "disabled",
-                             "--workers", "2"], cwd=ROOT, capture_output=True, text=True, timeout=900)
+                             "--out", str(tmp_path), "--no-export", "--wandb", "disabled", "--workers", "2"],
+                            cwd=ROOT, capture_output=True, text=True, timeout=900,
+                            env={**os.environ, "GTZAN_CACHE": str(whole_quick_study / "cache")})
     assert result.returncode == 0, result.stderr[-2000:]
     assert result.stdout.count("[cnn] [worker") == 14
     one_process = whole_quick_study / "study"
