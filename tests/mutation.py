@@ -2,7 +2,7 @@
 
 Usage::
 
-    python -m tests.mutation                 # every mutant (about an hour on 2 cores)
+    python -m tests.mutation                 # every mutant (about 45 minutes on 2 cores)
     python -m tests.mutation --only layers-  # the mutants whose name starts so
     python -m tests.mutation --list
 
