@@ -100,8 +100,9 @@ class Server:
             self.process.kill()
 
 
-def upload(url: str, path: Path, timeout: float) -> int:
-    """POSTs ``path`` as the multipart field ``file``; returns the HTTP status."""
+def _post(url: str, path: Path, timeout: float) -> tuple[int, dict]:
+    """POSTs ``path`` as the multipart field ``file`` to ``/api/predict``; returns the HTTP status and
+    the JSON answer (an error's too)."""
     boundary = uuid.uuid4().hex
     body = (f"--{boundary}\r\nContent-Disposition: form-data; name=\"file\"; filename=\"{path.name}\"\r\n"
             "Content-Type: application/octet-stream\r\n\r\n").encode() + path.read_bytes() + f"\r\n--{boundary}--\r\n".encode()
@@ -109,10 +110,17 @@ def upload(url: str, path: Path, timeout: float) -> int:
                                      headers={"Content-Type": f"multipart/form-data; boundary={boundary}"})
     try:
         with urllib.request.urlopen(request, timeout=timeout) as response:
-            json.loads(response.read())
-            return response.status
+            return response.status, json.loads(response.read())
     except urllib.error.HTTPError as error:
-        return error.code
+        try:
+            return error.code, json.loads(error.read() or b"{}")
+        except ValueError:  # a refusal from below the app (a proxy, the server's own limits)
+            return error.code, {}
+
+
+def upload(url: str, path: Path, timeout: float) -> int:
+    """POSTs ``path`` as the multipart field ``file``; returns the HTTP status."""
+    return _post(url, path, timeout)[0]
 
 
 def load(url: str, files: list[Path], *, clients: int, requests: int, max_seconds: float) -> LoadResult:
@@ -149,16 +157,7 @@ def load(url: str, files: list[Path], *, clients: int, requests: int, max_second
 
 def answer(url: str, path: Path, timeout: float = 120.0) -> dict:
     """The JSON answer to ``path`` uploaded as the multipart field ``file`` (an error's too)."""
-    boundary = uuid.uuid4().hex
-    body = (f"--{boundary}\r\nContent-Disposition: form-data; name=\"file\"; filename=\"{path.name}\"\r\n"
-            "Content-Type: application/octet-stream\r\n\r\n").encode() + path.read_bytes() + f"\r\n--{boundary}--\r\n".encode()
-    request = urllib.request.Request(f"{url}/api/predict", data=body, method="POST",
-                                     headers={"Content-Type": f"multipart/form-data; boundary={boundary}"})
-    try:
-        with urllib.request.urlopen(request, timeout=timeout) as response:
-            return json.loads(response.read())
-    except urllib.error.HTTPError as error:
-        return json.loads(error.read() or b"{}")
+    return _post(url, path, timeout)[1]
 
 
 def resident_mb(pid: int) -> float:
