@@ -7,9 +7,9 @@ Usage::
 
 Serves the page on ``http://HOST:PORT/`` and the API on ``/api/predict`` (``POST``, the audio
 file as the multipart field ``file``) and ``/api/health``, over one model loaded at start-up
-(``serving.web``). ``--model`` is a SavedModel folder as ``serving.predict`` takes it; the
-default is the newest export under ``exports/``. A SavedModel is a program: serve only models you
-trust. It listens on 127.0.0.1 (this machine only) unless ``--host`` says otherwise, and answers
+(``serving.web``). ``--model`` is an exported model as ``serving.predict`` takes it (a SavedModel
+folder, or its ``model.onnx``, ``model.tflite`` or ``model.xml``); the default is the newest export
+under ``exports/``. An exported model is a program for its runtime: serve only models you trust. It listens on 127.0.0.1 (this machine only) unless ``--host`` says otherwise, and answers
 requests that name a loopback host, the ``--host`` given, or a name of ``--allow-host`` (the name
 users reach it by behind a reverse proxy, say); what else it enforces is in ``serving.web``.
 """
@@ -22,7 +22,7 @@ import sys
 
 from cli.runner import parser, quiet_tensorflow, run
 from data.errors import UsageError
-from serving.config import LOOPBACK_HOSTS, MAX_SECONDS, MAX_UPLOAD_MB, Limits, check_web_stack, find_export
+from serving.config import LOOPBACK_HOSTS, MAX_SECONDS, MAX_UPLOAD_MB, MODEL_HELP, Limits, check_web_stack, find_export
 
 PROG = "python -m serving.app"
 
@@ -30,7 +30,7 @@ PROG = "python -m serving.app"
 def build_parser() -> argparse.ArgumentParser:
     """The command-line parser."""
     result = parser(PROG, __doc__)
-    result.add_argument("--model", help="SavedModel folder (default: the newest under exports/); only trusted models")
+    result.add_argument("--model", help=MODEL_HELP)
     result.add_argument("--host", default="127.0.0.1", help="address to listen on (default: 127.0.0.1, this machine only)")
     result.add_argument("--port", type=int, default=8000, help="port (default: 8000)")
     result.add_argument("--max-seconds", type=float, default=MAX_SECONDS,
@@ -67,7 +67,7 @@ def app(args: argparse.Namespace) -> int:
     app = web.create_app(predictor, limits, hosts)
     try:
         web.serve(app, args.host, args.port, limits, on_start=lambda: print(
-            f"model: {predictor.name} ({export})\nserving on http://{args.host}:{args.port}/ (Ctrl-C stops)",
+            f"model: {predictor.name} ({export}, {predictor.runtime.name})\nserving on http://{args.host}:{args.port}/ (Ctrl-C stops)",
             flush=True))
     except KeyboardInterrupt:  # Ctrl-C or SIGTERM once uvicorn has shut down: a clean stop
         pass

@@ -5,6 +5,7 @@ Usage::
     python -m serving.evaluate best [--space SPACE] [--runs runs]
     python -m serving.evaluate TRIAL_DIR | MODEL.keras
         [--data-dir DIR] [--split-dir DIR] [--out DIR] [--exports exports] [--no-export] [--json]
+        [--formats savedmodel,onnx,litert,openvino]
     python -m serving.evaluate TARGET --test-dir DIR
 
 ``python -m zoo.evaluate`` and ``python -m serving.evaluate`` are this command. ``best`` is the best trial of all searches
@@ -15,8 +16,13 @@ folders). The data is rebuilt exactly as the model saw it (data folder, split, s
 from its saved config, and the model is evaluated on the **test** split, which no search touches.
 
 Writes ``metrics.json`` and ``confusion_matrix.png`` to ``--out`` (default
-``<runs>/evaluations/<trial>``) and, unless ``--no-export``, a SavedModel to
-``<exports>/<trial>/<version>/`` (``serving.evaluation``).
+``<runs>/evaluations/<trial>``) and, unless ``--no-export``, exports the model to
+``<exports>/<trial>/<version>/`` (``serving.evaluation``): a SavedModel (whole recordings of any
+length in, probabilities out), and with ``--formats`` also ONNX (``model.onnx``), LiteRT
+(``model.tflite``) and OpenVINO (``model.xml`` + ``model.bin``), which take one window of the
+model's length and are averaged over a recording's windows by the caller (``serving.predict`` and
+the app do it). Each is checked in its runtime against the model before it is kept, and
+``assets.extra/gtzan.json`` describes them all (inputs, outputs, genres, window).
 
 ``--test-dir DIR`` evaluates on every clip of another labelled folder instead (your own
 collection, in any layout the training data may have), the genres matched by folder name
@@ -35,7 +41,7 @@ from pathlib import Path
 from cli import flags
 from cli.runner import parser, quiet_tensorflow, run, warn
 from data.errors import UsageError
-from serving.config import find_target, synthetic_warning
+from serving.config import FORMATS, check_format_installed, find_target, parse_formats, synthetic_warning
 
 
 def format_metrics(metrics: dict) -> str:
@@ -76,8 +82,12 @@ def build_parser():
     result.add_argument("--data-dir", help="data folder, if it moved since training")
     result.add_argument("--split-dir", help="split lists folder, if it moved since training")
     result.add_argument("--out", help="output folder (default: <runs>/evaluations/<trial>)")
-    result.add_argument("--exports", default="exports", help="SavedModel root (default: exports)")
-    result.add_argument("--no-export", action="store_true", help="do not export a SavedModel")
+    result.add_argument("--exports", default="exports", help="export root (default: exports)")
+    result.add_argument("--no-export", action="store_true", help="do not export the model")
+    result.add_argument("--formats", default="savedmodel",
+                        help=f"export formats, comma-separated, into one version folder: {', '.join(FORMATS)} "
+                             "(default: savedmodel; onnx, litert and openvino need their extra: pip install "
+                             '".[onnx]" ...)')
     result.add_argument("--test-dir", help="evaluate on every clip of this labelled folder instead (no export)")
     result.add_argument("--json", action="store_true", help="print the metrics as JSON")
     return result
@@ -89,6 +99,11 @@ def evaluate(args: argparse.Namespace) -> int:
         flags.check_folder(folder, flag)
     if args.test_dir and (args.data_dir or args.split_dir):
         raise UsageError("--test-dir evaluates on its own clips; it does not go with --data-dir or --split-dir")
+    formats = parse_formats(args.formats)
+    if (args.no_export or args.test_dir) and formats != ("savedmodel",):
+        raise UsageError("--formats chooses what is exported; --no-export and --test-dir export nothing")
+    for name in formats:
+        check_format_installed(name)
     model_path, config = find_target(args.target, Path(args.runs), args.space)
     quiet_tensorflow(args.verbose)
     from serving import evaluation  # the library loads TensorFlow: only once every flag is checked
@@ -96,13 +111,15 @@ def evaluate(args: argparse.Namespace) -> int:
     metrics = evaluation.evaluate_target(model_path, config, Path(args.out) if args.out else None,
                                          runs=Path(args.runs), data_dir=args.data_dir, split_dir=args.split_dir,
                                          exports=None if args.no_export or args.test_dir else Path(args.exports),
-                                         test_dir=args.test_dir)
+                                         test_dir=args.test_dir, formats=formats)
     if warning := synthetic_warning(metrics["data"]):
         warn(args.prog, warning)
     print(json.dumps(metrics, indent=2) if args.json else format_metrics(metrics))
     if not args.json:
-        print(f"\nwrote {metrics['metrics_json']}, {metrics['confusion_matrix_png']}"
-              + (f"\nexported {metrics['export']}" if "export" in metrics else ""))
+        print(f"\nwrote {metrics['metrics_json']}, {metrics['confusion_matrix_png']}")
+        for name, written in metrics.get("export_formats", {}).items():
+            checked = f", max |p - keras| {written['max_abs_diff']:.1e}" if "max_abs_diff" in written else ""
+            print(f"exported {name}: {Path(metrics['export']) / written['file']}{checked}")
     return 0
 
 

@@ -8,10 +8,11 @@ Reads anything soundfile reads (WAV of any bit depth, FLAC, OGG, MP3, .au), at a
 rate (resampled to 22050 Hz with soxr) and channel count (mixed to mono), of any length
 (it is decoded block by block and scored window by window, in bounded memory, the
 probabilities averaged over the windows as the export does). ``--model`` is a SavedModel
-version folder or a model folder of versions (the highest is used); the default is the newest
-export under ``exports/``, and the output names the model used. A SavedModel is a program:
-loading one runs its graph, so pass only models you trust. A file that cannot be read (missing, not audio, NaN or infinite samples) gets a
-one-line error on stderr; the others are still predicted, and the exit status is then 1. With
+version folder, a ``model.onnx``, ``model.tflite`` or ``model.xml`` of the same export (run by ONNX
+Runtime, LiteRT or OpenVINO), or a model folder of versions (the highest is used); the default is
+the newest export under ``exports/``, and the output names the model and the runtime used. An
+exported model is a program for its runtime: pass only models you trust. A file that cannot be
+read (missing, not audio, NaN or infinite samples) gets a one-line error on stderr; the others are still predicted, and the exit status is then 1. With
 ``--json`` every line on stdout is a valid JSON object.
 """
 
@@ -23,7 +24,7 @@ import sys
 
 from cli.runner import fail, parser, quiet_tensorflow, run, warn
 from data.errors import UsageError
-from serving.config import find_export, synthetic_warning
+from serving.config import MODEL_HELP, find_export, synthetic_warning
 
 PROG = "python -m serving.predict"
 
@@ -32,7 +33,7 @@ def build_parser() -> argparse.ArgumentParser:
     """The command-line parser."""
     result = parser(PROG, __doc__)
     result.add_argument("files", nargs="+", metavar="FILE", help="audio files")
-    result.add_argument("--model", help="SavedModel folder (default: the newest under exports/); only trusted models")
+    result.add_argument("--model", help=MODEL_HELP)
     result.add_argument("--top", type=int, default=3, help="genres to show per file (default: 3)")
     result.add_argument("--json", action="store_true", help="print JSON lines, one per file")
     return result
@@ -48,7 +49,7 @@ def predict(args: argparse.Namespace) -> int:
 
     predictor = prediction.Predictor(export)
     if not args.json:
-        print(f"model: {predictor.name} ({export})")
+        print(f"model: {predictor.name} ({export}, {predictor.runtime.name})")
     if warning := synthetic_warning(predictor.about.get("data")):
         warn(args.prog, warning)
     failed = 0
@@ -62,6 +63,7 @@ def predict(args: argparse.Namespace) -> int:
         top = prediction.top(args.top)
         if args.json:
             print(json.dumps({"file": file, "model": predictor.name, "export": str(export),
+                              "runtime": predictor.runtime.name,
                               "seconds": round(prediction.seconds, 3),
                               "top": [{"genre": g, "probability": p} for g, p in top]}))
         else:

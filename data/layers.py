@@ -17,6 +17,34 @@ from keras import ops
 from data.catalogue import SAMPLE_RATE
 
 
+def dft_kernel(n_fft: int) -> np.ndarray:
+    """The Hann-windowed real DFT as a convolution kernel ``[n_fft, 1, 2 * (n_fft // 2 + 1)]``: the real
+    parts, then the imaginary parts, of every bin ``keras.ops.stft`` returns (periodic Hann window)."""
+    window = np.hanning(n_fft + 1)[:-1]  # periodic, as keras.ops.stft's "hann"
+    angle = 2 * np.pi * np.outer(np.arange(n_fft), np.arange(n_fft // 2 + 1)) / n_fft
+    kernel = np.concatenate([window[:, None] * np.cos(angle), -window[:, None] * np.sin(angle)], axis=1)
+    return kernel.astype(np.float32)[:, None, :]
+
+
+def stft_power(waveform, n_fft: int, hop_length: int, portable: bool = False):
+    """Power ``|X|^2`` of the Hann-windowed STFT with centered, reflect-padded frames:
+    ``[batch, samples]`` -> ``[batch, 1 + samples // hop_length, n_fft // 2 + 1]``.
+
+    ``portable`` computes the same with a strided convolution by the DFT basis instead of an FFT:
+    exported formats (ONNX, LiteRT, OpenVINO) run it with their plain convolution kernels, where
+    TensorFlow's complex FFT does not convert. It equals the FFT's to float32 rounding (a test checks it)
+    and costs ``2 * n_fft`` multiply-adds per bin and frame instead of the FFT's ``log2(n_fft)``.
+    """
+    if not portable:
+        real, imag = ops.stft(waveform, sequence_length=n_fft, sequence_stride=hop_length, fft_length=n_fft,
+                              window="hann", center=True)
+        return real * real + imag * imag
+    padded = ops.pad(waveform, ((0, 0), (n_fft // 2, n_fft // 2)), mode="reflect")
+    parts = ops.conv(padded[..., None], ops.convert_to_tensor(dft_kernel(n_fft)), strides=hop_length)
+    bins = n_fft // 2 + 1
+    return ops.square(parts[..., :bins]) + ops.square(parts[..., bins:])
+
+
 @keras.saving.register_keras_serializable(package="gtzan")
 class RandomTimeShift(keras.layers.Layer):
     """Rolls each waveform in time by a random offset, in training only.
@@ -113,6 +141,7 @@ class LogMelSpectrogram(keras.layers.Layer):
         self.db_scale = float(db_scale)
         self._log_ref = 20.0 * math.log10(self.n_fft / 4)
         self._filter_bank = None
+        self.portable = False  # set while exporting to formats without an FFT (serving.export)
 
     def build(self, input_shape):
         # Computed once, as a numpy constant, rather than on every call as
@@ -127,13 +156,11 @@ class LogMelSpectrogram(keras.layers.Layer):
             ))
 
     def power_spectrogram(self, inputs):
-        """STFT power ``|X|^2``, ``[batch, frames, n_fft // 2 + 1]``.
+        """STFT power ``|X|^2``, ``[batch, frames, n_fft // 2 + 1]`` (:func:`stft_power`).
 
         Squared directly: ``keras.layers.MelSpectrogram`` takes a square root, then a power.
         """
-        real, imag = ops.stft(inputs, sequence_length=self.n_fft, sequence_stride=self.hop_length,
-                              fft_length=self.n_fft, window="hann", center=True)
-        return real * real + imag * imag
+        return stft_power(inputs, self.n_fft, self.hop_length, self.portable)
 
     def call(self, inputs):
         power = ops.matmul(self.power_spectrogram(inputs), self._filter_bank)  # [batch, frames, n_mels]
@@ -368,11 +395,10 @@ class MusicnnLogMel(keras.layers.Layer):
         self._filters = (slaney_mel_filters(self.sample_rate, self.n_fft, self.N_MELS, 0.0, self.MEL_RATE / 2)
                          * rolloff[:, None]).astype(np.float32)
         self._scale = (self.MEL_FFT / self.n_fft) ** 2
+        self.portable = False  # set while exporting to formats without an FFT (serving.export)
 
     def call(self, waveform):
-        real, imag = ops.stft(waveform, sequence_length=self.n_fft, sequence_stride=self.hop_length,
-                              fft_length=self.n_fft, window="hann", center=True)
-        power = ops.square(real) + ops.square(imag)
+        power = stft_power(waveform, self.n_fft, self.hop_length, self.portable)
         mel = ops.matmul(power, ops.convert_to_tensor(self._filters)) * self._scale
         return ops.log10(1.0 + 10000.0 * mel)
 

@@ -1,5 +1,6 @@
 """Measurements of exported models for ``python -m serving.bench``: load time, latency, throughput,
-and the clips and direct calls the HTTP benchmark (``serving.loadtest``) is compared with."""
+every format of an export side by side (``--compare``), and the clips and direct calls the HTTP
+benchmark (``serving.loadtest``) is compared with."""
 
 from __future__ import annotations
 
@@ -13,49 +14,174 @@ import numpy as np
 import soundfile
 import tensorflow as tf
 
+import zoo
 from data.catalogue import SAMPLE_RATE
+from data.config import window_starts
 from data.errors import RunFailed
 from data.synthesis import render_clip
-from serving.prediction import read_audio
+from zoo.benchmarks import forward_flops, matmul_flops_per_second
+from serving.config import ABOUT_FILE, FORMAT_FILES, FORMATS, format_of
+from serving.export import portable_front_ends
+from serving.prediction import Predictor, read_audio
 
-# Timed in a fresh process that imports only TensorFlow: what serving the export alone costs.
-_SCRIPT = r"""
-import json, sys, time
+# One format of an export, timed in a fresh process that imports only numpy and that format's runtime
+# (what serving it alone costs, and the proof that it loads without this toolkit). Arguments: format,
+# model path, precision (OpenVINO), windows.npy ([clips, windows, window]), repeats. Prints one JSON line.
+FORMAT_SCRIPT = r"""
+import json, os, sys, time
 import numpy as np
-import tensorflow as tf
-path, repeats = sys.argv[1], int(sys.argv[2])
+def peak_mb():
+    # VmHWM: this process's own peak (getrusage's maxrss carries the parent's over exec)
+    for line in open("/proc/self/status"):
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    import resource
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / (1024 if sys.platform != "darwin" else 2**20)
+name, path, precision, windows_file, repeats = sys.argv[1:6]
+clips = np.load(windows_file)
 start = time.perf_counter()
-serve = tf.saved_model.load(path).signatures["serving_default"]
+if name == "savedmodel":
+    import tensorflow as tf
+    serve = tf.saved_model.load(path).signatures["serving_default"]
+    run = lambda x: serve(waveform=tf.constant(x))["probabilities"].numpy()
+    runtime = "TensorFlow " + tf.__version__
+elif name == "onnx":
+    import onnxruntime
+    session = onnxruntime.InferenceSession(path, providers=["CPUExecutionProvider"])
+    run = lambda x: session.run(["probabilities"], {"waveform": x})[0]
+    runtime = "ONNX Runtime " + onnxruntime.__version__
+elif name == "litert":
+    from importlib.metadata import version
+    from ai_edge_litert.interpreter import Interpreter
+    interpreter = Interpreter(model_path=path, num_threads=os.cpu_count())
+    runner = interpreter.get_signature_runner("serving_default")
+    run = lambda x: runner(waveform=x)["output_0"]
+    runtime = "LiteRT " + version("ai-edge-litert")
+else:
+    import openvino
+    compiled = openvino.Core().compile_model(path, "CPU", {"INFERENCE_PRECISION_HINT": precision})
+    run = lambda x: compiled.create_infer_request().infer({0: x})[0]
+    runtime = "OpenVINO " + openvino.__version__.split("-")[0]
 load = time.perf_counter() - start
-rng = np.random.default_rng(0)
-one = tf.constant(rng.normal(0, 0.1, (1, 661500)).astype(np.float32))
-batch = tf.constant(rng.normal(0, 0.1, (32, 661500)).astype(np.float32))
-serve(waveform=one); serve(waveform=batch)  # warm-up: first calls build the kernels
+per_window = [run(clip) for clip in clips]  # also the warm-up: first calls build the kernels
+run(clips.reshape(-1, clips.shape[-1]))
 latencies = []
-for _ in range(repeats):
+for _ in range(int(repeats)):
     start = time.perf_counter()
-    serve(waveform=one)["probabilities"].numpy()
+    run(clips[0]).mean(axis=0)
     latencies.append(time.perf_counter() - start)
+batches = max(1, int(repeats) // 5)
 start = time.perf_counter()
-for _ in range(max(1, repeats // 5)):
-    serve(waveform=batch)["probabilities"].numpy()
-batch_seconds = (time.perf_counter() - start) / max(1, repeats // 5)
-print(json.dumps({"load_s": load, "latency_s": float(np.median(latencies)), "batch32_s": batch_seconds}))
+for _ in range(batches):
+    run(clips.reshape(-1, clips.shape[-1]))
+batch = (time.perf_counter() - start) / batches
+print(json.dumps({"runtime": runtime, "load_s": load, "latencies_s": latencies, "batch_s": batch,
+                  "peak_mb": peak_mb(),
+                  "per_window": np.stack(per_window).tolist()}))
 """
 
 
-
-def time_export(export: Path, repeats: int) -> dict:
-    """Times ``export`` in a new process: ``load_s``, ``latency_s`` (median over ``repeats`` calls
-    on one 30-s clip) and ``batch32_s`` (a batch of 32 clips of 30 s).
+def time_format(name: str, path: Path, windows: Path, repeats: int, precision: str = "f32") -> dict:
+    """Times one format of an export in a fresh process (:data:`FORMAT_SCRIPT`): ``runtime``, ``load_s``,
+    ``latencies_s`` (one clip's windows, ``repeats`` times), ``batch_s`` (every clip's windows in one call),
+    ``peak_mb`` (the process's peak resident memory) and ``per_window`` (each clip's windows' probabilities).
 
     Raises:
         RunFailed: with the last line of the process's error, if it failed.
     """
-    result = subprocess.run([sys.executable, "-c", _SCRIPT, str(export), str(repeats)], capture_output=True, text=True)
+    # -I: the project is not on the path (only the runtime is), as where the export is deployed.
+    result = subprocess.run([sys.executable, "-I", "-c", FORMAT_SCRIPT, name, str(path), precision, str(windows),
+                             str(repeats)], capture_output=True, text=True, cwd=windows.parent)
     if result.returncode != 0:
-        raise RunFailed(f"the benchmark process failed: {result.stderr.strip().splitlines()[-1:]}")
+        raise RunFailed(f"timing {name} failed: {result.stderr.strip().splitlines()[-1:]}")
     return json.loads(result.stdout.strip().splitlines()[-1])
+
+
+def clip_windows(files: list[Path], window: int) -> np.ndarray:
+    """``[clips, windows, window]``: each clip cut as every front cuts it (``data.config.window_starts``);
+    the clips are of one length."""
+    clips = [read_audio(f) for f in files]
+    return np.stack([np.stack([np.pad(clip, (0, max(0, window - clip.size)))[start:start + window]
+                               for start in window_starts(clip.size, window)]) for clip in clips])
+
+
+def compare_formats(folder: Path, audio_dir: Path | None, repeats: int, work: Path,
+                    skip: list[str] | tuple[str, ...] = ()) -> tuple[list[dict], bool]:
+    """Every format of the export ``folder`` side by side on the same 30-s clips, each in its own process.
+
+    OpenVINO runs twice where the CPU has bfloat16 units: in float32 (as the toolkit serves it) and in
+    bfloat16 (faster, less exact). Each row's ``max_diff`` is the largest difference of its window
+    probabilities from the SavedModel's (or the first format's, without one), ``same_top1`` the share of
+    clips with the same best genre.
+
+    Args:
+        folder: The export's version folder.
+        audio_dir: Real recordings to cut the clips from (``clips_30s``).
+        repeats: Timed calls per format.
+        work: A folder for the clips.
+        skip: Formats to leave out (their runtime is not installed).
+
+    Returns:
+        ``(rows, real)``: one dict per format, and whether the clips are real music.
+    """
+    about = json.loads((folder / ABOUT_FILE).read_text())
+    present = [name for name in FORMATS if (folder / FORMAT_FILES[name]).is_file() and name not in skip]
+    files, real = clips_30s(audio_dir, work, count=8)
+    windows = work / "windows.npy"
+    np.save(windows, clip_windows(files, int(about["window_samples"])))
+    runs = [(name, "f32") for name in present]
+    if "openvino" in present and "BF16" in _openvino_capabilities():
+        runs.append(("openvino", "bf16"))
+    rows = []
+    for name, precision in runs:
+        path = folder if name == "savedmodel" else folder / FORMAT_FILES[name]
+        timing = time_format(name, path, windows, repeats, precision)
+        rows.append({"format": name + ("" if precision == "f32" else f" ({precision})"), **timing,
+                     "per_window": np.asarray(timing["per_window"], np.float32)})
+    reference = rows[0]["per_window"]
+    for row in rows:
+        row["max_diff"] = float(np.abs(row["per_window"] - reference).max())
+        best = row["per_window"].mean(axis=1).argmax(-1)
+        row["same_top1"] = float(np.mean(best == reference.mean(axis=1).argmax(-1)))
+        row["clips"] = len(files)
+        row["windows_per_clip"] = int(reference.shape[1])
+    return rows, real
+
+
+def arithmetic(model_name: str, window: int, windows_per_clip: int) -> dict:
+    """What one 30-s clip costs in arithmetic, and this machine's float32 matmul rate: the bound no format
+    passes in float32.
+
+    Returns:
+        ``gflop`` (the SavedModel's graph, FFT front end) and ``gflop_portable`` (the DFT front end of the
+        other formats), per clip, as TensorFlow's profiler counts them, and ``matmul_gflops``.
+    """
+    model = zoo.build(model_name)
+    flops = forward_flops(model, window)
+    with portable_front_ends(model):
+        portable = forward_flops(model, window)
+    return {"gflop": flops * windows_per_clip / 1e9, "gflop_portable": portable * windows_per_clip / 1e9,
+            "matmul_gflops": matmul_flops_per_second() / 1e9}
+
+
+def _openvino_capabilities() -> list[str]:
+    """What OpenVINO's CPU plugin can do on this machine (``BF16`` among them where the CPU has bfloat16 units)."""
+    import openvino
+
+    return list(openvino.Core().get_property("CPU", "OPTIMIZATION_CAPABILITIES"))
+
+
+def time_export(export: Path, repeats: int, work: Path, clips: int = 32) -> dict:
+    """Times ``export`` (any format) in a fresh process (:func:`time_format`) on ``clips`` clips of 30 s of
+    noise: ``runtime``, ``load_s``, ``latencies_s`` (one clip, ``repeats`` times), ``batch_s`` (every clip
+    in one call) and ``peak_mb``."""
+    name = format_of(export)
+    window = json.loads(((export if export.is_dir() else export.parent) / ABOUT_FILE).read_text())["window_samples"]
+    noise = np.random.default_rng(0).normal(0, 0.1, (clips, 30 * SAMPLE_RATE)).astype(np.float32)
+    windows = work / "windows.npy"
+    np.save(windows, np.stack([[clip[start:start + window] for start in window_starts(clip.size, window)]
+                               for clip in noise]))
+    return time_format(name, export, windows, repeats)
 
 
 def clips_30s(folder: Path | None, out: Path, count: int = 4) -> tuple[list[Path], bool]:
@@ -80,15 +206,15 @@ def clips_30s(folder: Path | None, out: Path, count: int = 4) -> tuple[list[Path
 
 
 def direct_latencies(export: Path, file: Path, repeats: int = 5) -> list[float]:
-    """Seconds of each of ``repeats`` calls of ``export``'s ``serving_default`` on ``file``, in this
-    process, after a warm-up call."""
-    serve = tf.saved_model.load(str(export)).signatures["serving_default"]
-    audio = tf.constant(read_audio(file)[None])
-    serve(waveform=audio)  # warm-up
+    """Seconds of each of ``repeats`` predictions of ``file`` by ``export`` (any format) in this process,
+    as the app makes them (``serving.prediction.Predictor``), after a warm-up call."""
+    predictor = Predictor(export)
+    audio = read_audio(file)
+    predictor.predict(audio)  # warm-up
     latencies = []
     for _ in range(repeats):
         start = time.perf_counter()
-        serve(waveform=audio)["probabilities"].numpy()
+        predictor.predict(audio)
         latencies.append(time.perf_counter() - start)
     return latencies
 

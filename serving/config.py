@@ -32,6 +32,19 @@ WEB_STACK = 'pip install ".[app]" (or pip install fastapi uvicorn python-multipa
 LOOPBACK_HOSTS = ("127.0.0.1", "localhost", "::1")
 # The pretrained taggers serving.embed takes.
 TAGGER_NAMES = ("musicnn-msd", "musicnn-mtt", "vgg-msd", "vgg-mtt")
+# The formats an export can be written in, and the file each writes in the version folder (the
+# SavedModel is the folder itself: saved_model.pb and its variables).
+FORMAT_FILES = {"savedmodel": "saved_model.pb", "onnx": "model.onnx", "litert": "model.tflite",
+                "openvino": "model.xml"}
+FORMATS = tuple(FORMAT_FILES)
+# What --model takes, for every command that loads an export.
+MODEL_HELP = ("exported model: a SavedModel folder, a model.onnx, model.tflite or model.xml, or a folder of "
+              "versions (default: the newest under exports/); only models you trust")
+# The runtime of each portable format, and what writing it needs beyond TensorFlow (module names): each
+# is the optional dependency (setup.cfg's extras) named after the format. An export is checked in its runtime.
+FORMAT_RUNTIMES = {"onnx": "onnxruntime", "litert": "ai_edge_litert", "openvino": "openvino"}
+FORMAT_NEEDS = {"savedmodel": (), "onnx": ("tf2onnx", "onnx", "onnxruntime"), "litert": ("ai_edge_litert",),
+                "openvino": ("openvino",)}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -96,27 +109,89 @@ class PredictError(InputError):
     """A model folder that cannot be used, with a one-line reason."""
 
 
-def find_export(model: str | None, exports: str = "exports") -> Path:
-    """The SavedModel folder to use: ``model`` (a version folder, or a folder of numbered
-    versions: the highest), else the newest export of this toolkit under ``exports`` (one that
-    holds its ``assets.extra/gtzan.json``).
+def parse_formats(text: str) -> tuple[str, ...]:
+    """``--formats``: a comma-separated list of :data:`FORMATS`, each once, in the order given.
 
     Raises:
-        PredictError: if no SavedModel is found.
+        UsageError: naming the wrong or repeated format and the accepted ones.
+    """
+    formats = tuple(part.strip() for part in text.split(","))
+    for name in formats:
+        if name not in FORMATS:
+            raise UsageError(f"--formats: unknown format {name!r}; expected a comma-separated list of "
+                             f"{', '.join(FORMATS)}")
+    if len(set(formats)) != len(formats):
+        raise UsageError(f"--formats names a format twice: {text}")
+    return formats
+
+
+def check_format_installed(name: str) -> None:
+    """Raises UsageError, with the line that installs it, unless what ``name`` needs to be written and
+    run is installed (looked for without importing it)."""
+    missing = [module for module in FORMAT_NEEDS[name] if importlib.util.find_spec(module) is None]
+    if missing:
+        raise UsageError(f"the {name} format needs {', '.join(missing)}, not installed: "
+                         f'pip install ".[{name}]" in the project folder (the gtzan-keras extra {name})')
+
+
+def format_of(path: Path) -> str:
+    """The format of an export: ``savedmodel`` for a folder, else the one its file name says.
+
+    Raises:
+        PredictError: for a file that is none of the formats.
+    """
+    if path.is_dir():
+        return "savedmodel"
+    for name, file in FORMAT_FILES.items():
+        if name != "savedmodel" and path.suffix == Path(file).suffix:
+            return name
+    raise PredictError(f"{path} is not an exported model: expected a SavedModel folder or a "
+                       f"{', '.join(Path(f).suffix for n, f in FORMAT_FILES.items() if n != 'savedmodel')} file")
+
+
+def _models_in(version: Path) -> list[Path]:
+    """The exported models of a version folder, SavedModel first, in the order of :data:`FORMATS`."""
+    return [version if name == "savedmodel" else version / file for name, file in FORMAT_FILES.items()
+            if (version / file).is_file()]
+
+
+def find_export(model: str | None, exports: str = "exports") -> Path:
+    """The exported model to use, as a path: a SavedModel folder, or a ``.onnx``, ``.tflite`` or
+    OpenVINO ``.xml`` file.
+
+    ``model`` may be such a folder or file, a version folder (its SavedModel, else its only other
+    format) or a folder of numbered versions (the highest). Without ``model``: the newest version
+    folder of this toolkit (one holding its ``assets.extra/gtzan.json``) under ``exports``, as above.
+
+    Raises:
+        PredictError: if no exported model is found, or a version folder holds several formats but no
+            SavedModel (the file to use must then be named).
     """
     if model is None:
-        # Only this toolkit's exports (they describe themselves): no other SavedModel is loaded unasked.
-        found = [p.parent for p in Path(exports).glob("*/*/saved_model.pb") if (p.parent / ABOUT_FILE).is_file()]
+        # Only this toolkit's exports (they describe themselves): no other model is loaded unasked.
+        found = [p.parent.parent for p in Path(exports).glob(f"*/*/{ABOUT_FILE}") if _models_in(p.parent.parent)]
         if not found:
             raise PredictError(f"no exported model under {exports}/; run python -m zoo.evaluate best, or pass --model")
-        return max(found, key=lambda p: (p / "saved_model.pb").stat().st_mtime)
+        return _one_model(max(found, key=lambda p: (p / ABOUT_FILE).stat().st_mtime))
     path = Path(model)
-    if (path / "saved_model.pb").is_file():
+    if path.is_file():
+        format_of(path)
         return path
-    versions = [p.parent for p in path.glob("*/saved_model.pb") if p.parent.name.isdigit()]
+    if _models_in(path):
+        return _one_model(path)
+    versions = [p for p in path.glob("*") if p.name.isdigit() and _models_in(p)]
     if versions:
-        return max(versions, key=lambda p: int(p.name))
-    raise PredictError(f"no SavedModel in {path}; expected a folder with saved_model.pb or numbered versions of one")
+        return _one_model(max(versions, key=lambda p: int(p.name)))
+    raise PredictError(f"no exported model in {path}; expected a SavedModel folder (saved_model.pb), a model.onnx, "
+                       "model.tflite or model.xml, or a folder of numbered versions of one")
+
+
+def _one_model(version: Path) -> Path:
+    """The model of a version folder: its SavedModel, else its only other format."""
+    models = _models_in(version)
+    if models[0] == version or len(models) == 1:
+        return models[0]
+    raise PredictError(f"{version} holds {', '.join(p.name for p in models)}; pass the one to use as --model")
 
 
 def find_target(target: str, runs: Path, space: str | None = None) -> tuple[Path, dict]:

@@ -3,7 +3,7 @@
 ``serving.config.find_target`` resolves what a user names (``best``, a trial folder, a ``.keras``
 file) to a model and its saved configuration; :func:`evaluate_target` rebuilds the data exactly as the model
 saw it, evaluates it on the **test** split (which no search touches), writes ``metrics.json``
-and the confusion matrix, and exports a SavedModel.
+and the confusion matrix, and exports it (a SavedModel, and the other formats asked for).
 """
 
 from __future__ import annotations
@@ -13,10 +13,11 @@ from pathlib import Path
 import zoo
 from data.config import file_safe
 from data.errors import EvaluationError, one_line
-from serving.export import export_saved_model, next_version_dir
+from serving.config import ABOUT_FILE
+from serving.export import export_model, next_version_dir
 from training.config import RunConfig
 from training.metrics import evaluate_folder, evaluate_run
-from training.runstore import write_json
+from training.runstore import read_json, write_json
 
 
 def about(metrics: dict) -> dict:
@@ -28,7 +29,8 @@ def about(metrics: dict) -> dict:
 
 
 def evaluate_target(model_path: Path, config: dict, out: Path | None, *, runs: Path, data_dir: str | None = None,
-                    split_dir: str | None = None, exports: Path | None = None, test_dir: str | None = None) -> dict:
+                    split_dir: str | None = None, exports: Path | None = None, test_dir: str | None = None,
+                    formats: tuple[str, ...] = ("savedmodel",)) -> dict:
     """Evaluates the model at ``model_path`` on its test split and exports it; returns the metrics.
 
     With ``test_dir``, every clip of that labelled folder is a test clip instead (genres matched
@@ -42,9 +44,10 @@ def evaluate_target(model_path: Path, config: dict, out: Path | None, *, runs: P
         runs: The folder of the searches.
         data_dir: The data folder, if it moved since training.
         split_dir: The split lists folder, if it moved since training.
-        exports: The SavedModel root (``<exports>/<trial>/<version>/``); None: no export.
+        exports: The export root (``<exports>/<trial>/<version>/``); None: no export.
         test_dir: A labelled folder to evaluate on instead of the test split (default out:
             ``<runs>/evaluations/<trial>/<folder name>``).
+        formats: The formats to export (``serving.config.FORMATS``), all into the one version folder.
 
     Raises:
         EvaluationError: for a missing config, a model that cannot be loaded, or data that moved.
@@ -68,8 +71,10 @@ def evaluate_target(model_path: Path, config: dict, out: Path | None, *, runs: P
     out = out or runs / "evaluations" / file_safe(run.trial)
     metrics = evaluate_run(model, run, out, data_dir=data_dir, split_dir=split_dir)
     if exports is not None:
-        metrics["export"] = str(export_saved_model(model, list(metrics["per_genre"]),
-                                                   next_version_dir(exports, run.trial), about=about(metrics)))
+        path = export_model(model, list(metrics["per_genre"]), next_version_dir(exports, run.trial), formats,
+                            about=about(metrics))
+        metrics["export"] = str(path)
+        metrics["export_formats"] = read_json(path / ABOUT_FILE)["formats"]
         write_json(out / "metrics.json", metrics)
     metrics["metrics_json"] = str(out / "metrics.json")
     return metrics

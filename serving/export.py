@@ -11,20 +11,35 @@ repeated per row so that every output has the batch dimension TF Serving's row f
 Input rules: samples are audio in [-1, 1], and values outside are clipped to it (a sample of
 1e30 would otherwise overflow the spectrogram and make every probability NaN); a NaN or
 infinite sample, or an empty batch, is an error (``InvalidArgumentError`` naming the problem).
+
+:func:`export_model` writes the other formats beside it in the same version folder
+(``model.onnx``, ``model.tflite``, ``model.xml`` with ``model.bin``): each takes one window,
+float32 ``waveform`` ``[batch, window]``, and returns each window's probabilities; the caller cuts a
+recording into windows as above and averages them (``serving.prediction`` does). Their front end
+computes the STFT as a convolution by the DFT basis (``data.layers.stft_power``), which every
+format converts; each is checked in its runtime against the model before it is kept.
 """
 
 from __future__ import annotations
 
+import contextlib
+import tempfile
 from pathlib import Path
 
 import keras
+import numpy as np
 import tensorflow as tf
 
 from data.catalogue import SAMPLE_RATE
 from data.config import file_safe
+from data.errors import EvaluationError, one_line
 from data.pipeline import average_per_clip, covering_windows
-from serving.config import ABOUT_FILE
-from training.runstore import write_json
+from serving.config import ABOUT_FILE, FORMAT_FILES, check_format_installed
+from serving.runtimes import load_runtime
+from training.runstore import read_json, write_json
+
+# How far a converted model's probabilities may be from the model's own (float32 rounding is ~1e-6).
+PARITY_TOLERANCE = 1e-4
 
 
 def next_version_dir(exports_dir: str | Path, model_name: str) -> Path:
@@ -77,6 +92,142 @@ def export_saved_model(model: keras.Model, genres: list[str] | tuple[str, ...], 
     archive.write_out(str(path), verbose=False)
     (path / "assets").mkdir(exist_ok=True)
     (path / "assets" / "genres.txt").write_text("\n".join(genres) + "\n")
+    describe(path, window, genres, about)
+    return path
+
+
+def describe(path: Path, window: int, genres: list[str] | tuple[str, ...], about: dict | None) -> None:
+    """Writes ``assets.extra/gtzan.json``: the window in samples, the sample rate, the genres in output order
+    and ``about``."""
     write_json(path / ABOUT_FILE, {"window_samples": window, "sample_rate": SAMPLE_RATE, "genres": list(genres),
                                    **(about or {})})
+
+
+@contextlib.contextmanager
+def portable_front_ends(model: keras.Model):
+    """Within the block, the model's spectrogram layers compute the STFT by convolution (``portable``),
+    so a model traced there converts to formats without TensorFlow's complex FFT."""
+    layers = [layer for layer in model._flatten_layers() if hasattr(layer, "portable")]
+    for layer in layers:
+        layer.portable = True
+    try:
+        yield
+    finally:
+        for layer in layers:
+            layer.portable = False
+
+
+def reference_windows(window: int) -> np.ndarray:
+    """Windows an export is checked on: music-like tones, noise, a clipped square wave and silence."""
+    rng = np.random.default_rng(0)
+    t = np.arange(window) / SAMPLE_RATE
+    chord = sum(0.2 * np.sin(2 * np.pi * f * t) for f in (220.0, 277.2, 329.6)) * (1 + 0.5 * np.sin(2 * np.pi * 2 * t))
+    square = np.clip(4 * np.sign(np.sin(2 * np.pi * 110 * t)), -1, 1) * 0.9
+    return np.stack([chord, rng.normal(0, 0.1, window), square, np.zeros(window)]).astype(np.float32)
+
+
+def _convert(model: keras.Model, name: str, path: Path, window: int) -> None:
+    """Writes the portable ``model`` (traced within :func:`portable_front_ends`) as format ``name`` at ``path``,
+    its input named ``waveform`` and its output ``probabilities`` (LiteRT's signature says ``output_0``)."""
+    signature = [tf.TensorSpec([None, window], tf.float32, name="waveform")]
+    if name == "litert":
+        model.export(str(path), format="litert", input_signature=signature, verbose=False)
+    elif name == "onnx":
+        import onnx
+
+        model.export(str(path), format="onnx", input_signature=signature, verbose=False)
+        graph = onnx.load(str(path))
+        old = graph.graph.output[0].name  # the converter names it after the graph's tensor
+        for node in graph.graph.node:
+            node.output[:] = ["probabilities" if output == old else output for output in node.output]
+        graph.graph.output[0].name = "probabilities"
+        onnx.save(graph, str(path))
+    else:  # OpenVINO reads the SavedModel with its runtime's own TensorFlow front end (no converter tool)
+        import openvino
+
+        with tempfile.TemporaryDirectory(prefix="gtzan-openvino-") as work:
+            model.export(work + "/saved_model", format="tf_saved_model", input_signature=signature, verbose=False)
+            converted = openvino.Core().read_model(work + "/saved_model")
+            converted.outputs[0].get_tensor().set_names({"probabilities"})
+            openvino.save_model(converted, str(path), compress_to_fp16=False)
+
+
+def export_portable(model: keras.Model, name: str, folder: Path) -> dict:
+    """Writes ``model`` (one window in, its probabilities out) in format ``name`` into ``folder`` and checks it.
+
+    Returns:
+        What the export's description says of it: file, input, output, and ``max_abs_diff``: the largest
+        difference of its probabilities on :func:`reference_windows` from the Keras model's with the same
+        front end (what the conversion changed; ``serving.bench --compare`` measures the difference from
+        the SavedModel on real music).
+
+    Raises:
+        UsageError: when the format's converter or runtime is not installed.
+        EvaluationError: when the conversion fails or gives other answers than the model.
+    """
+    check_format_installed(name)
+    window = int(model.input_shape[1])
+    path = folder / FORMAT_FILES[name]
+    windows = reference_windows(window)
+    try:
+        with portable_front_ends(model):
+            _convert(model, name, path, window)
+            # What the conversion must reproduce: the same model, DFT front end included.
+            expected = keras.ops.convert_to_numpy(model(windows, training=False))
+        runtime = load_runtime(path)
+    except Exception as error:  # the converters raise many types; say which format and why, in one line
+        raise EvaluationError(f"exporting {name} failed: {type(error).__name__}: {one_line(error)}") from None
+    difference = float(np.abs(runtime.probabilities(windows) - expected).max())
+    if not difference <= PARITY_TOLERANCE:
+        raise EvaluationError(f"the {name} export of the model gives other probabilities than the model (by "
+                              f"{difference:.2g}, more than {PARITY_TOLERANCE:g}); it was not kept")
+    return {"file": path.name, "runtime": runtime.name.split(" (")[0],
+            "input": {"name": "waveform", "dtype": "float32", "shape": [None, window]},
+            "output": {"name": _output_name(runtime), "shape": [None, int(model.output_shape[-1])]},
+            "max_abs_diff": difference}
+
+
+def _output_name(runtime) -> str:
+    """The name a caller reads the probabilities by (LiteRT's signature calls it ``output_0``)."""
+    return "output_0" if runtime.format == "litert" else "probabilities"
+
+
+def export_model(model: keras.Model, genres: list[str] | tuple[str, ...], path: str | Path,
+                 formats: tuple[str, ...] = ("savedmodel",), about: dict | None = None) -> Path:
+    """Writes ``model`` in each of ``formats`` into the version folder ``path``, with one description.
+
+    The SavedModel (:func:`export_saved_model`) takes whole recordings; the others take windows
+    (:func:`export_portable`). ``assets.extra/gtzan.json`` lists each format written, its file, input
+    and output, and how to average windows. A format that fails leaves the folder without it
+    (nothing half-written) and raises.
+
+    Returns:
+        ``path``.
+    """
+    path = Path(path)
+    window = int(model.input_shape[1])
+    if "savedmodel" in formats:
+        export_saved_model(model, genres, path, about)
+    else:
+        path.mkdir(parents=True, exist_ok=True)
+        describe(path, window, genres, about)
+    described = {}
+    for name in formats:
+        if name == "savedmodel":
+            described[name] = {"file": ".", "signature": "serving_default", "input": {"name": "waveform",
+                               "dtype": "float32", "shape": [None, None]}, "output": {"name": "probabilities",
+                               "shape": [None, len(genres)]}}
+            continue
+        try:
+            described[name] = export_portable(model, name, path)
+        except Exception:
+            for leftover in (path / FORMAT_FILES[name], (path / FORMAT_FILES[name]).with_suffix(".bin")):
+                leftover.unlink(missing_ok=True)
+            raise
+    description = read_json(path / ABOUT_FILE)
+    description["formats"] = described
+    description["windows"] = (f"the portable formats take one window of {window} samples at {SAMPLE_RATE} Hz: cut a "
+                              "recording into consecutive windows (the last one ending where the recording ends, a "
+                              "recording shorter than a window zero-padded) and average their probabilities")
+    write_json(path / ABOUT_FILE, description)
     return path

@@ -1,7 +1,9 @@
-"""Predictions with an exported model: find the SavedModel, read audio as it takes it, score it.
+"""Predictions with an exported model: read audio as it takes it, score it window by window.
 
-The library behind ``serving.predict`` (and any other front). A SavedModel is a TensorFlow
-program: loading one runs the graph it holds, so load only models you trust (your own exports).
+The library behind ``serving.predict`` (and any other front), for every export format
+(``serving.runtimes``). An exported model is a program for its runtime: a SavedModel runs the
+TensorFlow graph it holds, and the other formats go through their runtimes' parsers and kernels,
+so load only models you trust (your own exports).
 """
 
 from __future__ import annotations
@@ -19,8 +21,9 @@ import tensorflow as tf
 from data.catalogue import SAMPLE_RATE, probe
 from data.config import window_starts
 from data.decode import read_with_soundfile, stream_audio
-from data.errors import AudioError, one_line
+from data.errors import AudioError
 from serving.config import ABOUT_FILE, PredictError
+from serving.runtimes import load_runtime
 
 
 def check_audio_file(file: str | Path) -> Path:
@@ -101,30 +104,26 @@ class Predictor:
     window's probabilities are kept.
 
     Args:
-        export: A SavedModel version folder (``serving.config.find_export``). It is a program: only
-            trusted models should be loaded.
+        export: A SavedModel version folder or a model file of another format beside its description
+            (``serving.config.find_export``). It is a program: only trusted models should be loaded.
         batch_windows: Windows per call of the model.
 
     Raises:
-        PredictError: if the folder does not hold a SavedModel with this toolkit's signature.
+        PredictError: if it is not a model of this toolkit its runtime can load.
     """
 
     def __init__(self, export: Path, batch_windows: int = 32):
         self.export = Path(export)
         self.batch_windows = batch_windows
-        try:
-            loaded = tf.saved_model.load(str(export))
-            self._serve = loaded.signatures["serving_default"]
-        except Exception as error:  # TensorFlow raises many types for a damaged or foreign file
-            raise PredictError(f"{export} is not a usable SavedModel ({type(error).__name__}: "
-                               f"{one_line(error)})") from None
-        arguments = self._serve.structured_input_signature[1]
-        if set(arguments) != {"waveform"} or not {"probabilities", "genres"} <= set(self._serve.structured_outputs):
-            raise PredictError(f"{export} is not a genre model of this toolkit: its serving_default takes "
-                               f"{sorted(arguments)} and returns {sorted(self._serve.structured_outputs)}; expected "
-                               "waveform -> probabilities, genres")
+        # The version folder: the SavedModel's own, or the one holding the model file.
+        self.folder = self.export if self.export.is_dir() else self.export.parent
         self.about = self._read_about()
-        self.window = self.about.get("window_samples")
+        self.runtime = load_runtime(self.export, self.about.get("window_samples"))
+        if self.runtime.format != "savedmodel" and self.runtime.window != self.about.get("window_samples"):
+            raise PredictError(f"{self.export} takes windows of {self.runtime.window} samples but its description "
+                               f"({self.folder / ABOUT_FILE}) says {self.about.get('window_samples')}: keep the "
+                               "model file in the folder it was exported to")
+        self.window = self.runtime.window
         self.genres = tuple(self.about.get("genres") or self._genres_file())
 
     def _read_about(self) -> dict:
@@ -134,9 +133,12 @@ class Predictor:
             PredictError: for a description that is not this toolkit's (the app would otherwise
                 load it and fail on every request).
         """
-        path = self.export / ABOUT_FILE
+        path = self.folder / ABOUT_FILE
         if not path.is_file():
-            return {}
+            if self.export.is_dir():
+                return {}
+            raise PredictError(f"{self.export} has no {ABOUT_FILE} beside it, so its genres are unknown: keep the "
+                               "model file in the folder it was exported to")
         try:
             about = json.loads(path.read_text())
             window, genres = about.get("window_samples"), about.get("genres")
@@ -145,18 +147,18 @@ class Predictor:
         except (OSError, ValueError, AttributeError):
             valid = False
         if not valid:
-            raise PredictError(f"{self.export}: its {ABOUT_FILE} is not this toolkit's description of the model (a "
+            raise PredictError(f"{self.folder}: its {ABOUT_FILE} is not this toolkit's description of the model (a "
                                "window in samples and the genres); export the model again with python -m zoo.evaluate")
         return about
 
     def _genres_file(self) -> list[str]:
-        path = self.export / "assets" / "genres.txt"
+        path = self.folder / "assets" / "genres.txt"
         return path.read_text().split() if path.is_file() else []
 
     @property
     def name(self) -> str:
         """The model's name: its trial, else its export folder's."""
-        return self.about.get("trial") or self.export.parent.name
+        return self.about.get("trial") or self.folder.parent.name
 
     def predict_file(self, file: str | Path, *, max_seconds: float | None = None,
                      stop: Callable[[], bool] = lambda: False) -> Prediction:
@@ -199,14 +201,14 @@ class Predictor:
 
     def _score(self, windows: np.ndarray) -> np.ndarray:
         """Each window's probabilities, ``batch_windows`` windows per call of the model."""
-        return np.concatenate([self._serve(waveform=tf.constant(windows[start:start + self.batch_windows]))
-                               ["probabilities"].numpy() for start in range(0, len(windows), self.batch_windows)])
+        return np.concatenate([self.runtime.probabilities(windows[start:start + self.batch_windows])
+                               for start in range(0, len(windows), self.batch_windows)])
 
     def predict(self, audio: np.ndarray) -> Prediction:
         """Scores one recording (mono float32 samples at 22050 Hz in [-1, 1], any length)."""
         audio = np.asarray(audio, np.float32)
         if self.window is None:  # an export that does not say its window: one call, no timeline
-            outputs = self._serve(waveform=tf.constant(audio[None]))
+            outputs = self.runtime.serve(waveform=tf.constant(audio[None]))
             probabilities = outputs["probabilities"].numpy()[0]
             genres = self.genres or tuple(g.decode() for g in outputs["genres"].numpy()[0])
             return Prediction(genres, probabilities, probabilities[None], audio.size / SAMPLE_RATE,

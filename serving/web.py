@@ -87,7 +87,8 @@ def model_card(predictor: Predictor) -> dict:
         trained_on = {"name": Path(data.get("data_dir") or "").name or None, "synthetic": bool(data.get("synthetic")),
                       "split": data.get("split")}
     window_seconds = predictor.window / SAMPLE_RATE if predictor.window else None
-    return {"name": predictor.name, "model": about.get("model"), "data": trained_on, "test": about.get("test"),
+    return {"name": predictor.name, "model": about.get("model"), "runtime": predictor.runtime.name,
+            "data": trained_on, "test": about.get("test"),
             "genres": list(predictor.genres), "window_seconds": window_seconds, "warning": synthetic_warning(data)}
 
 

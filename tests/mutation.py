@@ -57,6 +57,7 @@ class Mutant:
 
 
 LAYERS = ("tests/test_layers.py", "tests/test_augment_in_fit.py")
+FORMATS = ("tests/test_export_formats.py",)
 FRONT_END = ("tests/test_pretrained.py",)
 SPLITS = ("tests/test_splits.py", "tests/test_kfold.py::test_folds_are_stratified_by_genre_and_keep_groups_whole",
           "tests/test_kfold.py::test_a_group_file_keeps_its_groups_together",
@@ -91,8 +92,8 @@ MUTANTS = (
     Mutant("layers-logmel-reference-level", "data/layers.py",
            "20.0 * math.log10(self.n_fft / 4)", "20.0 * math.log10(self.n_fft / 2)", LAYERS),
     Mutant("layers-logmel-uncentred-frames", "data/layers.py",
-           'fft_length=self.n_fft, window="hann", center=True)\n        return real * real',
-           'fft_length=self.n_fft, window="hann", center=False)\n        return real * real', LAYERS),
+           'window="hann", center=True)\n        return real * real',
+           'window="hann", center=False)\n        return real * real', LAYERS),
     Mutant("layers-logmel-magnitude-not-power", "data/layers.py",
            "return real * real + imag * imag", "return ops.sqrt(real * real + imag * imag)", LAYERS),
     Mutant("layers-logmel-floor", "data/layers.py",
@@ -239,6 +240,13 @@ MUTANTS = (
            '{"window_samples": window,', '{"window_samples": window // 2,', EXPORT),
     Mutant("export-version-after-a-gap", "serving/export.py",
            "max(versions, default=0) + 1", "len(versions) + 1", EXPORT),
+    Mutant("export-dft-window-not-periodic", "data/layers.py",
+           "window = np.hanning(n_fft + 1)[:-1]", "window = np.hanning(n_fft)", LAYERS),
+    Mutant("export-musicnn-front-end-not-portable", "data/layers.py",
+           "power = stft_power(waveform, self.n_fft, self.hop_length, self.portable)",
+           "power = stft_power(waveform, self.n_fft, self.hop_length)", LAYERS),
+    Mutant("export-portable-front-end-left-on", "serving/export.py",
+           "            layer.portable = False\n", "            layer.portable = True\n", FORMATS),
     Mutant("export-last-window-dropped", "data/pipeline.py",
            "tf.cond(samples % window > 0, lambda: tf.concat([starts, [samples - window]], 0), lambda: starts)",
            "starts", EXPORT),

@@ -269,7 +269,7 @@ def test_app_without_an_export_exits_2_with_one_line(tmp_path):
 def test_app_flag_errors(export, tmp_path):
     for flags, message in ((["--port", "0"], "--port must be from 1 to 65535"),
                            (["--max-seconds", "0"], "--max-seconds and --max-upload-mb must be positive"),
-                           (["--model", str(tmp_path)], "no SavedModel in")):
+                           (["--model", str(tmp_path)], "no exported model in")):
         result = subprocess.run([sys.executable, "-m", "serving.app", "--model", str(export), *flags], cwd=ROOT,
                                 capture_output=True, text=True)
         assert result.returncode == 2 and message in error_line(result.stderr)

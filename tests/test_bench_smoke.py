@@ -73,7 +73,8 @@ def test_zoo_bench_times_one_model_with_and_without_xla(capsys):
 def test_serving_bench_times_an_export(export, capsys):
     assert bench_serving.main(["--model", str(export), "--repeats", "2"]) == 0
     out = capsys.readouterr().out
-    for figure in ("load time:", "latency, one 30-s clip:", "throughput, 32 x 30 s:"):
+    assert out.startswith(f"model: {export}") and "(TensorFlow " in out.splitlines()[0]
+    for figure in ("load time:", "latency, one 30-s clip:", "throughput, 32 x 30 s:", "peak memory:"):
         measured(out, figure)
     print(out)
 
@@ -84,7 +85,7 @@ def test_serving_bench_over_http_sends_real_uploads(export, tmp_path, capsys):
                                "--max-seconds", "60", "--audio-dir", str(tmp_path)]) == 0
     out = capsys.readouterr().out
     assert f"30-s clips of synthetic music ({tmp_path} holds too little)" in out
-    measured(out, "SavedModel called directly, one 30-s clip:")
+    measured(out, "model called directly, one 30-s clip:")
     for clients in ("HTTP, 1 client", "HTTP, 2 clients"):
         line = line_with(out, clients)
         assert line.endswith("errors 0"), line

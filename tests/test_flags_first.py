@@ -95,6 +95,10 @@ CASES = {
         (["best", "--data-dir", MISSING], f"--data-dir not found: {MISSING}"),
         (["best", "--test-dir", MISSING], f"--test-dir not found: {MISSING}"),
         (["best", "--test-dir", "/", "--data-dir", "/"], "--test-dir evaluates on its own clips"),
+        (["best", "--formats", "onnx,pdf"], "--formats: unknown format 'pdf'; expected a comma-separated list of "
+                                            "savedmodel, onnx, litert, openvino"),
+        (["best", "--formats", "onnx,onnx"], "--formats names a format twice: onnx,onnx"),
+        (["best", "--no-export", "--formats", "onnx"], "--formats chooses what is exported"),
     ],
     "serving.evaluate": [
         ([MISSING], f"evaluation target not found: {MISSING}"),
@@ -111,12 +115,14 @@ CASES = {
     ],
     "serving.predict": [
         (["song.wav", "--top", "0"], "--top must be at least 1, got 0"),
-        (["song.wav", "--model", MISSING], f"no SavedModel in {MISSING}"),
+        (["song.wav", "--model", MISSING], f"no exported model in {MISSING}"),
+        (["song.wav", "--model", "/etc/hostname"], "/etc/hostname is not an exported model: expected a SavedModel "
+                                                   "folder or a .onnx, .tflite, .xml file"),
     ],
     "serving.app": [
         (["--port", "0"], "--port must be from 1 to 65535, got 0"),
         (["--max-seconds", "0"], "--max-seconds and --max-upload-mb must be positive"),
-        (["--model", MISSING], f"no SavedModel in {MISSING}"),
+        (["--model", MISSING], f"no exported model in {MISSING}"),
         (["--max-concurrent", "0"], "--max-concurrent must be at least 1, got 0"),
         (["--client-timeout", "0"], "--client-timeout and the connection cap must be positive"),
         (["--allow-host", "http://evil.example:80"], "--allow-host takes a host name"),
@@ -129,7 +135,9 @@ CASES = {
         (["--repeats", "0"], "--repeats must be at least 1, got 0"),
         (["--http", "--clients", "0"], "--clients and --requests must be at least 1"),
         (["--http", "--audio-dir", MISSING], f"--audio-dir {MISSING} is not a folder"),
-        (["--model", MISSING], f"no SavedModel in {MISSING}"),
+        (["--model", MISSING], f"no exported model in {MISSING}"),
+        (["--compare", MISSING], f"--compare {MISSING}: not an export version folder of this toolkit"),
+        (["--compare", MISSING, "--http"], "--compare times the formats of the export it names"),
     ],
     "data.inspect": [
         ([MISSING], f"data directory not found: {MISSING}"),

@@ -24,9 +24,11 @@ LAYERS = {"data": 0, "zoo": 1, "training": 2, "tuning": 3, "serving": 4, "study"
 CLI_SHARED = {"cli", "cli.runner", "cli.flags"}
 # Libraries that may be imported inside a function, each behind one helper that names what to
 # install or says why it waits: the app's web stack, the benchmarks' librosa, the figures'
-# matplotlib and W&B. (The command runner also loads TensorFlow that way, quietly.)
-EXTRAS = {"fastapi", "uvicorn", "python_multipart", "librosa", "matplotlib", "wandb"}
-MAX_DEFERRED_IMPORTS = 25
+# matplotlib and W&B, the export formats' converters and runtimes. (The command runner also loads
+# TensorFlow that way, quietly.)
+EXTRAS = {"fastapi", "uvicorn", "python_multipart", "librosa", "matplotlib", "wandb", "onnx", "onnxruntime",
+          "ai_edge_litert", "openvino"}
+MAX_DEFERRED_IMPORTS = 28
 # Ways out of the process that skip the command runner's one-line error and exit status.
 EXITS = {("exit", "sys"), ("_exit", "os"), ("abort", "os")}
 # The one allowed: a forked worker whose launcher already died leaves before it runs any Python

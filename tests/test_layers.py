@@ -3,7 +3,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from data.layers import LogMelSpectrogram, RandomTimeShift, RecordingConditions, SpecAugment
+from data.layers import LogMelSpectrogram, MusicnnLogMel, RandomTimeShift, RecordingConditions, SpecAugment, stft_power
 
 
 @pytest.fixture(scope="module")
@@ -50,6 +50,29 @@ def test_log_mel_equals_keras_mel_spectrogram(waves):
     power = np.swapaxes(np.asarray(reference(waves)), 1, 2)
     expected = (10 * np.log10(np.maximum(power, 1e-10)) - 20 * np.log10(512 / 4) + 40) / 20
     np.testing.assert_allclose(np.asarray(layer(waves)), expected, atol=1e-4)
+
+
+@pytest.mark.parametrize("n_fft, hop", [(1024, 512), (706, 353), (512, 256)])
+def test_the_portable_stft_equals_the_fft(waves, n_fft, hop):
+    """The convolution by the DFT basis (what exported formats run) gives the FFT's power spectrogram."""
+    fft = np.asarray(stft_power(waves, n_fft, hop))
+    portable = np.asarray(stft_power(waves, n_fft, hop, portable=True))
+    assert portable.shape == fft.shape == (2, 1 + 22050 // hop, n_fft // 2 + 1)
+    np.testing.assert_allclose(portable, fft, rtol=0, atol=1e-5 * fft.max())
+
+
+@pytest.mark.parametrize("make", [lambda: LogMelSpectrogram(), lambda: MusicnnLogMel()])
+def test_front_ends_give_the_same_features_with_the_portable_stft(waves, make):
+    # Recorded audio has a noise floor; a pure sine's far bands, 130 dB down, are float32 rounding either way.
+    audio = waves + np.random.default_rng(1).normal(0, 1e-3, waves.shape).astype(np.float32)
+    layer = make()
+    fft = np.asarray(layer(audio))
+    layer.portable = True
+    np.testing.assert_allclose(np.asarray(layer(audio)), fft, atol=2e-4)
+    # Traced portable, the graph holds no FFT: what ONNX, LiteRT and OpenVINO converters need.
+    graph = tf.function(layer).get_concrete_function(tf.TensorSpec([None, 22050], tf.float32)).graph
+    operations = {operation.type for operation in graph.get_operations()}
+    assert "Conv2D" in operations and not {"RFFT", "FFT", "ComplexAbs", "Real", "Imag"} & operations
 
 
 def test_log_mel_first_built_inside_tf_data_then_used_eagerly(waves):

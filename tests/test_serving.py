@@ -230,7 +230,7 @@ def test_predict_default_model_and_errors(searched, tiny_gtzan, tmp_path, monkey
     assert predict.main(["x.wav"]) == 2
     assert "no exported model under exports/" in error_line(capsys.readouterr().err)
     assert predict.main(["x.wav", "--model", str(tmp_path)]) == 2
-    assert "no SavedModel in" in error_line(capsys.readouterr().err)
+    assert "no exported model in" in error_line(capsys.readouterr().err)
     # A random saved_model.pb, and a SavedModel that is not one of ours: one line each.
     (tmp_path / "junk").mkdir()
     (tmp_path / "junk" / "saved_model.pb").write_bytes(b"\x08\x01garbage" * 50)
