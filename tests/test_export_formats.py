@@ -165,6 +165,12 @@ def test_a_missing_converter_is_named_with_its_extra(bncnn, monkeypatch, capsys)
         "the project folder (the gtzan-keras extra onnx)")
 
 
+def test_bench_times_a_portable_format_in_its_runtime(bncnn, capsys):
+    assert bench_serving.main(["--model", str(bncnn / "model.tflite"), "--repeats", "1"]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith(f"model: {bncnn / 'model.tflite'} (LiteRT ") and "peak memory:" in out
+
+
 def test_compare_times_every_format_side_by_side(bncnn, capsys):
     assert bench_serving.main(["--compare", str(bncnn), "--repeats", "2"]) == 0
     lines = capsys.readouterr().out.splitlines()
