@@ -89,6 +89,8 @@ def build_parser():
                              "(default: savedmodel; onnx, litert and openvino need their extra: pip install "
                              '".[onnx]" ...)')
     result.add_argument("--test-dir", help="evaluate on every clip of this labelled folder instead (no export)")
+    result.add_argument("--labels", metavar="FILE", help="with --test-dir: its labels file (a CSV of path,label "
+                                                          "relative to it, or FMA's tracks.csv), if not class folders")
     result.add_argument("--json", action="store_true", help="print the metrics as JSON")
     return result
 
@@ -99,6 +101,9 @@ def evaluate(args: argparse.Namespace) -> int:
         flags.check_folder(folder, flag)
     if args.test_dir and (args.data_dir or args.split_dir):
         raise UsageError("--test-dir evaluates on its own clips; it does not go with --data-dir or --split-dir")
+    if args.labels and not args.test_dir:
+        raise UsageError("--labels goes with --test-dir (a trained run remembers its own labels file)")
+    flags.check_labels(args.labels, args.test_dir, "--labels")
     formats = parse_formats(args.formats)
     if (args.no_export or args.test_dir) and formats != ("savedmodel",):
         raise UsageError("--formats chooses what is exported; --no-export and --test-dir export nothing")
@@ -111,7 +116,7 @@ def evaluate(args: argparse.Namespace) -> int:
     metrics = evaluation.evaluate_target(model_path, config, Path(args.out) if args.out else None,
                                          runs=Path(args.runs), data_dir=args.data_dir, split_dir=args.split_dir,
                                          exports=None if args.no_export or args.test_dir else Path(args.exports),
-                                         test_dir=args.test_dir, formats=formats)
+                                         test_dir=args.test_dir, formats=formats, labels=args.labels)
     if warning := synthetic_warning(metrics["data"]):
         warn(args.prog, warning)
     print(json.dumps(metrics, indent=2) if args.json else format_metrics(metrics))

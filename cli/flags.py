@@ -12,6 +12,7 @@ from pathlib import Path
 
 import zoo
 from data.config import SPLIT_METHODS, DataConfig
+from data.labels import FMA_SUBSETS
 from data.errors import UsageError
 from data.folds import GROUPINGS, FoldConfig
 from training.config import (
@@ -37,12 +38,19 @@ LAUNCHER_FLAGS = {"--workers": 1, "--gpus-per-worker": 1, "--fresh": 0}
 
 
 def data_flags(default_window: float = 3.0) -> argparse.ArgumentParser:
-    """``--data-dir``, ``--split``, ``--split-dir``, ``--split-seed``, ``--folds``, ``--fold``, ``--window-seconds``."""
+    """``--data-dir``, ``--labels``, ``--subset``, ``--split``, ``--split-dir``, ``--split-seed``, ``--folds``,
+    ``--fold``, ``--window-seconds``."""
     parent = argparse.ArgumentParser(add_help=False)
     group = parent.add_argument_group("data")
     group.add_argument("--data-dir", help="GTZAN folder (default: $GTZAN_DIR, else synthetic GTZAN)")
+    group.add_argument("--labels", metavar="FILE",
+                       help="labels file: a CSV of path,label[,split] relative to --data-dir, or FMA's tracks.csv "
+                            "(default: one folder per class)")
+    group.add_argument("--subset", choices=FMA_SUBSETS, help="FMA's subset, with its tracks.csv as --labels "
+                                                              "(default: every track it lists)")
     group.add_argument("--split", default="random", choices=SPLIT_METHODS,
-                       help="random stratified 80/10/10 (default), list files in --split-dir, or kfold")
+                       help="random stratified 80/10/10 (default), list files in --split-dir, kfold, or dataset "
+                            "(the split column of --labels)")
     group.add_argument("--split-dir", help="folder with train*.txt, valid*.txt, test*.txt")
     group.add_argument("--split-seed", type=int, default=42, help="seed of the random and k-fold splits (default: 42)")
     group.add_argument("--folds", type=int, default=5, help="folds of --split kfold (default: 5)")
@@ -174,6 +182,17 @@ def check_folder(path: str | os.PathLike | None, what: str) -> None:
         raise UsageError(f"{what} is not a folder: {folder}")
 
 
+def check_labels(labels: str | None, data_dir: str | None, flag: str = "--labels") -> None:
+    """Raises UsageError unless ``labels`` is None or a file that goes with a data folder."""
+    if labels is None:
+        return
+    if not data_dir:
+        raise UsageError(f"{flag} names files relative to a data folder; give --data-dir too")
+    path = Path(labels).expanduser()
+    if not path.is_file():
+        raise UsageError(f"{flag} {'is not a file' if path.exists() else 'not found'}: {path}")
+
+
 def data_config(args: argparse.Namespace, **changes) -> DataConfig:
     """The DataConfig of the data flags, with ``changes`` (e.g. a quick run's window); the data and
     split folders (``--data-dir``, else ``$GTZAN_DIR``; ``--split-dir``) must exist.
@@ -182,12 +201,14 @@ def data_config(args: argparse.Namespace, **changes) -> DataConfig:
         UsageError: naming the flag and what is accepted.
     """
     values = dict(data_dir=args.data_dir, split=args.split, split_dir=args.split_dir, split_seed=args.split_seed,
-                  folds=args.folds, fold=args.fold, window_seconds=args.window_seconds)
+                  folds=args.folds, fold=args.fold, window_seconds=args.window_seconds, labels=args.labels,
+                  subset=args.subset)
     try:
         config = DataConfig(**{**values, **changes})
     except ValueError as error:
         raise UsageError(str(error)) from None
     check_folder(config.data_dir or os.environ.get("GTZAN_DIR") or None, "data directory")
+    check_labels(config.labels, config.data_dir or os.environ.get("GTZAN_DIR"))
     if config.split == "lists":
         check_folder(config.split_dir, "split directory")
     return config

@@ -10,9 +10,13 @@ Classes are the GTZAN genres in their fixed order when every class folder is a G
 genre (a subset keeps that order); any other folder-per-class tree works too, with the
 sorted folder names as classes.
 
+With a labels file (``data.labels``: a ``path,label[,split]`` CSV or FMA's ``tracks.csv``), the
+clips are the files it lists under ``data_dir``, in any folders, with its labels and splits.
+
 Every file with an audio extension is checked from its header. Unreadable files
 (empty, truncated, not audio, wrong header) are reported as :class:`Problem` and left out;
-they never stop the scan.
+they never stop the scan; so are files a labels file lists that are missing, listed twice or
+without a label.
 """
 
 from __future__ import annotations
@@ -26,6 +30,7 @@ from pathlib import Path
 import soundfile
 
 from data.errors import InputError
+from data.labels import read_labels
 
 logger = logging.getLogger(__name__)
 
@@ -63,6 +68,7 @@ class Clip:
         label: Index of ``genre`` in the catalogue's classes.
         codec: ``"wav"`` or ``"au"`` (PCM16 at 22050 Hz, decoded in the TF graph) or
             ``"soundfile"`` (anything else, decoded and resampled with soundfile + soxr).
+        split: The part a labels file puts it in (``train``, ``valid``, ``test``), else None.
     """
 
     path: str
@@ -70,6 +76,7 @@ class Clip:
     genre: str
     label: int
     codec: str
+    split: str | None = None
 
 
 @dataclasses.dataclass(frozen=True)
@@ -122,7 +129,8 @@ def _class_folders(root: Path) -> list[Path]:
     return [p for p in folders if any(_is_audio_name(f.name) for f in p.iterdir())]
 
 
-def scan(data_dir: str | os.PathLike) -> Catalogue:
+def scan(data_dir: str | os.PathLike, labels: str | os.PathLike | None = None,
+         subset: str | None = None) -> Catalogue:
     """Lists the clips of a dataset folder, checking each file's header.
 
     A file that cannot be read (permissions) is a problem like any unreadable file; a folder
@@ -130,6 +138,8 @@ def scan(data_dir: str | os.PathLike) -> Catalogue:
 
     Args:
         data_dir: A folder in one of the layouts described in the module docstring.
+        labels: A labels file (``data.labels``) naming the clips and their classes instead of folders.
+        subset: FMA's subset, with FMA's ``tracks.csv`` as ``labels``.
 
     Returns:
         The catalogue, with clips sorted by (label, clip id) and problems sorted by path.
@@ -138,7 +148,7 @@ def scan(data_dir: str | os.PathLike) -> Catalogue:
         DataError: if the folder is missing, cannot be listed, has no class folders or no usable clip.
     """
     try:
-        return _scan(data_dir)
+        return _scan(data_dir) if labels is None else _scan_labelled(data_dir, labels, subset)
     except PermissionError as error:
         raise DataError(f"cannot read {error.filename or data_dir}: permission denied") from None
 
@@ -185,6 +195,53 @@ def _scan(data_dir: str | os.PathLike) -> Catalogue:
     for genre in genres:
         if not any(clip.genre == genre for clip in clips):
             logger.warning("genre %s has no usable clip in %s", genre, root)
+    return Catalogue(root, genres, tuple(clips), tuple(sorted(problems, key=lambda p: p.path)))
+
+
+def _scan_labelled(data_dir: str | os.PathLike, labels: str | os.PathLike, subset: str | None) -> Catalogue:
+    root = Path(data_dir).expanduser()
+    if not root.is_dir():
+        raise DataError(f"data directory {'is not a folder' if root.exists() else 'not found'}: {root}")
+    kind, entries = read_labels(labels, subset)
+    named = {entry.label for entry in entries if entry.label}
+    if not named:
+        raise DataError(f"{labels} gives no label to any file")
+    genres = tuple(g for g in GTZAN_GENRES if g in named) if named <= set(GTZAN_GENRES) else tuple(sorted(named))
+    clips: list[Clip] = []
+    problems: list[Problem] = []
+    seen: dict[str, int] = {}
+    for entry in entries:
+        file = root / entry.path
+        if entry.path in seen:
+            problems.append(Problem(str(file), f"listed twice in {Path(labels).name} (lines {seen[entry.path]} and "
+                                               f"{entry.line}); the first is used"))
+            continue
+        seen[entry.path] = entry.line
+        if Path(entry.path).is_absolute() or ".." in Path(entry.path).parts:
+            problems.append(Problem(entry.path, f"outside the data folder ({Path(labels).name}, line {entry.line}); "
+                                                "paths are relative to it"))
+            continue
+        if entry.label is None:
+            problems.append(Problem(str(file), f"no label in {Path(labels).name} (line {entry.line})"))
+            continue
+        if not file.is_file():
+            problems.append(Problem(str(file), f"listed in {Path(labels).name} (line {entry.line}) but missing"))
+            continue
+        codec, reason = probe(file)
+        if reason is not None:
+            problems.append(Problem(str(file), reason))
+            continue
+        clip_id = Path(entry.path).with_suffix("").as_posix()
+        clips.append(Clip(str(file), clip_id, entry.label, genres.index(entry.label), codec, entry.split))
+    if len(problems) > 20:  # FMA lists thousands of unlabelled tracks: one line, data.inspect lists them
+        logger.warning("%d files of %s left out (missing, unreadable, listed twice or without a label); "
+                       "python -m data.inspect lists them", len(problems), labels)
+    else:
+        for problem in problems:
+            logger.warning("skipping %s: %s", problem.path, problem.reason)
+    if not clips:
+        raise DataError(f"no readable audio clip of {labels} in {root} ({len(problems)} files left out)")
+    clips.sort(key=lambda clip: (clip.label, clip.clip_id))
     return Catalogue(root, genres, tuple(clips), tuple(sorted(problems, key=lambda p: p.path)))
 
 

@@ -13,8 +13,9 @@ import re
 from typing import Any, TypeVar
 
 from data.catalogue import SAMPLE_RATE
+from data.labels import FMA_SUBSETS
 
-SPLIT_METHODS = ("random", "lists", "kfold")
+SPLIT_METHODS = ("random", "lists", "kfold", "dataset")
 # The shortest window any model here can take: a few STFT frames of 1024 samples.
 MIN_WINDOW_SECONDS = 0.1
 
@@ -110,6 +111,9 @@ class DataConfig(DictConfig):
         folds: Number of folds of ``kfold``.
         fold: The test fold of ``kfold``, from 0 to ``folds - 1``.
         window_seconds: Length of the training and evaluation windows.
+        labels: A labels file (``data.labels``) naming the clips of ``data_dir`` and their classes
+            instead of its folders; ``dataset`` splits by its split column.
+        subset: FMA's ``small``, ``medium`` or ``large``, with FMA's ``tracks.csv`` as ``labels``.
     """
 
     data_dir: str | None = None
@@ -119,6 +123,8 @@ class DataConfig(DictConfig):
     folds: int = 5
     fold: int = 0
     window_seconds: float = 3.0
+    labels: str | None = None
+    subset: str | None = None
 
     def __post_init__(self):
         if self.split not in SPLIT_METHODS:
@@ -131,3 +137,8 @@ class DataConfig(DictConfig):
             if not 0 <= self.fold < self.folds:
                 raise ValueError(f"--fold must be from 0 to --folds - 1 = {self.folds - 1}, got {self.fold}")
         check_window_seconds(self.window_seconds)
+        if self.split == "dataset" and not self.labels:
+            raise ValueError("--split dataset takes the split column of a labels file; it needs --labels")
+        if self.subset is not None and (self.subset not in FMA_SUBSETS or not self.labels):
+            raise ValueError(f"--subset takes {', '.join(FMA_SUBSETS)} with FMA's tracks.csv as --labels, "
+                             f"got {self.subset!r}{'' if self.labels else ' without --labels'}")

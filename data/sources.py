@@ -74,7 +74,7 @@ def load_split(config: DataConfig) -> tuple[Catalogue, Split, bool]:
         DataError: for a missing or empty data folder, or split lists that cannot be used.
     """
     folder, is_synthetic = resolve_data_dir(config.data_dir)
-    catalogue = scan(folder)
+    catalogue = scan(folder, config.labels, config.subset)
     if catalogue.problems:
         logger.warning("%d unreadable files left out (python -m data.inspect %s lists them)",
                        len(catalogue.problems), catalogue.root)

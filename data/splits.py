@@ -196,9 +196,28 @@ def _clip_id(entry: str) -> str:
 
 
 def make_split(clips: Sequence[Clip], config: DataConfig) -> Split:
-    """Splits ``clips`` as ``config`` says (``random``, ``lists`` or ``kfold``)."""
+    """Splits ``clips`` as ``config`` says (``random``, ``lists``, ``kfold`` or ``dataset``)."""
+    if config.split == "dataset":
+        return dataset_split(clips)
     if config.split == "lists":
         return split_from_lists(clips, config.split_dir)
     if config.split == "kfold":
         return kfold_split(clips, folds=config.folds, fold=config.fold, seed=config.split_seed)
     return random_split(clips, seed=config.split_seed)
+
+
+def dataset_split(clips: Sequence[Clip]) -> Split:
+    """The split a labels file gives its clips (its split column; FMA's ``set.split``).
+
+    Raises:
+        DataError: if a clip has no split, or a part is empty.
+    """
+    without = [clip.clip_id for clip in clips if clip.split not in PARTS]
+    if without:
+        raise DataError(f"--split dataset: {len(without)} clips have no split in the labels file (first: "
+                        f"{without[0]}); give every row a train, valid or test column, or choose another --split")
+    split = Split(*(tuple(clip for clip in clips if clip.split == part) for part in PARTS))
+    empty = [part for part in PARTS if not split.part(part)]
+    if empty:
+        raise DataError(f"--split dataset: the labels file puts no usable clip in {', '.join(empty)}")
+    return split

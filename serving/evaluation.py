@@ -30,7 +30,7 @@ def about(metrics: dict) -> dict:
 
 def evaluate_target(model_path: Path, config: dict, out: Path | None, *, runs: Path, data_dir: str | None = None,
                     split_dir: str | None = None, exports: Path | None = None, test_dir: str | None = None,
-                    formats: tuple[str, ...] = ("savedmodel",)) -> dict:
+                    formats: tuple[str, ...] = ("savedmodel",), labels: str | None = None) -> dict:
     """Evaluates the model at ``model_path`` on its test split and exports it; returns the metrics.
 
     With ``test_dir``, every clip of that labelled folder is a test clip instead (genres matched
@@ -48,6 +48,7 @@ def evaluate_target(model_path: Path, config: dict, out: Path | None, *, runs: P
         test_dir: A labelled folder to evaluate on instead of the test split (default out:
             ``<runs>/evaluations/<trial>/<folder name>``).
         formats: The formats to export (``serving.config.FORMATS``), all into the one version folder.
+        labels: The labels file of ``test_dir``, if its clips are not in class folders.
 
     Raises:
         EvaluationError: for a missing config, a model that cannot be loaded, or data that moved.
@@ -65,7 +66,7 @@ def evaluate_target(model_path: Path, config: dict, out: Path | None, *, runs: P
                               "not a model of this toolkit: rerun the search or train the model again") from None
     if test_dir is not None:
         out = out or runs / "evaluations" / file_safe(run.trial) / file_safe(Path(test_dir).resolve().name)
-        metrics = evaluate_folder(model, run, test_dir, out)
+        metrics = evaluate_folder(model, run, test_dir, out, labels)
         metrics["metrics_json"] = str(out / "metrics.json")
         return metrics
     out = out or runs / "evaluations" / file_safe(run.trial)

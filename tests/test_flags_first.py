@@ -51,6 +51,13 @@ CASES = {
         (["--space", "cnn", "--split", "lists"], "--split lists needs --split-dir"),
         (["--space", "cnn", "--split", "lists", "--split-dir", MISSING], f"split directory not found: {MISSING}"),
         (["--space", "cnn", "--split", "kfold", "--folds", "1"], "--folds must be at least 2, got 1"),
+        (["--space", "cnn", "--split", "dataset"], "--split dataset takes the split column of a labels file; it "
+                                                   "needs --labels"),
+        (["--space", "cnn", "--subset", "small"], "--subset takes small, medium, large with FMA's tracks.csv as "
+                                                  "--labels, got 'small' without --labels"),
+        (["--space", "cnn", "--labels", "labels.csv"], "--labels names files relative to a data folder; give "
+                                                       "--data-dir too"),
+        (["--space", "cnn", "--data-dir", "/", "--labels", MISSING], f"--labels not found: {MISSING}"),
         (["--space", "cnn", "--window-seconds", "nan"], "(--window-seconds) must be a finite number"),
         (["--space", "mlp", "--base", "bncnn-32-64-128-256"], "--base does not apply to --space mlp"),
         (["--space", "regularization", "--base", "nonsense-model"], "--base nonsense-model: unknown model name"),
@@ -141,6 +148,8 @@ CASES = {
     ],
     "data.inspect": [
         ([MISSING], f"data directory not found: {MISSING}"),
+        (["/", "--labels", "/"], "--labels is not a file: /"),
+        (["/", "--subset", "small"], "--subset takes FMA's subset with its tracks.csv as --labels"),
     ],
     "data.resample": [
         ([MISSING, "/tmp/gtzan-keras-test-copy", "--rate", "0"], "--rate must be from 1000 to 22049 Hz"),

@@ -12,6 +12,7 @@ import numpy as np
 from data.catalogue import Catalogue, Clip, DataError, scan
 from data.config import window_samples
 from data.errors import EvaluationError
+from data.labels import LabelsError
 from data.pipeline import average_per_clip, decoded_dataset, eval_arrays
 from data.sources import load_split
 from training.callbacks import predict_windows
@@ -144,27 +145,30 @@ def check_window(model: keras.Model, run: RunConfig) -> None:
                               "edited or belongs to another model")
 
 
-def folder_clips(test_dir: str | Path, genres: list[str]) -> tuple[Catalogue, tuple[Clip, ...]]:
-    """Every clip of a labelled folder (any layout ``data.catalogue`` reads), labelled with the model's genres.
+def folder_clips(test_dir: str | Path, genres: list[str],
+                 labels: str | None = None) -> tuple[Catalogue, tuple[Clip, ...]]:
+    """Every clip of a labelled folder (any layout ``data.catalogue`` reads, or the files a labels file
+    lists), labelled with the model's genres.
 
-    The genres are matched by folder name; the folder may hold fewer genres than the model knows.
+    The genres are matched by name; the folder may hold fewer genres than the model knows.
 
     Raises:
         EvaluationError: if the folder cannot be read, or holds a genre folder the model does not know.
     """
     try:
-        catalogue = scan(test_dir)
-    except DataError as error:
+        catalogue = scan(test_dir, labels)
+    except (DataError, LabelsError) as error:
         raise EvaluationError(f"--test-dir: {error}") from None
     unknown = [genre for genre in catalogue.genres if genre not in genres]
     if unknown:
-        raise EvaluationError(f"--test-dir {test_dir} holds genre folders the model does not know: {', '.join(unknown)}; "
+        raise EvaluationError(f"--test-dir {test_dir} holds genres the model does not know: {', '.join(unknown)}; "
                               f"the model's genres are {', '.join(genres)}")
     clips = tuple(dataclasses.replace(clip, label=genres.index(clip.genre)) for clip in catalogue.clips)
     return catalogue, clips
 
 
-def evaluate_folder(model: keras.Model, run: RunConfig, test_dir: str | Path, out_dir: Path) -> dict:
+def evaluate_folder(model: keras.Model, run: RunConfig, test_dir: str | Path, out_dir: Path,
+                    labels: str | None = None) -> dict:
     """Evaluates a trained model on every clip of a labelled folder (``folder_clips``); writes
     ``metrics.json`` and ``confusion_matrix.png`` like :func:`evaluate_run`.
 
@@ -175,7 +179,7 @@ def evaluate_folder(model: keras.Model, run: RunConfig, test_dir: str | Path, ou
     genres = list(run.dataset.get("genres") or [])
     if len(genres) != model.output_shape[-1]:
         raise EvaluationError(f"the config.json of {run.trial} does not list the model's {model.output_shape[-1]} genres")
-    catalogue, clips = folder_clips(test_dir, genres)
+    catalogue, clips = folder_clips(test_dir, genres, labels)
     if catalogue.problems:
         logging.getLogger(__name__).warning("%d files of %s are unreadable and left out (python -m data.inspect lists "
                                             "them)", len(catalogue.problems), catalogue.root)
