@@ -12,9 +12,9 @@ from pathlib import Path
 
 import zoo
 from data.config import SPLIT_METHODS, DataConfig
-from data.labels import FMA_SUBSETS
 from data.errors import UsageError
 from data.folds import GROUPINGS, FoldConfig
+from data.labels import FMA_SUBSETS
 from training.config import (
     DEFAULT_RECIPE,
     PRECISIONS,

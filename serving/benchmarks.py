@@ -12,17 +12,16 @@ from pathlib import Path
 
 import numpy as np
 import soundfile
-import tensorflow as tf
 
 import zoo
 from data.catalogue import SAMPLE_RATE
 from data.config import window_starts
 from data.errors import RunFailed
 from data.synthesis import render_clip
-from zoo.benchmarks import forward_flops, matmul_flops_per_second
 from serving.config import ABOUT_FILE, FORMAT_FILES, FORMATS, format_of
 from serving.export import portable_front_ends
 from serving.prediction import Predictor, read_audio
+from zoo.benchmarks import forward_flops, matmul_flops_per_second
 
 # One format of an export, timed in a fresh process that imports only numpy and that format's runtime
 # (what serving it alone costs, and the proof that it loads without this toolkit). Arguments: format,
