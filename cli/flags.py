@@ -11,6 +11,8 @@ import sys
 from pathlib import Path
 
 import zoo
+from data import audiocache
+from data.audiocache import CACHE_MODES, CacheConfig
 from data.config import SPLIT_METHODS, DataConfig
 from data.errors import UsageError
 from data.folds import GROUPINGS, FoldConfig
@@ -39,7 +41,7 @@ LAUNCHER_FLAGS = {"--workers": 1, "--gpus-per-worker": 1, "--fresh": 0}
 
 def data_flags(default_window: float = 3.0) -> argparse.ArgumentParser:
     """``--data-dir``, ``--labels``, ``--subset``, ``--split``, ``--split-dir``, ``--split-seed``, ``--folds``,
-    ``--fold``, ``--window-seconds``."""
+    ``--fold``, ``--window-seconds``, ``--cache``, ``--memory-budget-gb``, ``--cache-dir``."""
     parent = argparse.ArgumentParser(add_help=False)
     group = parent.add_argument_group("data")
     group.add_argument("--data-dir", help="GTZAN folder (default: $GTZAN_DIR, else synthetic GTZAN)")
@@ -57,6 +59,12 @@ def data_flags(default_window: float = 3.0) -> argparse.ArgumentParser:
     group.add_argument("--fold", type=int, default=0, help="test fold of --split kfold, from 0 (default: 0)")
     group.add_argument("--window-seconds", type=float, default=default_window,
                        help=f"window length in seconds (default: {default_window:g})")
+    group.add_argument("--cache", default="auto", choices=CACHE_MODES,
+                       help="keep decoded audio in memory, or on disk and streamed; auto (default): memory when "
+                            "it fits in --memory-budget-gb")
+    group.add_argument("--memory-budget-gb", type=float,
+                       help="the most decoded audio may take in memory (default: half the machine's memory)")
+    group.add_argument("--cache-dir", help="folder of the disk cache (default: $GTZAN_CACHE/audio)")
     return parent
 
 
@@ -195,7 +203,8 @@ def check_labels(labels: str | None, data_dir: str | None, flag: str = "--labels
 
 def data_config(args: argparse.Namespace, **changes) -> DataConfig:
     """The DataConfig of the data flags, with ``changes`` (e.g. a quick run's window); the data and
-    split folders (``--data-dir``, else ``$GTZAN_DIR``; ``--split-dir``) must exist.
+    split folders (``--data-dir``, else ``$GTZAN_DIR``; ``--split-dir``) must exist. Sets how this
+    process keeps decoded audio (``--cache``: ``data.audiocache``).
 
     Raises:
         UsageError: naming the flag and what is accepted.
@@ -209,6 +218,10 @@ def data_config(args: argparse.Namespace, **changes) -> DataConfig:
         raise UsageError(str(error)) from None
     check_folder(config.data_dir or os.environ.get("GTZAN_DIR") or None, "data directory")
     check_labels(config.labels, config.data_dir or os.environ.get("GTZAN_DIR"))
+    try:
+        audiocache.configure(CacheConfig(args.cache, args.memory_budget_gb, args.cache_dir))
+    except ValueError as error:
+        raise UsageError(str(error)) from None
     if config.split == "lists":
         check_folder(config.split_dir, "split directory")
     return config

@@ -1,19 +1,27 @@
-"""Measurements of the data pipeline for ``python -m data.bench``: clips per second of each path."""
+"""Measurements of the data pipeline for ``python -m data.bench``: clips per second of each path, and the
+disk cache against the memory cache (``--cache disk``)."""
 
 from __future__ import annotations
 
+import dataclasses
+import os
+import re
 import resource
+import subprocess
+import sys
 import time
 from collections.abc import Callable
+from pathlib import Path
 
 import tensorflow as tf
 from keras import ops
 
+from data import audiocache
 from data.catalogue import SAMPLE_RATE
 from data.decode import int16_to_float
-from data.errors import UsageError
+from data.errors import RunFailed, UsageError
 from data.layers import LogMelSpectrogram
-from data.pipeline import AUTOTUNE
+from data.pipeline import AUTOTUNE, decoded_dataset, fill_disk_cache, train_dataset
 
 # Each path is timed this many times and its best run kept: single runs on a shared 2-core
 # machine varied by up to 2x between identical calls.
@@ -97,3 +105,88 @@ def best_rates(runs: dict[str, Callable[[], float]]) -> dict[str, float]:
         for name, run in runs.items():
             best[name] = max(best[name], run())
     return best
+
+
+def clips_per_second(dataset: tf.data.Dataset) -> float:
+    """One pass over ``dataset``, in elements per second."""
+    start = time.perf_counter()
+    count = sum(1 for _ in dataset)
+    return count / (time.perf_counter() - start)
+
+
+def first_pass_rates(clips, root: Path) -> dict[str, float]:
+    """Clips per second of plain decoding, and of decoding and writing the disk cache into the empty ``root``."""
+    decoding = clips_per_second(decoded_dataset(clips, cache=False))
+    start = time.perf_counter()
+    fill_disk_cache(clips, root)
+    return {"decode": decoding, "decode + write": len(clips) / (time.perf_counter() - start)}
+
+
+def evict(paths) -> None:
+    """Asks the kernel to drop ``paths`` from its page cache, so the next read comes from the disk."""
+    for path in paths:
+        with open(path, "rb") as handle:
+            os.posix_fadvise(handle.fileno(), 0, 0, os.POSIX_FADV_DONTNEED)
+
+
+def window_rates(clips, root: Path, *, window_seconds: float, batch_size: int, epochs: int) -> dict[str, float]:
+    """Training windows per second from the in-memory cache and from the disk cache (read from the disk, and
+    again from the page cache), each over ``epochs`` epochs of the training pipeline."""
+    def rate(decoded: tf.data.Dataset, before: Callable[[], None] = lambda: None) -> float:
+        windows = train_dataset(decoded, window_seconds=window_seconds, batch_size=batch_size, seed=0)
+        for _ in windows.take(1):  # warm-up: tracing, thread pools, the memory cache filled
+            pass
+        total, seconds = 0, 0.0
+        for _ in range(epochs):
+            before()
+            start = time.perf_counter()
+            total += sum(int(batch[0].shape[0]) for batch in windows)
+            seconds += time.perf_counter() - start
+        return total / seconds
+
+    memory = decoded_dataset(clips)
+    sum(1 for _ in memory)  # filled once, as training fills it in its first epoch
+    paths = fill_disk_cache(clips, root)
+    return {"memory": rate(memory),
+            "disk, read from the disk": rate(streamed(clips, root), lambda: evict(paths)),
+            "disk, from the page cache": rate(streamed(clips, root))}
+
+
+def streamed(clips, root: Path) -> tf.data.Dataset:
+    """The disk cache at ``root`` read as training reads it."""
+    previous = audiocache.current()
+    audiocache.configure(dataclasses.replace(previous, mode="disk", folder=str(root.parent)))
+    try:
+        return decoded_dataset(clips)
+    finally:
+        audiocache.configure(previous)
+
+
+# A training run whose peak resident memory is printed when it ends (VmHWM: this process's own peak).
+PEAK_SCRIPT = r"""
+import atexit, runpy, sys
+def peak():
+    for line in open("/proc/self/status"):
+        if line.startswith("VmHWM:"):
+            print(f"peak resident memory: {int(line.split()[1]) / 1024:.0f} MB", file=sys.stderr)
+atexit.register(peak)
+sys.argv = ["python -m tuning.train", *sys.argv[1:]]
+runpy.run_module("tuning.train", run_name="__main__")
+"""
+
+
+def training_peak_mb(arguments: list[str], env: dict) -> tuple[float, float]:
+    """Runs ``python -m tuning.train ARGUMENTS`` in a new process; returns its peak resident memory in MB and the
+    windows per second its last epoch's training steps took (Keras' ``ms/step`` and the batch size).
+
+    Raises:
+        RunFailed: with the run's last line, if it failed.
+    """
+    result = subprocess.run([sys.executable, "-c", PEAK_SCRIPT, *arguments], capture_output=True, text=True, env=env)
+    lines = result.stderr.strip().splitlines()
+    found = [line for line in lines if line.startswith("peak resident memory: ")]
+    steps = re.findall(r"(\d+)ms/step", result.stdout)
+    if result.returncode != 0 or not found or not steps:
+        raise RunFailed(f"the training run failed: {lines[-1:] if lines else result.returncode}")
+    batch = int(arguments[arguments.index("--batch-size") + 1])
+    return float(found[-1].split()[-2]), batch / (int(steps[-1]) / 1000)

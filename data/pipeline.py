@@ -1,8 +1,9 @@
 """tf.data pipeline: decode clips in parallel, cache them, cut training and evaluation windows.
 
-Decoded audio is cached in memory as **int16**: every GTZAN file is PCM16, so int16 keeps
-every bit of it at half the memory of float32 (a full 1000-clip GTZAN takes about 1.3 GB
-instead of 2.6 GB); samples become float32 in [-1, 1) after the cache.
+Decoded audio is cached as **int16**: every GTZAN file is PCM16, so int16 keeps every bit of
+it at half the memory of float32 (a full 1000-clip GTZAN takes about 1.3 GB instead of
+2.6 GB); samples become float32 in [-1, 1) after the cache. The cache is in memory, or on disk
+and streamed when the decoded set is larger than the memory budget (``data.audiocache``).
 
 * Training: shuffle clips, take one random window of ``window_seconds`` per clip per epoch,
   batch, prefetch. A clip shorter than a window is zero-padded at the end. All the epochs of
@@ -14,30 +15,49 @@ instead of 2.6 GB); samples become float32 in [-1, 1) after the cache.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable, Sequence
+from pathlib import Path
 
 import numpy as np
 import tensorflow as tf
 
+from data import audiocache
 from data.catalogue import CODECS, Clip
 from data.config import window_samples
 from data.decode import decode_file, int16_to_float
 
 AUTOTUNE = tf.data.AUTOTUNE
+# Clips the training shuffle holds: the whole training part of GTZAN.
+SHUFFLE_BUFFER = 1024
+logger = logging.getLogger(__name__)
 
 
-def decoded_dataset(clips: Sequence[Clip], cache: bool = True) -> tf.data.Dataset:
+def decoded_dataset(clips: Sequence[Clip], cache: bool = True, what: str = "training clips") -> tf.data.Dataset:
     """Decodes ``clips`` in parallel into ``(audio int16 [samples], label int32, index int32)``.
 
     ``index`` is the clip's position in ``clips``. Clips that soundfile fails to decode
     come out empty and are dropped (the catalogue's header check lets few through).
 
+    Where the decoded audio is kept follows ``data.audiocache`` (``--cache``): in memory, or in
+    the disk cache, written on the first pass and read back on every pass after (whether or not
+    ``cache`` asks to keep it), in the same order, so the dataset yields the same elements either way.
+
     Args:
         clips: Clips to decode.
-        cache: Keep the decoded audio in memory after the first pass.
+        cache: Keep the decoded audio after the first pass (in memory, or on disk).
+        what: What the clips are, for the line ``--cache auto`` says its choice in.
     """
     if not clips:
         raise ValueError("no clips to decode")
+    if audiocache.choose(clips, what) == "disk":
+        return streamed_dataset(clips)
+    ds = _decoded(clips).filter(lambda audio, label, index: tf.size(audio) > 0)
+    return ds.cache() if cache else ds
+
+
+def _decoded(clips: Sequence[Clip]) -> tf.data.Dataset:
+    """Every clip decoded, in order (an empty array for a clip that fails to decode)."""
     paths = [clip.path for clip in clips]
     codecs = [CODECS.index(clip.codec) for clip in clips]
     labels = [clip.label for clip in clips]
@@ -48,9 +68,47 @@ def decoded_dataset(clips: Sequence[Clip], cache: bool = True) -> tf.data.Datase
     def decode(path, codec, label, index):
         return decode_file(path, codec, dtype=tf.int16), label, index
 
-    ds = ds.map(decode, num_parallel_calls=AUTOTUNE, deterministic=True)
-    ds = ds.filter(lambda audio, label, index: tf.size(audio) > 0)
-    return ds.cache() if cache else ds
+    return ds.map(decode, num_parallel_calls=AUTOTUNE, deterministic=True)
+
+
+def fill_disk_cache(clips: Sequence[Clip], root: Path | None = None) -> list[Path]:
+    """Writes the disk cache's entry of every clip that has none yet (``data.audiocache``); returns every
+    clip's entry.
+
+    Decoding runs in parallel in tf.data; each entry is written whole or not at all, so a pass that is
+    killed keeps what it finished and the next one writes the rest. A clip that fails to decode gets an
+    empty entry (it is left out, as from the memory cache, and not decoded again). Processes that fill
+    the same cache at once (the workers of a search) take turns: the first decodes, the others find
+    its entries.
+    """
+    root = root or audiocache.current().root
+    paths, missing = audiocache.missing_entries(clips, root)
+    if not missing:
+        return paths
+    with audiocache.filling(root):  # one process writes at a time; the others find its entries after
+        paths, missing = audiocache.missing_entries(clips, root)
+        if missing:
+            audiocache.remove_leftovers(root)
+            logger.info("decoding %d clips into %s", len(missing), root)
+            todo = [clips[i] for i in missing]
+            for audio, _, position in _decoded(todo).as_numpy_iterator():
+                audiocache.write_entry(paths[missing[position]], audio)
+    return paths
+
+
+def streamed_dataset(clips: Sequence[Clip]) -> tf.data.Dataset:
+    """The clips from the disk cache (filled first where it lacks them), in order, read with parallel reads and
+    prefetch: the elements :func:`decoded_dataset` gives, without holding them."""
+    paths = fill_disk_cache(clips)
+    ds = tf.data.Dataset.from_tensor_slices((tf.constant([str(p) for p in paths]),
+                                             tf.constant([clip.label for clip in clips], tf.int32),
+                                             tf.range(len(clips))))
+
+    def read(path, label, index):
+        return tf.io.decode_raw(tf.io.read_file(path), tf.int16, little_endian=True), label, index
+
+    ds = ds.map(read, num_parallel_calls=AUTOTUNE, deterministic=True)
+    return ds.filter(lambda audio, label, index: tf.size(audio) > 0).prefetch(AUTOTUNE)
 
 
 def _pad_to(audio: tf.Tensor, length: int) -> tf.Tensor:
@@ -58,8 +116,8 @@ def _pad_to(audio: tf.Tensor, length: int) -> tf.Tensor:
 
 
 def train_dataset(
-    decoded: tf.data.Dataset, *, window_seconds: float, batch_size: int, seed: int, shuffle_buffer: int = 1024
-) -> tf.data.Dataset:
+    decoded: tf.data.Dataset, *, window_seconds: float, batch_size: int, seed: int,
+    shuffle_buffer: int = SHUFFLE_BUFFER) -> tf.data.Dataset:
     """Random training windows: ``(waveform float32 [batch, window], label int32 [batch])``.
 
     Each epoch reshuffles the clips and draws a new window start per clip; the sequence of
@@ -180,6 +238,28 @@ def eval_arrays(decoded: tf.data.Dataset, *, window_seconds: float) -> tuple[np.
     if not windows:
         raise ValueError("no evaluation windows: every clip failed to decode")
     return tuple(np.concatenate([w[i] for w in windows]) for i in range(3))
+
+
+def eval_inputs(clips: Sequence[Clip], *, window_seconds: float,
+                what: str = "evaluation clips") -> tuple[np.ndarray | tf.data.Dataset, np.ndarray, np.ndarray]:
+    """The evaluation windows of ``clips``, with each window's label and clip index.
+
+    Where the clips are kept in memory (``data.audiocache``), the windows are arrays, cut once
+    (:func:`eval_arrays`); from the disk cache they are a dataset of batches of 256, read again on
+    each pass, so memory holds a few batches whatever the set's size (labels and indices are small).
+
+    Raises:
+        ValueError: if no clip decodes.
+    """
+    decoded = decoded_dataset(clips, cache=False, what=what)
+    if audiocache.choose(clips, what) != "disk":
+        return eval_arrays(decoded, window_seconds=window_seconds)
+    windows = eval_windows(decoded, window_seconds=window_seconds)
+    parts = list(windows.map(lambda audio, label, index: (label, index)).batch(4096).as_numpy_iterator())
+    if not parts:
+        raise ValueError("no evaluation windows: every clip failed to decode")
+    labels, index = (np.concatenate([part[i] for part in parts]) for i in range(2))
+    return windows.map(lambda audio, label, index: audio).batch(256).prefetch(AUTOTUNE), labels, index
 
 
 def resident_memory_mb() -> float | None:

@@ -58,6 +58,8 @@ CASES = {
         (["--space", "cnn", "--labels", "labels.csv"], "--labels names files relative to a data folder; give "
                                                        "--data-dir too"),
         (["--space", "cnn", "--data-dir", "/", "--labels", MISSING], f"--labels not found: {MISSING}"),
+        (["--space", "cnn", "--cache", "tape"], "argument --cache: invalid choice: 'tape'"),
+        (["--space", "cnn", "--memory-budget-gb", "0"], "--memory-budget-gb must be positive, got 0.0"),
         (["--space", "cnn", "--window-seconds", "nan"], "(--window-seconds) must be a finite number"),
         (["--space", "mlp", "--base", "bncnn-32-64-128-256"], "--base does not apply to --space mlp"),
         (["--space", "regularization", "--base", "nonsense-model"], "--base nonsense-model: unknown model name"),
@@ -165,6 +167,7 @@ CASES = {
     "data.bench": [
         (["--clips", "0"], "--clips must be at least 1, got 0"),
         (["--data-dir", MISSING], f"data directory not found: {MISSING}"),
+        (["--cache", "disk", "--memory-budget-gb", "-1"], "--memory-budget-gb must be positive, got -1.0"),
     ],
 }
 

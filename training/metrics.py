@@ -13,7 +13,7 @@ from data.catalogue import Catalogue, Clip, DataError, scan
 from data.config import window_samples
 from data.errors import EvaluationError
 from data.labels import LabelsError
-from data.pipeline import average_per_clip, decoded_dataset, eval_arrays
+from data.pipeline import average_per_clip, eval_inputs
 from data.sources import load_split
 from training.callbacks import predict_windows
 from training.config import RunConfig
@@ -95,7 +95,7 @@ def evaluate_clips(model: keras.Model, clips: tuple[Clip, ...], genres: list[str
     Raises:
         ValueError: if no clip could be decoded.
     """
-    x, labels, index = eval_arrays(decoded_dataset(clips, cache=False), window_seconds=window_seconds)
+    x, labels, index = eval_inputs(clips, window_seconds=window_seconds)
     probabilities = predict_windows(model, x)
     per_clip = np.asarray(average_per_clip(probabilities.astype(np.float64), index, len(clips)))
     decoded = np.bincount(index, minlength=len(clips)) > 0
