@@ -2,11 +2,11 @@
 
 Usage::
 
-    python -m data.cache [--clear synthetic|wheels|features|all] [--json]
+    python -m data.cache [--clear synthetic|wheels|features|audio|all] [--json]
 
 The cache folder is ``$GTZAN_CACHE``, else ``~/.cache/gtzan-keras``: the synthetic GTZAN-shaped
-sets (``synthetic-*``), the musicnn wheel (``wheels``) and the frozen pretrained taggers'
-features of clips (``features``). Everything there is made again when it is needed, so any part
+sets (``synthetic-*``), the musicnn wheel (``wheels``), the frozen pretrained taggers'
+features of clips (``features``) and decoded audio kept on disk (``audio``). Everything there is made again when it is needed, so any part
 may be cleared between runs (not while a command that uses it runs).
 """
 

@@ -106,22 +106,23 @@ def decoded_bytes(clips: Sequence[Clip]) -> int:
     return total
 
 
-def choose(clips: Sequence[Clip], what: str = "training clips") -> str:
-    """``memory`` or ``disk`` for ``clips`` under the current configuration; ``auto`` says its choice once.
+def choose(what: str, held: Sequence[Clip] = (), windowed: Sequence[Clip] = ()) -> str:
+    """``memory`` or ``disk`` under the current configuration; ``auto`` says its choice once.
 
     Args:
-        clips: The clips to keep.
-        what: What they are, for the line that says the choice.
+        what: What the clips are, for the line that says the choice.
+        held: Clips kept decoded as int16 (training clips).
+        windowed: Clips kept as float32 windows, twice their int16 size (validation and evaluation).
     """
     if _config.mode != "auto":
         return _config.mode
-    size, budget = decoded_bytes(clips), _config.budget_bytes
+    size, budget = decoded_bytes(held) + 2 * decoded_bytes(windowed), _config.budget_bytes
     mode = "memory" if size <= budget else "disk"
     if (what, size, budget) not in _said:
         _said.add((what, size, budget))
         where = "memory" if mode == "memory" else f"a disk cache in {_config.root}"
         logger.warning("decoded audio of the %d %s: %s, %s the %s memory budget: kept in %s "
-                       "(--cache, --memory-budget-gb)", len(clips), what, _size(size),
+                       "(--cache, --memory-budget-gb)", len(held) + len(windowed), what, _size(size),
                        "within" if mode == "memory" else "over", _size(budget), where)
     return mode
 

@@ -3,6 +3,7 @@ disk cache against the memory cache (``--cache disk``)."""
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import os
 import re
@@ -21,7 +22,7 @@ from data.catalogue import SAMPLE_RATE
 from data.decode import int16_to_float
 from data.errors import RunFailed, UsageError
 from data.layers import LogMelSpectrogram
-from data.pipeline import AUTOTUNE, decoded_dataset, fill_disk_cache, train_dataset
+from data.pipeline import AUTOTUNE, DiskClips, decoded_dataset, epochs_dataset, fill_disk_cache, train_dataset
 
 # Each path is timed this many times and its best run kept: single runs on a shared 2-core
 # machine varied by up to 2x between identical calls.
@@ -116,10 +117,22 @@ def clips_per_second(dataset: tf.data.Dataset) -> float:
 
 def first_pass_rates(clips, root: Path) -> dict[str, float]:
     """Clips per second of plain decoding, and of decoding and writing the disk cache into the empty ``root``."""
-    decoding = clips_per_second(decoded_dataset(clips, cache=False))
+    with cache_mode("memory", root):
+        decoding = clips_per_second(decoded_dataset(clips, cache=False))
     start = time.perf_counter()
     fill_disk_cache(clips, root)
     return {"decode": decoding, "decode + write": len(clips) / (time.perf_counter() - start)}
+
+
+@contextlib.contextmanager
+def cache_mode(mode: str, root: Path):
+    """Within the block, decoded audio is kept as ``mode`` says, the disk cache at ``root``."""
+    previous = audiocache.current()
+    audiocache.configure(dataclasses.replace(previous, mode=mode, folder=str(root.parent)))
+    try:
+        yield
+    finally:
+        audiocache.configure(previous)
 
 
 def evict(paths) -> None:
@@ -131,35 +144,31 @@ def evict(paths) -> None:
 
 def window_rates(clips, root: Path, *, window_seconds: float, batch_size: int, epochs: int) -> dict[str, float]:
     """Training windows per second from the in-memory cache and from the disk cache (read from the disk, and
-    again from the page cache), each over ``epochs`` epochs of the training pipeline."""
-    def rate(decoded: tf.data.Dataset, before: Callable[[], None] = lambda: None) -> float:
-        windows = train_dataset(decoded, window_seconds=window_seconds, batch_size=batch_size, seed=0)
-        for _ in windows.take(1):  # warm-up: tracing, thread pools, the memory cache filled
+    again from the page cache): the best of ``REPEATS`` runs of ``epochs`` epochs of the training pipeline as
+    training builds and iterates it (the disk read from the disk: evicted from the page cache before each run,
+    so its first epoch reads the disk)."""
+    def rate(decoded, before: Callable[[], None] = lambda: None) -> float:
+        # As training iterates them: every epoch from one iterator (data.pipeline.epochs_dataset).
+        windows = epochs_dataset(lambda: train_dataset(decoded, window_seconds=window_seconds, batch_size=batch_size,
+                                                       seed=0), epochs)
+        for _ in windows.take(1):  # warm-up: tracing, the memory cache filled
             pass
-        total, seconds = 0, 0.0
-        for _ in range(epochs):
+        rates = []
+        for _ in range(REPEATS):
             before()
             start = time.perf_counter()
-            total += sum(int(batch[0].shape[0]) for batch in windows)
-            seconds += time.perf_counter() - start
-        return total / seconds
+            count = sum(int(batch[0].shape[0]) for batch in windows)
+            rates.append(count / (time.perf_counter() - start))
+        return max(rates)
 
-    memory = decoded_dataset(clips)
-    sum(1 for _ in memory)  # filled once, as training fills it in its first epoch
-    paths = fill_disk_cache(clips, root)
-    return {"memory": rate(memory),
-            "disk, read from the disk": rate(streamed(clips, root), lambda: evict(paths)),
-            "disk, from the page cache": rate(streamed(clips, root))}
-
-
-def streamed(clips, root: Path) -> tf.data.Dataset:
-    """The disk cache at ``root`` read as training reads it."""
-    previous = audiocache.current()
-    audiocache.configure(dataclasses.replace(previous, mode="disk", folder=str(root.parent)))
-    try:
-        return decoded_dataset(clips)
-    finally:
-        audiocache.configure(previous)
+    with cache_mode("memory", root):
+        memory = decoded_dataset(clips)
+        sum(1 for _ in memory)  # filled once, as training fills it in its first epoch
+        in_memory = rate(memory)
+    with cache_mode("disk", root):
+        disk = DiskClips.of(clips)
+    return {"memory": in_memory, "disk, read from the disk": rate(disk, lambda: evict(disk.paths)),
+            "disk, from the page cache": rate(disk)}
 
 
 # A training run whose peak resident memory is printed when it ends (VmHWM: this process's own peak).
@@ -185,8 +194,9 @@ def training_peak_mb(arguments: list[str], env: dict) -> tuple[float, float]:
     result = subprocess.run([sys.executable, "-c", PEAK_SCRIPT, *arguments], capture_output=True, text=True, env=env)
     lines = result.stderr.strip().splitlines()
     found = [line for line in lines if line.startswith("peak resident memory: ")]
-    steps = re.findall(r"(\d+)ms/step", result.stdout)
+    steps = re.findall(r"(\d+)(ms|s)/step", result.stdout)
     if result.returncode != 0 or not found or not steps:
         raise RunFailed(f"the training run failed: {lines[-1:] if lines else result.returncode}")
     batch = int(arguments[arguments.index("--batch-size") + 1])
-    return float(found[-1].split()[-2]), batch / (int(steps[-1]) / 1000)
+    number, unit = steps[-1]
+    return float(found[-1].split()[-2]), batch / (int(number) / (1000 if unit == "ms" else 1))

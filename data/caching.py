@@ -3,7 +3,8 @@
 * ``synthetic-<clips>x<seconds>s-seed<seed>/``: the synthetic GTZAN-shaped sets, generated once
   (``data.sources``);
 * ``wheels/``: the musicnn 0.1.0 wheel the pretrained weights are read from (``zoo.pretrained``);
-* ``features/``: the frozen pretrained taggers' features of clips (``training.features``).
+* ``features/``: the frozen pretrained taggers' features of clips (``training.features``);
+* ``audio/``: decoded audio, one file per clip, where it is kept on disk (``data.audiocache``).
 
 Everything in it is made again when it is needed and missing, so any part may be cleared at any
 time between runs (``python -m data.cache --clear features``).
@@ -16,7 +17,7 @@ import shutil
 from pathlib import Path
 
 # Each part of the cache and the names of its entries in the cache folder.
-PARTS = {"synthetic": "synthetic-*", "wheels": "wheels", "features": "features"}
+PARTS = {"synthetic": "synthetic-*", "wheels": "wheels", "features": "features", "audio": "audio"}
 
 
 def cache_dir() -> Path:

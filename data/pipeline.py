@@ -15,6 +15,7 @@ and streamed when the decoded set is larger than the memory budget (``data.audio
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -30,10 +31,13 @@ from data.decode import decode_file, int16_to_float
 AUTOTUNE = tf.data.AUTOTUNE
 # Clips the training shuffle holds: the whole training part of GTZAN.
 SHUFFLE_BUFFER = 1024
+# Evaluation windows per batch when they stream from the disk cache: small, so that the batch and the
+# model's activations for it stay small beside the memory budget.
+STREAMED_EVAL_BATCH = 32
 logger = logging.getLogger(__name__)
 
 
-def decoded_dataset(clips: Sequence[Clip], cache: bool = True, what: str = "training clips") -> tf.data.Dataset:
+def decoded_dataset(clips: Sequence[Clip], cache: bool = True, mode: str | None = None) -> tf.data.Dataset:
     """Decodes ``clips`` in parallel into ``(audio int16 [samples], label int32, index int32)``.
 
     ``index`` is the clip's position in ``clips``. Clips that soundfile fails to decode
@@ -46,11 +50,11 @@ def decoded_dataset(clips: Sequence[Clip], cache: bool = True, what: str = "trai
     Args:
         clips: Clips to decode.
         cache: Keep the decoded audio after the first pass (in memory, or on disk).
-        what: What the clips are, for the line ``--cache auto`` says its choice in.
+        mode: ``memory`` or ``disk`` (None: as ``data.audiocache.choose`` decides for these clips).
     """
     if not clips:
         raise ValueError("no clips to decode")
-    if audiocache.choose(clips, what) == "disk":
+    if (mode or audiocache.choose("clips", held=clips)) == "disk":
         return streamed_dataset(clips)
     ds = _decoded(clips).filter(lambda audio, label, index: tf.size(audio) > 0)
     return ds.cache() if cache else ds
@@ -96,6 +100,39 @@ def fill_disk_cache(clips: Sequence[Clip], root: Path | None = None) -> list[Pat
     return paths
 
 
+@dataclasses.dataclass(frozen=True)
+class DiskClips:
+    """Clips kept in the disk cache, for training: each epoch decodes only the window it draws from each entry.
+
+    Attributes:
+        paths: Each clip's entry (``fill_disk_cache``), in the clips' order.
+        labels: Each clip's label.
+        samples: Each clip's decoded length (0: it failed to decode, and is left out).
+    """
+
+    paths: tuple[str, ...]
+    labels: tuple[int, ...]
+    samples: tuple[int, ...]
+
+    @classmethod
+    def of(cls, clips: Sequence[Clip]) -> DiskClips:
+        """The clips' entries, written first where missing."""
+        paths = fill_disk_cache(clips)
+        return cls(tuple(map(str, paths)), tuple(clip.label for clip in clips),
+                   tuple(path.stat().st_size // 2 for path in paths))
+
+    def __len__(self) -> int:
+        """The clips that decoded."""
+        return sum(1 for n in self.samples if n > 0)
+
+    def dataset(self) -> tf.data.Dataset:
+        """``(entry path, label, samples)`` of every clip that decoded, in order."""
+        kept = [i for i, n in enumerate(self.samples) if n > 0]
+        return tf.data.Dataset.from_tensor_slices((tf.constant([self.paths[i] for i in kept]),
+                                                   tf.constant([self.labels[i] for i in kept], tf.int32),
+                                                   tf.constant([self.samples[i] for i in kept], tf.int64)))
+
+
 def streamed_dataset(clips: Sequence[Clip]) -> tf.data.Dataset:
     """The clips from the disk cache (filled first where it lacks them), in order, read with parallel reads and
     prefetch: the elements :func:`decoded_dataset` gives, without holding them."""
@@ -116,7 +153,7 @@ def _pad_to(audio: tf.Tensor, length: int) -> tf.Tensor:
 
 
 def train_dataset(
-    decoded: tf.data.Dataset, *, window_seconds: float, batch_size: int, seed: int,
+    decoded: tf.data.Dataset | DiskClips, *, window_seconds: float, batch_size: int, seed: int,
     shuffle_buffer: int = SHUFFLE_BUFFER) -> tf.data.Dataset:
     """Random training windows: ``(waveform float32 [batch, window], label int32 [batch])``.
 
@@ -124,15 +161,28 @@ def train_dataset(
     epochs is the same for the same seed.
 
     Args:
-        decoded: Output of :func:`decoded_dataset` for the training clips.
+        decoded: Output of :func:`decoded_dataset` for the training clips, or their entries in the disk
+            cache (:class:`DiskClips`), from which only each drawn window is read.
         window_seconds: Window length in seconds.
         batch_size: Windows per batch.
         seed: Seed of the shuffle and of the window starts.
         shuffle_buffer: Clips held in the shuffle buffer (the whole set for GTZAN sizes).
     """
     window = window_samples(window_seconds)
-    ds = decoded.shuffle(shuffle_buffer, seed=seed, reshuffle_each_iteration=True)
     starts = tf.data.Dataset.random(seed=seed, rerandomize_each_iteration=True)
+    if isinstance(decoded, DiskClips):
+        # The same shuffle and draws as below, on the entries' lengths; only the drawn window is decoded.
+        ds = decoded.dataset().shuffle(shuffle_buffer, seed=seed, reshuffle_each_iteration=True)
+
+        def read(element, draw):  # the entry is read, only the window's bytes are decoded
+            path, label, samples = element
+            start = draw % (tf.maximum(samples, window) - window + 1)
+            data = tf.strings.substr(tf.io.read_file(path), 2 * start, 2 * window)
+            return int16_to_float(_pad_to(tf.io.decode_raw(data, tf.int16), window)), label
+
+        ds = tf.data.Dataset.zip(ds, starts).map(read, num_parallel_calls=AUTOTUNE)
+        return ds.batch(batch_size).prefetch(AUTOTUNE)
+    ds = decoded.shuffle(shuffle_buffer, seed=seed, reshuffle_each_iteration=True)
 
     def crop(element, draw):
         audio, label, _ = element
@@ -241,25 +291,27 @@ def eval_arrays(decoded: tf.data.Dataset, *, window_seconds: float) -> tuple[np.
 
 
 def eval_inputs(clips: Sequence[Clip], *, window_seconds: float,
-                what: str = "evaluation clips") -> tuple[np.ndarray | tf.data.Dataset, np.ndarray, np.ndarray]:
+                mode: str | None = None) -> tuple[np.ndarray | tf.data.Dataset, np.ndarray, np.ndarray]:
     """The evaluation windows of ``clips``, with each window's label and clip index.
 
-    Where the clips are kept in memory (``data.audiocache``), the windows are arrays, cut once
-    (:func:`eval_arrays`); from the disk cache they are a dataset of batches of 256, read again on
-    each pass, so memory holds a few batches whatever the set's size (labels and indices are small).
+    Where the clips are kept in memory (``mode``, else ``data.audiocache.choose``), the windows are arrays, cut once
+    (:func:`eval_arrays`); from the disk cache they are a dataset of batches of
+    :data:`STREAMED_EVAL_BATCH`, read again on each pass, so memory holds a few batches (and the model's
+    activations for one) whatever the set's size; labels and indices are small.
 
     Raises:
         ValueError: if no clip decodes.
     """
-    decoded = decoded_dataset(clips, cache=False, what=what)
-    if audiocache.choose(clips, what) != "disk":
+    mode = mode or audiocache.choose("evaluation clips", windowed=clips)
+    decoded = decoded_dataset(clips, cache=False, mode=mode)
+    if mode != "disk":
         return eval_arrays(decoded, window_seconds=window_seconds)
     windows = eval_windows(decoded, window_seconds=window_seconds)
     parts = list(windows.map(lambda audio, label, index: (label, index)).batch(4096).as_numpy_iterator())
     if not parts:
         raise ValueError("no evaluation windows: every clip failed to decode")
     labels, index = (np.concatenate([part[i] for part in parts]) for i in range(2))
-    return windows.map(lambda audio, label, index: audio).batch(256).prefetch(AUTOTUNE), labels, index
+    return windows.map(lambda audio, label, index: audio).batch(STREAMED_EVAL_BATCH).prefetch(2), labels, index
 
 
 def resident_memory_mb() -> float | None:

@@ -58,6 +58,7 @@ class Mutant:
 
 LAYERS = ("tests/test_layers.py", "tests/test_augment_in_fit.py")
 FORMATS = ("tests/test_export_formats.py",)
+DATASETS = ("tests/test_labels.py", "tests/test_audiocache.py")
 FRONT_END = ("tests/test_pretrained.py",)
 SPLITS = ("tests/test_splits.py", "tests/test_kfold.py::test_folds_are_stratified_by_genre_and_keep_groups_whole",
           "tests/test_kfold.py::test_a_group_file_keeps_its_groups_together",
@@ -247,6 +248,16 @@ MUTANTS = (
            "power = stft_power(waveform, self.n_fft, self.hop_length)", LAYERS),
     Mutant("export-portable-front-end-left-on", "serving/export.py",
            "            layer.portable = False\n", "            layer.portable = True\n", FORMATS),
+    # Datasets labelled by a file, and the disk cache of decoded audio.
+    Mutant("labels-fma-subsets-not-nested", "data/labels.py",
+           "allowed = FMA_SUBSETS[: FMA_SUBSETS.index(subset) + 1] if subset else FMA_SUBSETS",
+           "allowed = (subset,) if subset else FMA_SUBSETS", DATASETS),
+    Mutant("labels-paths-may-leave-the-data-folder", "data/catalogue.py",
+           'if Path(entry.path).is_absolute() or ".." in Path(entry.path).parts:', "if False:", DATASETS),
+    Mutant("audiocache-fingerprint-ignores-the-modification-time", "data/audiocache.py",
+           "\\0{status.st_mtime_ns}", "", DATASETS),
+    Mutant("audiocache-workers-fill-at-once", "data/pipeline.py",
+           "with audiocache.filling(root):", "if True:", DATASETS),
     Mutant("export-last-window-dropped", "data/pipeline.py",
            "tf.cond(samples % window > 0, lambda: tf.concat([starts, [samples - window]], 0), lambda: starts)",
            "starts", EXPORT),

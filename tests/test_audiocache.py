@@ -47,6 +47,24 @@ def test_memory_and_disk_caches_train_the_same_model(tiny_gtzan, tmp_path):
     assert len(entries(tmp_path / "audio")) == 50  # the training and validation clips (training reads no test clip)
 
 
+@pytest.mark.parametrize("window_seconds", [1.0, 5.0])  # 5 s: every 4-s clip zero-padded
+def test_training_windows_from_disk_are_the_memory_cache_windows(tiny_gtzan, disk_cache, window_seconds):
+    from data.pipeline import DiskClips, train_dataset
+
+    clips = scan(tiny_gtzan).clips[::3]
+    batches = {}
+    for name, source in (("memory", None), ("disk", DiskClips.of(clips))):
+        if source is None:
+            audiocache.configure(CacheConfig("memory"))
+            source = decoded_dataset(clips)
+        windows = train_dataset(source, window_seconds=window_seconds, batch_size=8, seed=5, shuffle_buffer=6)
+        batches[name] = [(x.numpy(), y.numpy()) for x, y in windows.repeat(2)]
+    assert len(batches["disk"]) == len(batches["memory"]) == 6
+    for (x_disk, y_disk), (x_memory, y_memory) in zip(batches["disk"], batches["memory"]):
+        np.testing.assert_array_equal(x_disk, x_memory)
+        np.testing.assert_array_equal(y_disk, y_memory)
+
+
 def test_disk_entries_hold_what_the_decoder_gives_and_evaluation_streams_them(tiny_gtzan, disk_cache):
     clips = scan(tiny_gtzan).clips[:12]
     paths = fill_disk_cache(clips)
@@ -144,11 +162,11 @@ def test_auto_chooses_disk_under_a_tiny_budget_and_says_so(tiny_gtzan, tmp_path,
     assert train.main(["2cnn-16-16-1fc", "--data-dir", str(tiny_gtzan), "--out", str(tmp_path / "runs"),
                        "--memory-budget-gb", "0.001", "--cache-dir", str(tmp_path / "audio"), *FAST]) == 0
     audiocache.configure(CacheConfig())
-    said = sorted(r.getMessage() for r in caplog.records if "decoded audio of the" in r.getMessage())
-    assert len(said) == 2  # once for each part, not once per use
-    assert said[0].startswith("decoded audio of the 10 validation clips: 1.8 MB, over the 1.0 MB memory budget: kept "
-                              f"in a disk cache in {tmp_path / 'audio'}")
-    assert said[1].startswith("decoded audio of the 40 training clips: 7.1 MB, over the 1.0 MB memory budget")
+    said = [r.getMessage() for r in caplog.records if "decoded audio of the" in r.getMessage()]
+    # Once, for both parts: the training clips as int16 and the validation windows as float32.
+    assert said == [f"decoded audio of the 50 training and validation clips: 10.6 MB, over the 1.0 MB memory "
+                    f"budget: kept in a disk cache in {tmp_path / 'audio' / audiocache.DECODING} (--cache, "
+                    "--memory-budget-gb)"]
     assert len(entries(tmp_path / "audio")) > 0
 
 

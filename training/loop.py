@@ -20,6 +20,7 @@ from data.catalogue import Clip, DataError
 from data.config import DataConfig
 from data.pipeline import (
     SHUFFLE_BUFFER,
+    DiskClips,
     decoded_dataset,
     epochs_dataset,
     eval_inputs,
@@ -65,8 +66,9 @@ class PreparedData:
     _features: dict = dataclasses.field(default_factory=dict, repr=False)
 
     @functools.cached_property
-    def train_decoded(self) -> tf.data.Dataset:
-        """The training clips, decoded once into the cache (in memory, or on disk: ``data.audiocache``).
+    def train_decoded(self) -> tf.data.Dataset | DiskClips:
+        """The training clips, decoded once into the cache (in memory, or on disk: ``data.audiocache``, from
+        which training reads each window it draws).
 
         Where they outnumber the shuffle buffer, they come in an order shuffled once (by the split's
         seed), so that the buffer's shuffling draws from every genre.
@@ -74,13 +76,21 @@ class PreparedData:
         clips = self.split.train
         if len(clips) > self.shuffle_buffer:
             clips = tuple(clips[i] for i in np.random.default_rng(self.config.split_seed).permutation(len(clips)))
-        return decoded_dataset(clips)
+        if self.cache_mode == "disk":
+            return DiskClips.of(clips)
+        return decoded_dataset(clips, mode="memory")
+
+    @functools.cached_property
+    def cache_mode(self) -> str:
+        """Where the training and validation clips are kept (``data.audiocache``): memory when both fit the
+        budget together (the validation windows as float32), else disk for both."""
+        return audiocache.choose("training and validation clips", held=self.split.train, windowed=self.split.valid)
 
     @functools.cached_property
     def shuffle_buffer(self) -> int:
         """Clips the training shuffle holds: 1024 (GTZAN's whole training part), fewer when the clips stream
         from disk and 1024 of them would take more than a quarter of the memory budget."""
-        if audiocache.choose(self.split.train) != "disk":
+        if self.cache_mode != "disk":
             return SHUFFLE_BUFFER
         clip_bytes = audiocache.decoded_bytes(self.split.train) / len(self.split.train)
         return int(min(SHUFFLE_BUFFER, max(16, audiocache.current().budget_bytes / 4 / max(clip_bytes, 1))))
@@ -92,7 +102,8 @@ class PreparedData:
         Raises:
             DataError: if none decodes.
         """
-        count = int(self.train_decoded.reduce(0, lambda count, _: count + 1))
+        decoded = self.train_decoded
+        count = len(decoded) if isinstance(decoded, DiskClips) else int(decoded.reduce(0, lambda count, _: count + 1))
         if count < len(self.split.train):
             logging.getLogger(__name__).warning("%d of %d training clips could not be decoded and are left out",
                                                 len(self.split.train) - count, len(self.split.train))
@@ -103,7 +114,7 @@ class PreparedData:
     @functools.cached_property
     def valid(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """``(waveforms, labels, clip index)`` of every validation window."""
-        windows = eval_inputs(self.split.valid, window_seconds=self.config.window_seconds, what="validation clips")
+        windows = eval_inputs(self.split.valid, window_seconds=self.config.window_seconds, mode=self.cache_mode)
         if isinstance(windows[0], np.ndarray) and np.all(windows[0][:, -1] == 0) and np.all(windows[0][:, -100:] == 0):
             logging.getLogger(__name__).warning(
                 "every validation clip is shorter than the %g-s window (they are zero-padded); "
