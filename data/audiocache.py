@@ -5,8 +5,8 @@ decoded set is held by tf.data's in-memory cache, as it always was; with ``disk`
 written once as its own file of raw int16 samples under ``<cache>/audio/<decoding>/`` and read back
 each epoch with parallel reads and prefetch, so an epoch needs neither the set in memory nor decoding
 again. ``auto`` (the default) takes memory when the decoded set fits in the memory budget
-(``--memory-budget-gb``, default half the machine's memory), disk otherwise, and says which in one
-line.
+(``--memory-budget-gb``, default half the machine's memory), disk otherwise, and says so in one
+line when it takes the disk.
 
 Why one file per clip rather than shards: a clip is a megabyte or more (30 s is 1.3 MB), large
 enough that reading it whole runs at the disk's speed, and a file per clip lets any subset in any
@@ -107,7 +107,8 @@ def decoded_bytes(clips: Sequence[Clip]) -> int:
 
 
 def choose(what: str, held: Sequence[Clip] = (), windowed: Sequence[Clip] = ()) -> str:
-    """``memory`` or ``disk`` under the current configuration; ``auto`` says its choice once.
+    """``memory`` or ``disk`` under the current configuration; ``auto`` says its choice once (a warning for
+    the disk, an info line for memory).
 
     Args:
         what: What the clips are, for the line that says the choice.
@@ -121,9 +122,11 @@ def choose(what: str, held: Sequence[Clip] = (), windowed: Sequence[Clip] = ()) 
     if (what, size, budget) not in _said:
         _said.add((what, size, budget))
         where = "memory" if mode == "memory" else f"a disk cache in {_config.root}"
-        logger.warning("decoded audio of the %d %s: %s, %s the %s memory budget: kept in %s "
-                       "(--cache, --memory-budget-gb)", len(held) + len(windowed), what, _size(size),
-                       "within" if mode == "memory" else "over", _size(budget), where)
+        # Said where it matters (the disk); keeping the set in memory, as always, is said at the info level.
+        logger.log(logging.INFO if mode == "memory" else logging.WARNING,
+                   "decoded audio of the %d %s: %s, %s the %s memory budget: kept in %s (--cache, --memory-budget-gb)",
+                   len(held) + len(windowed), what, _size(size), "within" if mode == "memory" else "over",
+                   _size(budget), where)
     return mode
 
 
