@@ -195,8 +195,9 @@ def clips_30s(folder: Path | None, out: Path, count: int = 4) -> tuple[list[Path
     music = np.concatenate([read_audio(f) for f in files[: 40 * count]]) if files else np.zeros(0, np.float32)
     real = music.size >= length * count
     if not real:
-        music = np.concatenate([render_clip(g, 30.0, np.random.default_rng(i)) for i, g in
-                                enumerate(("jazz", "rock", "disco", "metal")[:count])]).astype(np.float32)
+        genres = ("jazz", "rock", "disco", "metal")
+        music = np.concatenate([render_clip(genres[i % len(genres)], 30.0, np.random.default_rng(i))
+                                for i in range(count)]).astype(np.float32)
     paths = []
     for i in range(count):
         paths.append(out / f"clip{i}.wav")
