@@ -21,6 +21,7 @@ from data.synthesis import render_clip
 from serving.config import ABOUT_FILE, FORMAT_FILES, FORMATS, format_of
 from serving.export import portable_front_ends
 from serving.prediction import Predictor, read_audio
+from serving.runtimes import openvino_module
 from zoo.benchmarks import forward_flops, matmul_flops_per_second
 
 # One format of an export, timed in a fresh process that imports only numpy and that format's runtime
@@ -165,9 +166,7 @@ def arithmetic(model_name: str, window: int, windows_per_clip: int) -> dict:
 
 def _openvino_capabilities() -> list[str]:
     """What OpenVINO's CPU plugin can do on this machine (``BF16`` among them where the CPU has bfloat16 units)."""
-    import openvino
-
-    return list(openvino.Core().get_property("CPU", "OPTIMIZATION_CAPABILITIES"))
+    return list(openvino_module().Core().get_property("CPU", "OPTIMIZATION_CAPABILITIES"))
 
 
 def time_export(export: Path, repeats: int, work: Path, clips: int = 32) -> dict:

@@ -35,7 +35,7 @@ from data.config import file_safe
 from data.errors import EvaluationError, one_line
 from data.pipeline import average_per_clip, covering_windows
 from serving.config import ABOUT_FILE, FORMAT_FILES, check_format_installed
-from serving.runtimes import load_runtime
+from serving.runtimes import load_runtime, openvino_module
 from training.runstore import read_json, write_json
 
 # How far a converted model's probabilities may be from the model's own (float32 rounding is ~1e-6).
@@ -143,8 +143,7 @@ def _convert(model: keras.Model, name: str, path: Path, window: int) -> None:
         graph.graph.output[0].name = "probabilities"
         onnx.save(graph, str(path))
     else:  # OpenVINO reads the SavedModel with its runtime's own TensorFlow front end (no converter tool)
-        import openvino
-
+        openvino = openvino_module()
         with tempfile.TemporaryDirectory(prefix="gtzan-openvino-") as work:
             model.export(work + "/saved_model", format="tf_saved_model", input_signature=signature, verbose=False)
             converted = openvino.Core().read_model(work + "/saved_model")

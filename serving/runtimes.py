@@ -108,6 +108,13 @@ class LiteRTRuntime(Runtime):
         return outputs
 
 
+def openvino_module():
+    """OpenVINO, an optional extra: imported where it is used (the runtime, the export, the benchmark), here only."""
+    import openvino
+
+    return openvino
+
+
 class OpenVINORuntime(Runtime):
     """``model.xml`` (with ``model.bin`` beside it) in OpenVINO on the CPU, in float32 (an infer
     request per call: concurrent calls are safe)."""
@@ -115,7 +122,7 @@ class OpenVINORuntime(Runtime):
     format = "openvino"
 
     def __init__(self, path: Path, precision: str = "f32"):
-        import openvino
+        openvino = openvino_module()
         core = openvino.Core()
         self.compiled = core.compile_model(str(path), "CPU", {"INFERENCE_PRECISION_HINT": precision})
         self.window = self.compiled.inputs[0].get_partial_shape()[1].get_length()

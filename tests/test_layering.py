@@ -28,7 +28,7 @@ CLI_SHARED = {"cli", "cli.runner", "cli.flags"}
 # TensorFlow that way, quietly.)
 EXTRAS = {"fastapi", "uvicorn", "python_multipart", "librosa", "matplotlib", "wandb", "onnx", "onnxruntime",
           "ai_edge_litert", "openvino"}
-MAX_DEFERRED_IMPORTS = 28
+MAX_DEFERRED_IMPORTS = 25
 # Ways out of the process that skip the command runner's one-line error and exit status.
 EXITS = {("exit", "sys"), ("_exit", "os"), ("abort", "os")}
 # The one allowed: a forked worker whose launcher already died leaves before it runs any Python
