@@ -11,7 +11,6 @@ import math
 import keras
 import numpy as np
 import soxr
-import tensorflow as tf
 from keras import ops
 
 from data.catalogue import SAMPLE_RATE
@@ -92,14 +91,14 @@ class RandomTimeShift(keras.layers.Layer):
 class LogMelSpectrogram(keras.layers.Layer):
     """Waveform ``[batch, samples]`` -> normalized log-mel ``[batch, frames, n_mels]``.
 
-    Power spectrogram (``keras.ops.stft``, Hann window, centered frames with reflect padding),
-    the mel filter bank of ``keras.layers.MelSpectrogram`` (so the values equal that layer's
-    with ``mag_exp=2``, ``power_to_db=False``; a test checks it), then
+    ``keras.layers.MelSpectrogram``'s mel power (Hann-windowed STFT with centered, reflect-padded
+    frames, HTK mel bands, ``power_to_db=False``), then
     ``db = 10 * log10(max(mel, 1e-10) / ref)`` with ``ref = (n_fft / 4) ** 2``, the power a
     full-scale sine puts in its bin, so 0 dB is full scale. The output is
     ``(db - db_offset) / db_scale``: a fixed affine map, so the result of one example never
-    depends on the other examples of its batch (unlike a per-batch ``top_db`` clip or
-    batch statistics), at training and at inference alike.
+    depends on the other examples of its batch (unlike the library layer's ``top_db`` clip,
+    which takes the maximum over the whole batch, or batch statistics), at training and at
+    inference alike. Built from ``keras.ops`` only, it runs on every Keras backend.
 
     Args:
         sample_rate: Sample rate of the input.
@@ -140,31 +139,42 @@ class LogMelSpectrogram(keras.layers.Layer):
         self.db_offset = float(db_offset)
         self.db_scale = float(db_scale)
         self._log_ref = 20.0 * math.log10(self.n_fft / 4)
-        self._filter_bank = None
-        self.portable = False  # set while exporting to formats without an FFT (serving.export)
+        self.mel = keras.layers.MelSpectrogram(
+            fft_length=self.n_fft, sequence_stride=self.hop_length, sequence_length=self.n_fft, window="hann",
+            sampling_rate=self.sample_rate, num_mel_bins=self.n_mels, min_freq=self.f_min, max_freq=self.f_max,
+            power_to_db=False, mag_exp=2.0, dtype="float32", name="mel_power",
+        )
+        self._portable_bank = None
 
     def build(self, input_shape):
-        # Computed once, as a numpy constant, rather than on every call as
-        # keras.layers.MelSpectrogram does (init_scope: build may run inside a traced function).
-        # Not a weight, so saved models hold nothing for it.
-        mel = keras.layers.MelSpectrogram(fft_length=self.n_fft, sampling_rate=self.sample_rate,
-                                          num_mel_bins=self.n_mels, min_freq=self.f_min, max_freq=self.f_max)
-        with tf.init_scope():
-            self._filter_bank = ops.convert_to_numpy(mel.linear_to_mel_weight_matrix(
-                num_mel_bins=self.n_mels, num_spectrogram_bins=self.n_fft // 2 + 1, sampling_rate=self.sample_rate,
-                lower_edge_hertz=self.f_min, upper_edge_hertz=mel.max_freq,
-            ))
+        self.mel.build(input_shape)
+
+    @property
+    def portable(self) -> bool:
+        """Whether the STFT is computed as a convolution by the DFT basis (:func:`stft_power`), as
+        ``serving.export`` sets while exporting to formats without an FFT."""
+        return self._portable_bank is not None
+
+    @portable.setter
+    def portable(self, value: bool) -> None:
+        # The library layer's own filter bank, taken out once as a constant for the exported graph.
+        self._portable_bank = ops.convert_to_numpy(self.mel.linear_to_mel_weight_matrix(
+            num_mel_bins=self.n_mels, num_spectrogram_bins=self.n_fft // 2 + 1, sampling_rate=self.sample_rate,
+            lower_edge_hertz=self.f_min, upper_edge_hertz=self.mel.max_freq,
+        )) if value else None
 
     def power_spectrogram(self, inputs):
-        """STFT power ``|X|^2``, ``[batch, frames, n_fft // 2 + 1]`` (:func:`stft_power`).
-
-        Squared directly: ``keras.layers.MelSpectrogram`` takes a square root, then a power.
-        """
+        """STFT power ``|X|^2``, ``[batch, frames, n_fft // 2 + 1]`` (:func:`stft_power`)."""
         return stft_power(inputs, self.n_fft, self.hop_length, self.portable)
 
+    def mel_power(self, inputs):
+        """Mel power ``[batch, frames, n_mels]``."""
+        if self.portable:
+            return ops.matmul(self.power_spectrogram(inputs), self._portable_bank)
+        return ops.swapaxes(self.mel(inputs), 1, 2)  # the library layer puts the bands first
+
     def call(self, inputs):
-        power = ops.matmul(self.power_spectrogram(inputs), self._filter_bank)  # [batch, frames, n_mels]
-        db = 10.0 * ops.log10(ops.maximum(power, 1e-10)) - self._log_ref
+        db = 10.0 * ops.log10(ops.maximum(self.mel_power(inputs), 1e-10)) - self._log_ref
         return (db - self.db_offset) / self.db_scale
 
     def compute_output_shape(self, input_shape):

@@ -22,6 +22,7 @@ from pathlib import Path
 
 import numpy as np
 import tensorflow as tf
+from keras import ops
 
 from data import audiocache
 from data.catalogue import CODECS, Clip
@@ -264,19 +265,23 @@ def eval_windows(decoded: tf.data.Dataset, *, window_seconds: float) -> tf.data.
 def average_per_clip(probabilities, clip_index, n_clips):
     """Averages window probabilities per clip: the one track-level rule of the toolkit.
 
-    Validation, evaluation and the exported model's serving signature all call it; it runs
-    eagerly on numpy arrays and inside a ``tf.function`` alike.
+    Validation, evaluation and the exported model's serving signature all call it. Written with
+    ``keras.ops``, it runs eagerly on numpy arrays under any Keras backend and inside a
+    ``tf.function`` under TensorFlow's.
 
     Args:
         probabilities: ``[windows, n_genres]``.
         clip_index: ``[windows]`` int, the clip each window comes from.
-        n_clips: Number of clips.
+        n_clips: Number of clips (a tensor in a traced TensorFlow function).
 
     Returns:
-        ``[n_clips, n_genres]`` tensor, in the dtype of ``probabilities``; a clip without
-        windows gets a row of zeros.
+        ``[n_clips, n_genres]`` tensor of the backend, in the dtype of ``probabilities``; a clip
+        without windows gets a row of zeros.
     """
-    return tf.math.unsorted_segment_mean(probabilities, clip_index, n_clips)
+    probabilities = ops.convert_to_tensor(probabilities)
+    sums = ops.segment_sum(probabilities, clip_index, num_segments=n_clips)
+    counts = ops.segment_sum(ops.ones_like(probabilities[:, :1]), clip_index, num_segments=n_clips)
+    return sums / ops.maximum(counts, 1)
 
 
 def eval_arrays(decoded: tf.data.Dataset, *, window_seconds: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

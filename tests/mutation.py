@@ -60,6 +60,8 @@ LAYERS = ("tests/test_layers.py", "tests/test_augment_in_fit.py")
 FORMATS = ("tests/test_export_formats.py",)
 DATASETS = ("tests/test_labels.py", "tests/test_audiocache.py")
 FRONT_END = ("tests/test_pretrained.py",)
+BACKENDS = ("tests/test_backends.py::test_the_tensorflow_side_of_an_export_refuses_a_model_that_answers_otherwise",
+            "tests/test_backends.py::test_train_and_evaluate_under_the_backend_export_a_saved_model_that_answers_alike")
 SPLITS = ("tests/test_splits.py", "tests/test_kfold.py::test_folds_are_stratified_by_genre_and_keep_groups_whole",
           "tests/test_kfold.py::test_a_group_file_keeps_its_groups_together",
           "tests/test_kfold.py::test_id_blocks_are_runs_of_consecutive_ids_in_every_genre",
@@ -98,7 +100,11 @@ MUTANTS = (
     Mutant("layers-logmel-magnitude-not-power", "data/layers.py",
            "return real * real + imag * imag", "return ops.sqrt(real * real + imag * imag)", LAYERS),
     Mutant("layers-logmel-floor", "data/layers.py",
-           "10.0 * ops.log10(ops.maximum(power, 1e-10))", "10.0 * ops.log10(ops.maximum(power, 1e-6))", LAYERS),
+           "10.0 * ops.log10(ops.maximum(self.mel_power(inputs), 1e-10))",
+           "10.0 * ops.log10(ops.maximum(self.mel_power(inputs), 1e-6))", LAYERS),
+    Mutant("layers-logmel-bands-left-first", "data/layers.py",
+           "return ops.swapaxes(self.mel(inputs), 1, 2)",
+           "return ops.reshape(self.mel(inputs), (ops.shape(inputs)[0], -1, self.n_mels))", LAYERS),
     Mutant("layers-specaugment-at-inference", "data/layers.py",
            "if not training or self.masks == 0 or", "if self.masks == 0 or", LAYERS),
     Mutant("layers-specaugment-fills-zeros", "data/layers.py",
@@ -248,6 +254,12 @@ MUTANTS = (
            "power = stft_power(waveform, self.n_fft, self.hop_length)", LAYERS),
     Mutant("export-portable-front-end-left-on", "serving/export.py",
            "            layer.portable = False\n", "            layer.portable = True\n", FORMATS),
+    # Every Keras backend: exports from other backends, the record.
+    Mutant("backends-export-unchecked-across-backends", "serving/export.py",
+           "        if not difference <= PARITY_TOLERANCE:\n            raise EvaluationError(f\"the model loaded",
+           "        if False:\n            raise EvaluationError(f\"the model loaded", BACKENDS),
+    Mutant("backends-record-omits-the-backend", "training/loop.py",
+           '"backend": keras.backend.backend(), **record_fields}', "**record_fields}", BACKENDS),
     # Datasets labelled by a file, and the disk cache of decoded audio.
     Mutant("labels-fma-subsets-not-nested", "data/labels.py",
            "allowed = FMA_SUBSETS[: FMA_SUBSETS.index(subset) + 1] if subset else FMA_SUBSETS",
@@ -264,8 +276,8 @@ MUTANTS = (
     Mutant("export-short-clip-not-padded", "data/pipeline.py",
            "short = tf.maximum(0, window - tf.shape(audio)[-1])", "short = 0 * tf.shape(audio)[-1]", EXPORT),
     Mutant("export-max-not-mean", "data/pipeline.py",
-           "return tf.math.unsorted_segment_mean(probabilities, clip_index, n_clips)",
-           "return tf.math.unsorted_segment_max(probabilities, clip_index, n_clips)", EXPORT),
+           "return sums / ops.maximum(counts, 1)",
+           "return ops.segment_max(probabilities, clip_index, num_segments=n_clips)", EXPORT),
 )
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import keras
 import numpy as np
 import tensorflow as tf
+from keras import ops
 
 from data.pipeline import average_per_clip
 from training.config import TrainConfig
@@ -32,7 +33,7 @@ def window_and_track_metrics(probabilities: np.ndarray, labels: np.ndarray, clip
                              clip_labels: np.ndarray) -> dict[str, float]:
     """Window-level loss and accuracy, and track-level accuracy (softmax averaged per clip)."""
     picked = probabilities[np.arange(len(labels)), labels]
-    per_clip = np.asarray(average_per_clip(probabilities.astype(np.float64), clip_index, len(clip_labels)))
+    per_clip = ops.convert_to_numpy(average_per_clip(probabilities.astype(np.float64), clip_index, len(clip_labels)))
     has_windows = np.bincount(clip_index, minlength=len(clip_labels)) > 0
     return {
         "loss": float(np.mean(-np.log(np.clip(picked, 1e-7, 1.0)))),

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import keras
 import numpy as np
+from keras import ops
 
 from data.catalogue import Catalogue, Clip, DataError, scan
 from data.config import window_samples
@@ -97,7 +98,7 @@ def evaluate_clips(model: keras.Model, clips: tuple[Clip, ...], genres: list[str
     """
     x, labels, index = eval_inputs(clips, window_seconds=window_seconds)
     probabilities = predict_windows(model, x)
-    per_clip = np.asarray(average_per_clip(probabilities.astype(np.float64), index, len(clips)))
+    per_clip = ops.convert_to_numpy(average_per_clip(probabilities.astype(np.float64), index, len(clips)))
     decoded = np.bincount(index, minlength=len(clips)) > 0
     true = np.array([clip.label for clip in clips])[decoded]
     report = classification_report(true, per_clip[decoded].argmax(axis=1), genres)

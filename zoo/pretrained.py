@@ -25,7 +25,6 @@ import zipfile
 from pathlib import Path
 
 import numpy as np
-import tensorflow as tf
 
 from data.caching import PARTS, cache_dir
 from data.errors import InputError
@@ -107,6 +106,9 @@ def read_checkpoint(model: str, wheel: Path | None = None) -> dict[str, np.ndarr
         except (OSError, KeyError, zipfile.BadZipFile) as error:
             raise InputError(f"{wheel} is not a readable musicnn 0.1.0 wheel ({error}); get it again with "
                              + HOW_TO_GET.format(folder=Path(wheel).parent)) from None
+        # TensorFlow only reads the checkpoint: building a model on JAX or PyTorch imports it here alone.
+        import tensorflow as tf
+
         reader = tf.train.load_checkpoint(str(Path(folder) / model))
         return {name: reader.get_tensor(name) for name in reader.get_variable_to_shape_map()
                 if "Adam" not in name and name not in ("beta1_power", "beta2_power")}

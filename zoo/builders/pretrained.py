@@ -42,7 +42,10 @@ class FitFrames(keras.layers.Layer):
         self.frames = int(frames)
 
     def call(self, inputs):
-        missing = ops.maximum(self.frames - ops.shape(inputs)[1], 0)
+        length = inputs.shape[1]
+        # A Python int where the length is static (always under JAX, whose pad widths must be);
+        # a tensor for TensorFlow's windows of unknown length.
+        missing = max(self.frames - length, 0) if length is not None else ops.maximum(self.frames - ops.shape(inputs)[1], 0)
         return ops.pad(inputs, ((0, 0), (0, missing), (0, 0)))[:, :self.frames]
 
     def compute_output_shape(self, input_shape):
