@@ -36,6 +36,7 @@ from training.runstore import RunLock, RunStore, discard
 from tuning import DEFAULT_WIDE_TRIALS, TUNERS
 from tuning.distributed import launch, strip_flags
 from tuning.spaces import SPACES, Space
+from zoo.config import configured_backend
 
 PROG = "python -m tuning.search"
 
@@ -83,6 +84,9 @@ def search(args: argparse.Namespace) -> int:
         raise UsageError(f"--max-trials must be at least 1, got {args.max_trials}")
     if args.max_trials is not None and args.tuner == "hyperband":
         raise UsageError("--max-trials does not apply to --tuner hyperband, which sets its trials from --epochs")
+    if args.strategy and configured_backend() != "tensorflow":
+        raise UsageError(f"--strategy {args.strategy} is TensorFlow's tf.distribute: it needs the tensorflow backend, "
+                         f"not {configured_backend()} (KERAS_BACKEND)")
     space = SPACES[args.space]
     data_config = flags.data_config(args)
     training = flags.train_config(args, RECIPES[space.recipe])

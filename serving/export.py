@@ -18,11 +18,18 @@ float32 ``waveform`` ``[batch, window]``, and returns each window's probabilitie
 recording into windows as above and averages them (``serving.prediction`` does). Their front end
 computes the STFT as a convolution by the DFT basis (``data.layers.stft_power``), which every
 format converts; each is checked in its runtime against the model before it is kept.
+
+Every format is written by TensorFlow. A model trained under another Keras backend (JAX,
+PyTorch) goes through its portable ``.keras`` file to a TensorFlow process, which checks that it
+gives the model's own answers before it exports it (:func:`export_model`).
 """
 
 from __future__ import annotations
 
 import contextlib
+import os
+import subprocess
+import sys
 import tempfile
 from pathlib import Path
 
@@ -37,9 +44,12 @@ from data.pipeline import average_per_clip, covering_windows
 from serving.config import ABOUT_FILE, FORMAT_FILES, check_format_installed
 from serving.runtimes import load_runtime, openvino_module
 from training.runstore import read_json, write_json
+from zoo import load_model
 
 # How far a converted model's probabilities may be from the model's own (float32 rounding is ~1e-6).
 PARITY_TOLERANCE = 1e-4
+# The folder that holds the packages, for the TensorFlow process that exports from other backends.
+PROJECT_ROOT = Path(__file__).resolve().parents[1]
 
 
 def next_version_dir(exports_dir: str | Path, model_name: str) -> Path:
@@ -118,12 +128,19 @@ def portable_front_ends(model: keras.Model):
 
 
 def reference_windows(window: int) -> np.ndarray:
-    """Windows an export is checked on: music-like tones, noise, a clipped square wave and silence."""
+    """Windows an export is checked on: music-like tones, noise, a clipped square wave and silence.
+
+    The tones carry a noise floor 60 dB down, as recordings do: the bands of a pure tone 130 dB
+    below it hold nothing but float32 rounding, which every FFT (and the DFT of the portable front
+    end) rounds its own way.
+    """
     rng = np.random.default_rng(0)
     t = np.arange(window) / SAMPLE_RATE
     chord = sum(0.2 * np.sin(2 * np.pi * f * t) for f in (220.0, 277.2, 329.6)) * (1 + 0.5 * np.sin(2 * np.pi * 2 * t))
     square = np.clip(4 * np.sign(np.sin(2 * np.pi * 110 * t)), -1, 1) * 0.9
-    return np.stack([chord, rng.normal(0, 0.1, window), square, np.zeros(window)]).astype(np.float32)
+    floor = rng.normal(0, 1e-3, (2, window))
+    return np.stack([chord + floor[0], rng.normal(0, 0.1, window), square + floor[1],
+                     np.zeros(window)]).astype(np.float32)
 
 
 def _convert(model: keras.Model, name: str, path: Path, window: int) -> None:
@@ -200,10 +217,16 @@ def export_model(model: keras.Model, genres: list[str] | tuple[str, ...], path: 
     and output, and how to average windows. A format that fails leaves the folder without it
     (nothing half-written) and raises.
 
+    Under another Keras backend than TensorFlow, the model is saved as a ``.keras`` file and a
+    TensorFlow process loads it, checks it gives this model's probabilities on
+    :func:`reference_windows` (within :data:`PARITY_TOLERANCE`) and exports it.
+
     Returns:
         ``path``.
     """
     path = Path(path)
+    if keras.backend.backend() != "tensorflow":
+        return _export_through_tensorflow(model, genres, path, formats, about)
     window = int(model.input_shape[1])
     if "savedmodel" in formats:
         export_saved_model(model, genres, path, about)
@@ -230,3 +253,54 @@ def export_model(model: keras.Model, genres: list[str] | tuple[str, ...], path: 
                               "recording shorter than a window zero-padded) and average their probabilities")
     write_json(path / ABOUT_FILE, description)
     return path
+
+
+def _export_through_tensorflow(model: keras.Model, genres, path: Path, formats: tuple[str, ...],
+                               about: dict | None) -> Path:
+    """:func:`export_model` for a model of another backend: through its ``.keras`` file and a TensorFlow process."""
+    for name in formats:
+        check_format_installed(name)
+    expected = keras.ops.convert_to_numpy(model(reference_windows(int(model.input_shape[1])), training=False))
+    with tempfile.TemporaryDirectory(prefix="gtzan-export-") as work:
+        work = Path(work)
+        model.save(work / "model.keras")
+        write_json(work / "request.json", {
+            "model": str(work / "model.keras"), "genres": list(genres), "path": str(path), "formats": list(formats),
+            "about": about, "backend": keras.backend.backend(), "expected": expected.tolist(),
+            "answer": str(work / "answer.json")})
+        env = {**os.environ, "KERAS_BACKEND": "tensorflow", "TF_CPP_MIN_LOG_LEVEL": "3",
+               "PYTHONPATH": os.pathsep.join(filter(None, [str(PROJECT_ROOT), os.environ.get("PYTHONPATH")]))}
+        code = "import sys; from serving.export import export_request; export_request(sys.argv[1])"
+        done = subprocess.run([sys.executable, "-c", code, str(work / "request.json")], env=env, capture_output=True,
+                              text=True)
+        answer = read_json(work / "answer.json") if (work / "answer.json").is_file() else {}
+    if answer.get("error"):
+        raise EvaluationError(answer["error"])
+    if done.returncode != 0 or not answer.get("path"):
+        last = (done.stderr.strip().splitlines() or ["no message"])[-1]
+        raise EvaluationError(f"exporting from {keras.backend.backend()} through TensorFlow failed: {one_line(last)}")
+    return Path(answer["path"])
+
+
+def export_request(request_file: str) -> None:
+    """The TensorFlow side of an export from another backend (run in its own process).
+
+    Reads the request :func:`export_model` wrote, loads the ``.keras`` file, checks it against the
+    probabilities the model gave under its own backend, exports it and writes the answer file:
+    ``{"path": ...}``, or ``{"error": one line}`` for a problem to report.
+    """
+    request = read_json(Path(request_file))
+    answer = Path(request["answer"])
+    try:
+        model = load_model(request["model"])
+        got = keras.ops.convert_to_numpy(model(reference_windows(int(model.input_shape[1])), training=False))
+        difference = float(np.abs(got - np.asarray(request["expected"])).max())
+        if not difference <= PARITY_TOLERANCE:
+            raise EvaluationError(f"the model loaded under TensorFlow gives other probabilities than under "
+                                  f"{request['backend']} (by {difference:.2g}, more than {PARITY_TOLERANCE:g}); "
+                                  "nothing was exported")
+        path = export_model(model, request["genres"], request["path"], tuple(request["formats"]), request["about"])
+    except EvaluationError as error:
+        write_json(answer, {"error": str(error)})
+        return
+    write_json(answer, {"path": str(path), "max_abs_diff": difference})

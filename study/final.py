@@ -12,7 +12,7 @@ from pathlib import Path
 
 import zoo
 from serving.evaluation import about
-from serving.export import export_saved_model, next_version_dir
+from serving.export import export_model, next_version_dir
 from study.config import SECTIONS
 from training.config import OBJECTIVE, RunConfig, TrainConfig
 from training.metrics import evaluate_run
@@ -63,8 +63,8 @@ def final_evaluation(out: Path, exports: Path | None, *, say: Callable[[str], No
         name = f"{section}-{run.trial}"
         metrics = evaluate_run(model, run, out / "final" / name)
         if place == 0 and exports is not None:
-            metrics["export"] = str(export_saved_model(model, list(metrics["per_genre"]),
-                                                       next_version_dir(exports, run.trial), about=about(metrics)))
+            metrics["export"] = str(export_model(model, list(metrics["per_genre"]),
+                                                 next_version_dir(exports, run.trial), about=about(metrics)))
             write_json(out / "final" / name / "metrics.json", metrics)
         also = [s for s in alike if s != section]
         say(f"[final] {run.trial} (section {section}{', also the winner of ' + ', '.join(also) if also else ''}): "

@@ -218,9 +218,22 @@ def _compile(model: keras.Model, data: PreparedData | FeatureData, train: TrainC
                                train.weight_decay)
     loss = (keras.losses.CategoricalCrossentropy(label_smoothing=train.label_smoothing) if train.one_hot
             else "sparse_categorical_crossentropy")
-    # XLA helps on GPUs; on CPUs it measured slower for these models (see zoo.bench).
-    jit = "auto" if tf.config.list_physical_devices("GPU") else False
-    model.compile(optimizer=optimizer, loss=loss, metrics=["accuracy"], jit_compile=jit)
+    model.compile(optimizer=optimizer, loss=loss, metrics=["accuracy"], jit_compile=jit_compile())
+
+
+def jit_compile() -> bool | str:
+    """How the training step is compiled on this backend and machine (``Model.compile(jit_compile=)``).
+
+    JAX: always ``jax.jit`` (op by op it runs 3-5x slower). TensorFlow: XLA on GPUs only (on CPUs its
+    graph mode measured faster for these models, see ``zoo.bench``). PyTorch: eager (Keras' own
+    ``"auto"``; ``torch.compile`` measured no faster on CPUs, see ``zoo.bench``).
+    """
+    backend = keras.backend.backend()
+    if backend == "jax":
+        return True
+    if backend == "tensorflow":
+        return "auto" if tf.config.list_physical_devices("GPU") else False
+    return "auto"
 
 
 def _pretrained_layers(model: keras.Model) -> list[keras.layers.Layer]:
@@ -276,7 +289,8 @@ def train_run(model: keras.Model, data: PreparedData, run: RunConfig, store: Run
     Clears what an earlier training left in the trial's folder, writes its ``config.json``, trains
     (with W&B when enabled), saves the model if ``keep_model``, then writes its history and,
     last, ``record.json`` (``status``, ``epochs_run``, ``best_epoch``, the metrics at the kept
-    epoch, ``seconds``, the process's resident memory ``rss_mb`` and ``parameters``): a folder
+    epoch, ``seconds``, the process's resident memory ``rss_mb``, ``parameters`` and the Keras
+    ``backend`` that trained it): a folder
     whose record says ``completed`` holds that training's config, history and model.
 
     A pretrained model whose tagger is frozen up to a layer trains through its cached features
@@ -330,7 +344,7 @@ def train_run(model: keras.Model, data: PreparedData, run: RunConfig, store: Run
     return_freed_memory()
     record = {"trial": run.trial, "model": run.model, **summarize(history, train),
               "seconds": round(seconds, 2), "rss_mb": resident_memory_mb(), "parameters": model.count_params(),
-              **record_fields}
+              "backend": keras.backend.backend(), **record_fields}
     store.write_history(run.trial, history)  # kept even if the model cannot be saved
     if keep_model and record["status"] == "completed":
         store.save_model(run.trial, model)

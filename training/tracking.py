@@ -47,7 +47,13 @@ def wandb_run(mode: str, *, project: str, group: str, name: str, config: dict,
     directory.mkdir(parents=True, exist_ok=True)
     run = wandb.init(project=project, group=group, name=name, config=config, mode=mode, dir=str(directory),
                      reinit="finish_previous")
+    class MetricsLogger(wandb.integration.keras.WandbMetricsLogger):
+        def _get_lr(self) -> float:
+            # The integration calls ``.numpy()``, which only TensorFlow's tensors have; Keras 3
+            # optimizers give the current rate (schedules included) as a scalar of any backend.
+            return float(self.model.optimizer.learning_rate)
+
     try:
-        yield [wandb.integration.keras.WandbMetricsLogger(log_freq="epoch")]
+        yield [MetricsLogger(log_freq="epoch")]
     finally:
         run.finish()

@@ -39,7 +39,11 @@ Nothing here imports Keras: names and configs load in a fraction of a second.
 from __future__ import annotations
 
 import dataclasses
+import importlib.util
+import json
+import os
 from collections.abc import Callable
+from pathlib import Path
 
 from data.catalogue import GTZAN_GENRES
 from data.config import DictConfig, check_window_seconds
@@ -48,6 +52,8 @@ from zoo.families import FAMILIES
 from zoo.families.pretrained import FEATURES, TRAINABLE, render_head
 
 DEFAULT_ACTIVATION = "leakyrelu"
+# The Keras backends the zoo runs on (``KERAS_BACKEND``), each with the package it needs.
+BACKENDS = {"tensorflow": "tensorflow", "jax": "jax", "torch": "torch"}
 GRAMMAR_HELP = (
     "names look like " + ", ".join(family.syntax for family in FAMILIES.values())
     + ", optionally followed by _act=elu1, _conv=..., _fc=maxout2, _l2=1e-05, _dropout=0.1,0.2, _shift=0.15, "
@@ -258,3 +264,23 @@ def parse_name(name: str) -> ModelConfig:
         return ModelConfig(**fields)
     except ValueError as error:
         raise ValueError(f"model name {name!r}: {error}") from None
+
+
+def check_backend_installed(backend: str) -> None:
+    """Raises ``ValueError`` naming the package and how to install it if ``backend`` cannot run here."""
+    package = BACKENDS[backend]
+    if importlib.util.find_spec(package) is None:
+        raise ValueError(f"the {backend} backend needs {package}, not installed: pip install \".[{backend}]\" in "
+                         "the project folder (or pip install -r requirements.txt)")
+
+
+def configured_backend() -> str:
+    """The Keras backend a process started now runs, read as Keras reads it but without importing it:
+    ``$KERAS_BACKEND``, else ``backend`` in ``$KERAS_HOME/keras.json`` (``~/.keras``), else TensorFlow."""
+    if os.environ.get("KERAS_BACKEND"):
+        return os.environ["KERAS_BACKEND"]
+    home = Path(os.environ.get("KERAS_HOME") or Path.home() / ".keras")
+    try:
+        return str(json.loads((home / "keras.json").read_text()).get("backend", "tensorflow"))
+    except (OSError, ValueError, AttributeError):
+        return "tensorflow"
