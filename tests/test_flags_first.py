@@ -121,6 +121,7 @@ CASES = {
         (["--batch-size", "0"], "--batch-size, --steps and --n-mels must be at least 1"),
         (["--window-seconds", "inf"], "(--window-seconds) must be a finite number"),
         (["--models", "resnet50"], "unknown model name 'resnet50'"),
+        (["--backends", "mxnet"], "argument --backends: invalid choice: 'mxnet'"),
     ],
     "serving.predict": [
         (["song.wav", "--top", "0"], "--top must be at least 1, got 0"),

@@ -5,6 +5,8 @@ names (TensorFlow by default) and, from ``tests/test_backends.py``, under JAX an
 TensorFlow they cover every registered model; on the others one model of each family and option.
 """
 
+import os
+
 import keras
 import numpy as np
 import pytest
@@ -16,11 +18,12 @@ from zoo.builders.activations import Maxout, ShiftedReLU
 
 WINDOW = 0.5  # seconds: short, so that the whole registry is checked in seconds
 # Each family, the study's own activations (Maxout, shifted ReLU) and both pretrained architectures:
-# what JAX and PyTorch run of the registry in CI (every model ran on both once: README, Keras backends).
+# what JAX and PyTorch run of the registry in CI; GTZAN_TEST_EVERY_MODEL=1 runs them all there too.
 REPRESENTATIVE = ["3fcLayers-512-256", "3cnn-LeakyReLU-5fc-Maxout", "3cnn5fc-ELU-ShiftedReLU0.3-intercalado",
                   "wave-3cnn-32-64-128-2fc-128", "bncnn-32-64-128-256", "rescnn-32-64-128-256", "musicnn-msd",
                   "vgg-msd"]
-NAMES = zoo.names() if keras.backend.backend() == "tensorflow" else REPRESENTATIVE
+EVERY_MODEL = keras.backend.backend() == "tensorflow" or os.environ.get("GTZAN_TEST_EVERY_MODEL") == "1"
+NAMES = zoo.names() if EVERY_MODEL else REPRESENTATIVE
 
 
 @pytest.fixture(scope="module")

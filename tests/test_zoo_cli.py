@@ -37,6 +37,19 @@ def test_bench_rejects_bad_flags_and_names():
     assert bench.main(["--models", "nonsense", "--steps", "1", "--window-seconds", "0.2"]) == 2
 
 
+def test_bench_names_a_backend_that_is_not_installed(monkeypatch, capsys):
+    import importlib.util
+
+    from cli import bench_zoo as bench
+
+    found = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *rest: None if name == "jax" else found(name, *rest))
+    assert bench.main(["--backends", "tensorflow", "jax"]) == 2
+    assert capsys.readouterr().err.strip().splitlines()[-1].endswith(
+        '--backends: the jax backend needs jax, not installed: pip install ".[jax]" in the project folder '
+        "(or pip install -r requirements.txt)")
+
+
 def test_recommended_is_one_line_a_model_and_its_recipe_and_the_readme_trains_it():
     import zoo
     from training.config import RECIPES
