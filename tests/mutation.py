@@ -61,7 +61,7 @@ FORMATS = ("tests/test_export_formats.py",)
 DATASETS = ("tests/test_labels.py", "tests/test_audiocache.py")
 FRONT_END = ("tests/test_pretrained.py",)
 BACKENDS = ("tests/test_backends.py::test_the_tensorflow_side_of_an_export_refuses_a_model_that_answers_otherwise",
-            "tests/test_backends.py::test_train_and_evaluate_under_the_backend_export_a_saved_model_that_answers_alike")
+            "tests/test_backends.py::test_train_under_jax_evaluate_under_pytorch_and_the_saved_model_answers_alike")
 SPLITS = ("tests/test_splits.py", "tests/test_kfold.py::test_folds_are_stratified_by_genre_and_keep_groups_whole",
           "tests/test_kfold.py::test_a_group_file_keeps_its_groups_together",
           "tests/test_kfold.py::test_id_blocks_are_runs_of_consecutive_ids_in_every_genre",

@@ -67,27 +67,24 @@ def test_zoo_bench_times_one_model_with_and_without_xla(capsys):
     for row in rows:
         gflop, rate = figures(" ".join(row[3:]))[:2]
         assert gflop > 0 and rate > 0
-    assert rows[0][-1] == "1.00x"
+    assert max(row[-1] for row in rows) == "1.00x"  # each rate as a fraction of the best
     print(out)
 
 
-def test_zoo_bench_measures_other_backends_side_by_side(capsys):
+def test_zoo_bench_measures_another_backend_in_its_own_process(capsys):
     pytest.importorskip("torch")
     assert bench_zoo.main(["--models", "3cnn-32-64-128-2fc-128", "--window-seconds", "1", "--batch-size", "2",
-                           "--steps", "1", "--n-mels", "32", "--backends", "tensorflow", "torch", "--blocks"]) == 0
+                           "--steps", "1", "--n-mels", "32", "--backends", "torch", "--blocks"]) == 0
     out = capsys.readouterr().out
     rows = [line.split() for line in out.splitlines() if line.startswith("3cnn-32-64-128-2fc-128 ")]
-    assert [row[1:3] for row in rows] == [["tensorflow", "graph"], ["tensorflow", "XLA"], ["torch", "eager"],
-                                          ["torch", "torch.compile"]]
-    tensorflow_best = max(float(row[4]) for row in rows[:2])
-    for row in rows[2:]:  # the model's FLOPs are TensorFlow's count; the ratio is to TensorFlow's best rate
-        assert float(row[3]) == float(rows[0][3]) and float(row[4]) > 0
-        assert float(row[-1].rstrip("x")) == pytest.approx(float(row[4]) / tensorflow_best, abs=0.006)
+    assert [row[1:3] for row in rows] == [["torch", "eager"], ["torch", "torch.compile"]]
+    for row in rows:  # FLOPs and ratios are TensorFlow's figures: not measured without it
+        assert row[3] == "-" and float(row[4]) > 0 and row[-1] == "-"
     blocks = out[out.index("forward pass of a batch of 2"):].splitlines()
-    assert blocks[1].split() == ["block", "tensorflow", "torch"]
+    assert blocks[1].split() == ["block", "torch"]
     assert [line.split()[0] for line in blocks[2:]] == ["log_mel", "conv1_pool", "conv2_pool", "conv3_pool",
                                                         "probabilities", "total"]
-    assert all(float(value) > 0 for value in blocks[-1].split()[1:])
+    assert float(blocks[-1].split()[1]) > 0
     print(out)
 
 
