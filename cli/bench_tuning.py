@@ -21,7 +21,7 @@ one of the probe ``musicnn-msd_train=head`` on a cold feature cache (its feature
 again on the warm cache, a ``--trials``-trial random ``--space probe`` search, and the same search
 with ``--objective kfold`` over ``--folds`` folds; it prints the wall seconds per fold of each, the
 probe's ratio to ``bncnn``, the searches' trials per minute and their ratios to one ``bncnn`` fold
-and to each other. Every run uses the ``recommended`` recipe and the data flags
+and to each other. Every run uses the ``adamw-cosine`` recipe and the data flags
 given, in a temporary folder and cache (the musicnn wheel is taken from the usual cache).
 """
 
@@ -35,6 +35,7 @@ import tempfile
 import time
 from pathlib import Path
 
+from cli import flags
 from cli.runner import parser, run
 from data.caching import PARTS, cache_dir
 from data.errors import InputError, RunFailed, UsageError
@@ -90,7 +91,7 @@ def transfer_bench(args: argparse.Namespace) -> int:
         if wheels.is_dir():  # the features start cold; the wheel is not fetched again
             (cache / PARTS["wheels"]).symlink_to(wheels)
         env = {"GTZAN_CACHE": str(cache)}
-        folds = ["--folds", str(args.folds), "--recipe", "recommended", *args.extra]
+        folds = ["--folds", str(args.folds), "--recipe", "adamw-cosine", *args.extra]
         scratch = timed("tuning.crossval", ["bncnn-32-64-128-256", *folds, "--out", f"{folder}/scratch"], env)
         probe = ["musicnn-msd_train=head", *folds, "--out", f"{folder}/probe"]
         cold = timed("tuning.crossval", probe, env)
@@ -120,6 +121,11 @@ def build_parser() -> argparse.ArgumentParser:
                           help="time a bncnn fold, probe folds on a cold and a warm feature cache, and a probe search")
     transfer.add_argument("--folds", type=int, default=5, help="folds of each cross-validation (default: 5)")
     transfer.add_argument("--trials", type=int, default=30, help="trials of the probe search (default: 30)")
+    own = set(flags.flag_names(result))
+    passed = [name for name in flags.flag_names(flags.data_flags(), flags.training_flags(), flags.objective_flags(),
+                                                flags.scale_flags(roles=False)) if name not in own]
+    result.epilog = (f"Any other flag is passed on to every run it times: {', '.join(passed)}, and tuning.search's "
+                     "--tuner, --max-trials, --base (python -m tuning.search --help says what each does).")
     return result
 
 

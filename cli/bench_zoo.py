@@ -30,7 +30,7 @@ from data.config import check_window_seconds
 from data.errors import UsageError
 from training.config import PRECISIONS
 from zoo.config import BACKENDS, check_backend_installed
-from zoo.families.bncnn import RECOMMENDED
+from zoo.families.bncnn import FROM_SCRATCH
 from zoo.families.cnn import REFERENCE_CNN
 
 PROG = "python -m zoo.bench"
@@ -43,7 +43,7 @@ def build_parser() -> argparse.ArgumentParser:
     result.add_argument("--batch-size", type=int, default=32, help="batch size (default: 32)")
     result.add_argument("--steps", type=int, default=10, help="timed training steps per run (default: 10)")
     result.add_argument("--n-mels", type=int, help="mel bands of the models (default: the zoo default)")
-    result.add_argument("--models", nargs="+", default=[REFERENCE_CNN, RECOMMENDED], help="zoo names")
+    result.add_argument("--models", nargs="+", default=[REFERENCE_CNN, FROM_SCRATCH], help="zoo names")
     result.add_argument("--precision", default="float32", choices=PRECISIONS,
                         help="dtype policy of the models (default: float32)")
     result.add_argument("--backends", nargs="+", choices=BACKENDS, metavar="BACKEND",

@@ -38,7 +38,7 @@ from cli import flags
 from cli.runner import parser, quiet_tensorflow, run
 from data.config import file_safe
 from data.errors import UsageError
-from training.config import DEFAULT_RECIPE, RECIPES, default_recipe, run_name
+from training.config import DEFAULT_RECIPE, RECIPE_PATIENCE, RECIPES, default_recipe, run_name
 from training.runstore import RunLock, RunStore, discard
 from tuning import TUNERS
 from tuning.distributed import launch, strip_flags
@@ -55,10 +55,9 @@ REPORTING_FLAGS = {"--fresh": 0, "--table": 1, "--out": 1, "--wandb": 1, "--wand
 
 def build_parser() -> argparse.ArgumentParser:
     """The command-line parser."""
-    result = parser(PROG, __doc__, [flags.recipe_flags(), flags.data_flags(),
-                                    flags.training_flags(epochs_default="the recipe's"), flags.objective_flags(),
-                                    flags.reporting_flags(), flags.scale_flags(roles=False)])
-    result.set_defaults(split="kfold")
+    result = parser(PROG, __doc__, [flags.recipe_flags(), flags.data_flags(split=False),
+                                    flags.training_flags(epochs_default="the recipe's", patience_default=RECIPE_PATIENCE),
+                                    flags.objective_flags(), flags.reporting_flags(), flags.scale_flags(roles=False)])
     result.add_argument("model", metavar="MODEL", nargs="?",
                         help="a zoo name (python -m zoo.list), any name of the grammar, or a trained folder "
                              "(runs/<space>/best) to take its model and training")
@@ -117,8 +116,6 @@ def nested(args: argparse.Namespace) -> int:
 
 def crossval(args: argparse.Namespace) -> int:
     """The command: flags -> configs -> ``crossvalidate`` (or the ``--workers`` launcher, or ``--search``)."""
-    if args.split != "kfold":
-        raise UsageError(f"--split must be kfold for cross-validation, got {args.split}")
     if args.search is not None:
         return nested(args)
     if args.model is None:

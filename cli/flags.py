@@ -39,9 +39,12 @@ OBJECTIVES = ("split", "kfold")
 LAUNCHER_FLAGS = {"--workers": 1, "--gpus-per-worker": 1, "--fresh": 0}
 
 
-def data_flags(default_window: float = 3.0) -> argparse.ArgumentParser:
+def data_flags(default_window: float = 3.0, *, split: bool = True) -> argparse.ArgumentParser:
     """``--data-dir``, ``--labels``, ``--subset``, ``--split``, ``--split-dir``, ``--split-seed``, ``--folds``,
-    ``--fold``, ``--window-seconds``, ``--cache``, ``--memory-budget-gb``, ``--cache-dir``."""
+    ``--fold``, ``--window-seconds``, ``--cache``, ``--memory-budget-gb``, ``--cache-dir``.
+
+    ``split=False`` (cross-validation, which splits by k-fold and tests every fold itself) leaves
+    ``--split`` and ``--fold`` out."""
     parent = argparse.ArgumentParser(add_help=False)
     group = parent.add_argument_group("data")
     group.add_argument("--data-dir", help="GTZAN folder (default: $GTZAN_DIR, else synthetic GTZAN)")
@@ -50,13 +53,18 @@ def data_flags(default_window: float = 3.0) -> argparse.ArgumentParser:
                             "(default: one folder per class)")
     group.add_argument("--subset", choices=FMA_SUBSETS, help="FMA's subset, with its tracks.csv as --labels "
                                                               "(default: every track it lists)")
-    group.add_argument("--split", default="random", choices=SPLIT_METHODS,
-                       help="random stratified 80/10/10 (default), list files in --split-dir, kfold, or dataset "
-                            "(the split column of --labels)")
-    group.add_argument("--split-dir", help="folder with train*.txt, valid*.txt, test*.txt")
+    if split:
+        group.add_argument("--split", default="random", choices=SPLIT_METHODS,
+                           help="random stratified 80/10/10 (default), list files in --split-dir, kfold, or dataset "
+                                "(the split column of --labels)")
+        group.add_argument("--split-dir", help="folder with train*.txt, valid*.txt, test*.txt")
+    else:
+        parent.set_defaults(split="kfold", split_dir=None, fold=0)
     group.add_argument("--split-seed", type=int, default=42, help="seed of the random and k-fold splits (default: 42)")
-    group.add_argument("--folds", type=int, default=5, help="folds of --split kfold (default: 5)")
-    group.add_argument("--fold", type=int, default=0, help="test fold of --split kfold, from 0 (default: 0)")
+    group.add_argument("--folds", type=int, default=5, help="folds" + (" of --split kfold" if split else "") +
+                       " (default: 5)")
+    if split:
+        group.add_argument("--fold", type=int, default=0, help="test fold of --split kfold, from 0 (default: 0)")
     group.add_argument("--window-seconds", type=float, default=default_window,
                        help=f"window length in seconds (default: {default_window:g})")
     group.add_argument("--cache", default="auto", choices=CACHE_MODES,
@@ -68,14 +76,15 @@ def data_flags(default_window: float = 3.0) -> argparse.ArgumentParser:
     return parent
 
 
-def training_flags(*, epochs_default: str = "20") -> argparse.ArgumentParser:
+def training_flags(*, epochs_default: str = "20", patience_default: str = f"{TrainConfig.patience}"
+                   ) -> argparse.ArgumentParser:
     """``--epochs``, ``--batch-size``, ``--patience``, ``--seed``, ``--precision`` (None: the recipe's),
     ``--no-feature-cache``."""
     parent = argparse.ArgumentParser(add_help=False)
     group = parent.add_argument_group("training")
     group.add_argument("--epochs", type=int, help=f"epochs at most (default: {epochs_default})")
     group.add_argument("--batch-size", type=int, help="batch size (default: 32)")
-    group.add_argument("--patience", type=int, help=f"early-stopping patience in epochs (default: {TrainConfig.patience})")
+    group.add_argument("--patience", type=int, help=f"early-stopping patience in epochs (default: {patience_default})")
     group.add_argument("--seed", type=int, default=42,
                        help="seed of the initial weights, training windows and tuner (default: 42)")
     group.add_argument("--precision", choices=PRECISIONS,
@@ -84,6 +93,12 @@ def training_flags(*, epochs_default: str = "20") -> argparse.ArgumentParser:
                        help="pretrained models with a frozen tagger (train=head): run the tagger at every step "
                             "instead of training on its cached features")
     return parent
+
+
+def flag_names(*parents: argparse.ArgumentParser) -> list[str]:
+    """The long flags ``--help`` shows in ``parents`` (for a command that passes them on to another), in their order."""
+    return [option for parent in parents for action in parent._actions for option in action.option_strings
+            if option.startswith("--") and option != "--help" and action.help != argparse.SUPPRESS]
 
 
 def objective_flags() -> argparse.ArgumentParser:

@@ -23,6 +23,7 @@ import os
 import signal
 import sys
 from collections.abc import Callable, Sequence
+from typing import TextIO
 
 from data import __version__
 from data.errors import Interrupted, ToolkitError, UsageError, one_line
@@ -70,7 +71,10 @@ def parser(prog: str, doc: str | None, parents: Sequence[argparse.ArgumentParser
     ``prog`` is the name a user typed: a console command (``gtzan-search``) is named as such in
     usage lines and errors, ``python -m ...`` otherwise.
     """
-    result = _Parser(prog=invoked_as(prog), description=(doc or "").split("\n\n")[0], parents=list(parents))
+    # No abbreviations: a flag this command lacks (--fold on cross-validation) must not be taken
+    # for a longer one it has (--folds).
+    result = _Parser(prog=invoked_as(prog), description=(doc or "").split("\n\n")[0], parents=list(parents),
+                     allow_abbrev=False)
     result.add_argument("--version", action="version", version=f"%(prog)s (gtzan-keras) {__version__}")
     result.add_argument("--verbose", action="store_true", help="show TensorFlow's start-up log lines")
     return result
@@ -80,6 +84,23 @@ def invoked_as(prog: str) -> str:
     """``prog``, or the console command's name when the process was started as one (``gtzan-search``)."""
     started = os.path.basename(sys.argv[0]) if sys.argv and sys.argv[0] else ""
     return started if started.startswith("gtzan-") else prog
+
+
+def progress_bar(label: str, stream: TextIO | None = None) -> Callable[[int, int], None]:
+    """A ``progress(done, total)`` callback drawing one self-updating bar on ``stream`` (stderr).
+
+    Drawn on a terminal only: a log file or a pipe gets the command's result lines alone.
+    """
+    stream = stream or sys.stderr
+    if not stream.isatty():
+        return lambda done, total: None
+
+    def show(done: int, total: int) -> None:
+        filled = 30 * done // max(total, 1)
+        stream.write(f"\r{label} [{'#' * filled}{'.' * (30 - filled)}] {done}/{total}" + ("\n" if done >= total else ""))
+        stream.flush()
+
+    return show
 
 
 def warn(prog: str, message: str) -> None:

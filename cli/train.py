@@ -6,7 +6,7 @@ Usage::
         [--data-dir DIR] [--split random|lists|kfold] [--split-dir DIR] [--folds 5 --fold 0]
         [--window-seconds 3] [--out runs] [--wandb online|offline|disabled]
 
-The recipes (``training.config.RECIPES``): ``recommended`` (the default), ``study``, and for the
+The recipes (``training.config.RECIPES``): ``adamw-cosine`` (the default), ``study``, and for the
 pretrained ``musicnn-*`` / ``vgg-*`` ``head-first`` (their default) and ``finetune``. Writes
 ``<out>/train/trials/<model>/`` (``<model>-<recipe>`` for a recipe other than the model's
 default): ``config.json``, ``model.keras``, ``history.json``, ``history.csv`` and, last,
@@ -25,7 +25,7 @@ from pathlib import Path
 from cli import flags
 from cli.runner import parser, quiet_tensorflow, run
 from data.errors import RunFailed
-from training.config import default_recipe, run_name
+from training.config import RECIPE_PATIENCE, default_recipe, run_name
 from training.runstore import RunLock, RunStore, discard
 
 PROG = "python -m tuning.train"
@@ -34,7 +34,8 @@ PROG = "python -m tuning.train"
 def build_parser() -> argparse.ArgumentParser:
     """The command-line parser."""
     result = parser(PROG, __doc__, [flags.recipe_flags(), flags.data_flags(),
-                                    flags.training_flags(epochs_default="the recipe's"), flags.reporting_flags()])
+                                    flags.training_flags(epochs_default="the recipe's",
+                                                        patience_default=RECIPE_PATIENCE), flags.reporting_flags()])
     result.add_argument("model", metavar="MODEL", help="a zoo name (python -m zoo.list) or any name of the grammar")
     result.add_argument("--out", default="runs", help="output folder (default: runs)")
     result.add_argument("--fresh", action="store_true", help="discard an earlier training of this model and recipe")

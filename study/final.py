@@ -64,7 +64,7 @@ def final_evaluation(out: Path, exports: Path | None, *, say: Callable[[str], No
         metrics = evaluate_run(model, run, out / "final" / name)
         if place == 0 and exports is not None:
             metrics["export"] = str(export_model(model, list(metrics["per_genre"]),
-                                                 next_version_dir(exports, run.trial), about=about(metrics)))
+                                                 next_version_dir(exports, run.model_config.name), about=about(metrics)))
             write_json(out / "final" / name / "metrics.json", metrics)
         also = [s for s in alike if s != section]
         say(f"[final] {run.trial} (section {section}{', also the winner of ' + ', '.join(also) if also else ''}): "

@@ -179,7 +179,7 @@ def test_training_on_features_trains_the_head_and_leaves_the_tagger_alone(cache,
     from training.runstore import RunStore
 
     config = zoo.configure("musicnn-msd_train=backend", window_seconds=1.0)
-    recipe = RECIPES["recommended"].replace(epochs=2, warmup_epochs=0)
+    recipe = RECIPES["adamw-cosine"].replace(epochs=2, warmup_epochs=0)
     model = compile_model(config, data, recipe)
     before = {w.path: np.array(w) for w in model.weights}
     record = train_run(model, data, run_config("t", config.name, config, data, recipe), RunStore(cache / "runs"))
@@ -210,7 +210,7 @@ def test_the_probe_space_runs_with_every_tuner(cache, tiny_gtzan, tmp_path, tune
     assert all("musicnn-msd_" in row["trial"] and "train=head" in row["trial"] for row in rows)
     best = json.loads((tmp_path / "probe" / "best" / "config.json").read_text())
     assert best["space"] == "probe" and best["training"]["cached_features"] is True
-    assert best["training"]["optimizer"] == "adamw"  # the probe starts from the recommended recipe
+    assert best["training"]["optimizer"] == "adamw"  # the probe starts from the adamw-cosine recipe
     assert zoo.load_model(tmp_path / "probe" / "best" / "model.keras").input_shape == (None, 22050)
 
 

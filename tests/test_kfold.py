@@ -132,7 +132,7 @@ def test_the_test_split_never_enters_a_kfold_search(wheel, tiny_gtzan, tmp_path)
     from tuning.spaces import SPACES
 
     data = prepare_data(DataConfig(data_dir=str(tiny_gtzan), window_seconds=1.0))
-    hypermodel = SpaceHyperModel(SPACES["probe"], data, RECIPES["recommended"], kfold=FoldConfig(folds=5))
+    hypermodel = SpaceHyperModel(SPACES["probe"], data, RECIPES["adamw-cosine"], kfold=FoldConfig(folds=5))
     test = {c.clip_id for c in data.split.test}
     seen = [{c.clip_id for c in train + valid} for train, valid in hypermodel._fold_parts]
     assert all(not (ids & test) for ids in seen) and seen[0] == {c.clip_id for c in data.split.train + data.split.valid}

@@ -39,6 +39,25 @@ def test_grid_trial_names_follow_the_study():
     assert not any(t.training["early_stopping"] for t in training)
 
 
+@pytest.mark.parametrize("base", [None, "bncnn-32-64-128-256", "2cnn-32-64-2fc-128", "3cnn-32-64-128-5fc-256-256-256-128",
+                                  "musicnn-msd"])
+def test_a_trial_name_the_zoo_knows_names_that_trials_model(base):
+    """``zoo.list`` and a search agree on what a name means, whatever the base; names are unique in a grid."""
+    for space in SPACES.values():
+        try:
+            config = space.base_config(zoo.resolve(base) if base else None)
+            trials = space.grid(config) + [space.sample(keras_tuner.HyperParameters(), config)]
+        except ValueError:  # a base this space does not vary (the probe needs a tagger, input a CNN)
+            continue
+        assert len({t.name for t in trials[:-1]}) == len(trials) - 1, space.name
+        for trial in trials:
+            try:
+                named = zoo.resolve(trial.name)
+            except ValueError:  # a training change (rmsprop-steplr-0.1), not a model name
+                continue
+            assert named == trial.model.replace(window_seconds=named.window_seconds), (space.name, base, trial.name)
+
+
 def _sample(hp: keras_tuner.HyperParameters, seed: int) -> None:
     for parameter in hp.space:
         hp.values[parameter.name] = parameter.random_sample(seed)

@@ -1,7 +1,7 @@
 """Training configuration as data, the named recipes, and the record of a trained model.
 
 ``TrainConfig`` says how one model is trained; ``RECIPES`` holds the named ones (the study's
-plain recipe and the recommended one); ``RunConfig`` is what a trained model's folder records
+plain recipe and "adamw-cosine", the default); ``RunConfig`` is what a trained model's folder records
 (``config.json``): its model, data and training configurations, so it can be rebuilt and
 evaluated without guessing.
 """
@@ -104,15 +104,15 @@ class TrainConfig(DictConfig):
 
 
 # The named recipes. "study" is the study's plain training (Adam 1e-3, batch 32, early
-# stopping on the validation loss); the search spaces vary it. "recommended" is what
-# generalized best on real music (README, "Results on real music"). "finetune" is for the
-# pretrained models (musicnn-*, vgg-*): a learning rate 6x lower than "recommended", so that
+# stopping on the validation loss); the search spaces vary it. "adamw-cosine" (AdamW, cosine
+# decay after a warm-up, label smoothing) is what generalized best on real music (README, "Results on real music"). "finetune" is for the
+# pretrained models (musicnn-*, vgg-*): a learning rate 6x lower than "adamw-cosine", so that
 # the pretrained layers move little, with the warm-up from zero while the new head is random.
 # "head-first" trains the new head alone for 10 epochs (3e-3), then what the name says at a
 # peak of 1e-4 for 20 more, so the pretrained layers never see a random head's gradients.
 RECIPES: dict[str, TrainConfig] = {
     "study": TrainConfig(),
-    "recommended": TrainConfig(optimizer="adamw", learning_rate=3e-3, schedule="cosine", warmup_epochs=3,
+    "adamw-cosine": TrainConfig(optimizer="adamw", learning_rate=3e-3, schedule="cosine", warmup_epochs=3,
                                weight_decay=1e-2, label_smoothing=0.1, epochs=40, early_stopping=False),
     "finetune": TrainConfig(optimizer="adamw", learning_rate=5e-4, schedule="cosine", warmup_epochs=3,
                             weight_decay=1e-2, label_smoothing=0.1, epochs=30, early_stopping=False),
@@ -120,17 +120,21 @@ RECIPES: dict[str, TrainConfig] = {
                               weight_decay=1e-2, label_smoothing=0.1, epochs=30, early_stopping=False,
                               head_epochs=10, head_learning_rate=3e-3),
 }
-DEFAULT_RECIPE = "recommended"
+DEFAULT_RECIPE = "adamw-cosine"
+# What --patience defaults to, said once for the commands that take a recipe.
+RECIPE_PATIENCE = ("the recipe's: " + ", ".join(f"{patience} in {name}" for name, patience in
+                   ((name, r.patience) for name, r in RECIPES.items() if r.early_stopping))
+                   + "; the others do not stop early")
 PRETRAINED_RECIPE = "head-first"  # the default for musicnn-* and vgg-* (README, "Pretrained models")
 # The model to train for the best genre model on real music, and its recipe: chosen on real GTZAN
 # excerpts by 5-fold and across artists (README, "Results on real music"); printed by
 # ``python -m zoo.list --recommended``.
-RECOMMENDED_MODEL = ("musicnn-msd_train=head", "recommended")
+RECOMMENDED_MODEL = ("musicnn-msd_train=head", "adamw-cosine")
 
 
 def default_recipe(model_config: ModelConfig) -> str:
     """The recipe a model trains with unless another is named: ``head-first`` for the pretrained
-    models, ``recommended`` for the others."""
+    models, ``adamw-cosine`` for the others."""
     return PRETRAINED_RECIPE if model_config.tagger else DEFAULT_RECIPE
 
 

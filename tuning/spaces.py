@@ -17,7 +17,7 @@ the study's exact winner it uses the choice below, and ``--base NAME`` replaces 
 Beyond the study, ``probe`` searches genre heads on a pretrained tagger's frozen features
 (``--base musicnn-msd``, any of the four taggers, or two side by side such as
 ``musicnn-msd+musicnn-mtt``): every trial trains on the features cached once
-(``training.features``), so a trial costs seconds. It starts from the ``recommended`` recipe.
+(``training.features``), so a trial costs seconds. It starts from the ``adamw-cosine`` recipe.
 """
 
 from __future__ import annotations
@@ -48,7 +48,8 @@ class TrialSpec:
 
     Attributes:
         name: Readable trial name, like the study's (``3cnn-32-64-128-2fc-128``,
-            ``rmsprop-exponentiallr-0.9``, ``batch_size-16-epochs-5``).
+            ``rmsprop-exponentiallr-0.9``, ``batch_size-16-epochs-5``). A name the zoo knows
+            always names the trial's own model; a training change is named by the change.
         model: The model configuration (its window and genres are the data's, set by the HyperModel).
         training: ``training.config.TrainConfig`` fields the trial sets (optimizer, schedule,
             batch size, epochs, ...); every other field comes from the command's recipe.
@@ -194,8 +195,13 @@ def _training_sample(hp: keras_tuner.HyperParameters, base: ModelConfig) -> Tria
 
 # regularization ----------------------------------------------------------------------
 def _regularization_grid(base: ModelConfig) -> list[TrialSpec]:
-    # The study's variants are options on its base CNN; on another base, the same options.
-    return [TrialSpec(name, resolve(with_options(base.name, options))) for name, options in STUDY_REGULARIZATION.items()]
+    # The study's variants are options on its base CNN, registered under the study's names; on
+    # another base the same options, named by the model they make (a name means one model).
+    specs = []
+    for name, options in STUDY_REGULARIZATION.items():
+        model = resolve(with_options(base.name, options))
+        specs.append(TrialSpec(name if base.name == ACTIVATION_BASE else model.name, model))
+    return specs
 
 
 def _regularization_sample(hp: keras_tuner.HyperParameters, base: ModelConfig) -> TrialSpec:
@@ -295,6 +301,6 @@ SPACES: dict[str, Space] = {
         Space("input", "log-mel spectrogram vs raw waveform (study: 2)", _input_grid, _input_sample, ACTIVATION_BASE),
         Space("probe", "genre heads on a pretrained tagger's cached features: features, hidden layers, dropout, "
               "learning rate, weight decay, label smoothing, epochs (grid: 8)", _probe_grid, _probe_sample, PROBE_BASE,
-              ("learning_rate", "weight_decay", "label_smoothing", "epochs"), recipe="recommended"),
+              ("learning_rate", "weight_decay", "label_smoothing", "epochs"), recipe="adamw-cosine"),
     )
 }

@@ -16,10 +16,11 @@ from zoo.families.base import Preset, filters_family
 
 # The global-pooling families use ReLU and dropout before the softmax unless the name says otherwise.
 GLOBAL_POOL_DEFAULTS = {"conv_activation": ("relu",), "dense_activation": ("relu",), "dense_dropout": 0.3}
-RECOMMENDED = "bncnn-32-64-128-256"
+# The from-scratch model that did best on real music (README, "Results on real music").
+FROM_SCRATCH = "bncnn-32-64-128-256"
 
 FAMILY = filters_family("bncnn", (2, 6), "conv blocks", GLOBAL_POOL_DEFAULTS, presets=(
-    Preset(RECOMMENDED, RECOMMENDED,
+    Preset(FROM_SCRATCH, FROM_SCRATCH,
            "batch-normalized 4-block CNN with global average+max pooling (~0.4 M weights): "
            "few weights and no flatten, so it cannot memorize positions in the window"),
 ))
