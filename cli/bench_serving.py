@@ -5,7 +5,7 @@ Usage::
     python -m serving.bench [--model EXPORT_DIR] [--repeats 10]
     python -m serving.bench --http [--model EXPORT_DIR] [--clients 4] [--requests 40] [--max-seconds 120]
     python -m serving.bench --hostile [--model EXPORT_DIR] [--clients 48]
-    python -m serving.bench --compare exports/<trial>/<version> [--repeats 10]
+    python -m serving.bench --compare exports/<model>/<version> [--repeats 10]
 
 A new Python process that imports only the model's runtime (TensorFlow for a SavedModel, ONNX
 Runtime, LiteRT or OpenVINO for ``--model`` a ``model.onnx``, ``.tflite`` or ``.xml``) loads it
@@ -60,7 +60,7 @@ def build_parser() -> argparse.ArgumentParser:
     result.add_argument("--model", help=MODEL_HELP)
     result.add_argument("--repeats", type=int, default=10, help="timed single-clip calls (default: 10)")
     result.add_argument("--compare", metavar="VERSION_DIR",
-                        help="time every format of this export side by side (exports/<trial>/<version>)")
+                        help="time every format of this export side by side (exports/<model>/<version>)")
     http = result.add_argument_group("HTTP (--http)")
     http.add_argument("--http", action="store_true", help="benchmark the web app on loopback instead")
     http.add_argument("--clients", type=int, help="concurrent clients (default: 4; 48 with --hostile)")
@@ -105,7 +105,7 @@ def compare_folder(text: str) -> Path:
     folder = Path(text)
     if not (folder / ABOUT_FILE).is_file():
         raise UsageError(f"--compare {text}: not an export version folder of this toolkit (no {ABOUT_FILE}); "
-                         "expected exports/<trial>/<version> as python -m zoo.evaluate writes it")
+                         "expected exports/<model>/<version> as python -m zoo.evaluate writes it")
     present = [name for name in FORMATS if (folder / FORMAT_FILES[name]).is_file()]
     if not present:
         raise UsageError(f"--compare {text}: holds no exported model; export one with python -m zoo.evaluate "

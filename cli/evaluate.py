@@ -15,9 +15,9 @@ one space with ``--space``. A trial directory holds ``model.keras`` and ``config
 folders). The data is rebuilt exactly as the model saw it (data folder, split, seeds, window)
 from its saved config, and the model is evaluated on the **test** split, which no search touches.
 
-Writes ``metrics.json`` and ``confusion_matrix.png`` to ``--out`` (default
-``<runs>/evaluations/<trial>``) and, unless ``--no-export``, exports the model to
-``<exports>/<trial>/<version>/`` (``serving.evaluation``): a SavedModel (whole recordings of any
+Writes ``metrics.json`` and ``confusion_matrix.png`` to ``--out`` (default ``evaluation/`` in the
+run's folder: ``trials/<trial>/evaluation/`` of its search for ``best``) and, unless ``--no-export``,
+exports the model to ``<exports>/<model name>/<version>/`` (``serving.evaluation``): a SavedModel (whole recordings of any
 length in, probabilities out), and with ``--formats`` also ONNX (``model.onnx``), LiteRT
 (``model.tflite``) and OpenVINO (``model.xml`` + ``model.bin``), which take one window of the
 model's length and are averaged over a recording's windows by the caller (``serving.predict`` and
@@ -27,7 +27,7 @@ the app do it). Each is checked in its runtime against the model before it is ke
 ``--test-dir DIR`` evaluates on every clip of another labelled folder instead (your own
 collection, in any layout the training data may have), the genres matched by folder name
 (it may hold fewer genres than the model knows, not others); it writes to
-``<runs>/evaluations/<trial>/<folder>`` and exports nothing.
+``evaluation/<folder>`` in the run's folder and exports nothing.
 """
 
 from __future__ import annotations
@@ -78,10 +78,10 @@ def build_parser():
     result = parser(f"python -m {started}.evaluate", __doc__)
     result.add_argument("target", help="'best', a trial folder (model.keras + config.json) or a .keras file")
     result.add_argument("--space", help="with 'best': the best trial of this space only")
-    result.add_argument("--runs", default="runs", help="folder of the searches (default: runs)")
+    result.add_argument("--runs", default="runs", help="with 'best': the folder of the searches (default: runs)")
     result.add_argument("--data-dir", help="data folder, if it moved since training")
     result.add_argument("--split-dir", help="split lists folder, if it moved since training")
-    result.add_argument("--out", help="output folder (default: <runs>/evaluations/<trial>)")
+    result.add_argument("--out", help="output folder (default: evaluation/ in the run's folder)")
     result.add_argument("--exports", default="exports", help="export root (default: exports)")
     result.add_argument("--no-export", action="store_true", help="do not export the model")
     result.add_argument("--formats", default="savedmodel",
@@ -114,7 +114,7 @@ def evaluate(args: argparse.Namespace) -> int:
     from serving import evaluation  # the library loads TensorFlow: only once every flag is checked
 
     metrics = evaluation.evaluate_target(model_path, config, Path(args.out) if args.out else None,
-                                         runs=Path(args.runs), data_dir=args.data_dir, split_dir=args.split_dir,
+                                         data_dir=args.data_dir, split_dir=args.split_dir,
                                          exports=None if args.no_export or args.test_dir else Path(args.exports),
                                          test_dir=args.test_dir, formats=formats, labels=args.labels)
     if warning := synthetic_warning(metrics["data"]):

@@ -17,7 +17,7 @@ from serving.config import ABOUT_FILE
 from serving.export import export_model, next_version_dir
 from training.config import RunConfig
 from training.metrics import evaluate_folder, evaluate_run
-from training.runstore import read_json, write_json
+from training.runstore import evaluation_dir, read_json, write_json
 
 
 def about(metrics: dict) -> dict:
@@ -28,7 +28,7 @@ def about(metrics: dict) -> dict:
             "test": {key: metrics[key] for key in ("track_accuracy", "macro_f1", "test_clips")}}
 
 
-def evaluate_target(model_path: Path, config: dict, out: Path | None, *, runs: Path, data_dir: str | None = None,
+def evaluate_target(model_path: Path, config: dict, out: Path | None, *, data_dir: str | None = None,
                     split_dir: str | None = None, exports: Path | None = None, test_dir: str | None = None,
                     formats: tuple[str, ...] = ("savedmodel",), labels: str | None = None) -> dict:
     """Evaluates the model at ``model_path`` on its test split and exports it; returns the metrics.
@@ -39,14 +39,13 @@ def evaluate_target(model_path: Path, config: dict, out: Path | None, *, runs: P
     Args:
         model_path: A ``model.keras`` (from ``serving.config.find_target``).
         config: Its saved ``config.json``.
-        out: Where ``metrics.json`` and ``confusion_matrix.png`` go (default:
-            ``<runs>/evaluations/<trial>``).
-        runs: The folder of the searches.
+        out: Where ``metrics.json`` and ``confusion_matrix.png`` go (default: ``evaluation/`` in
+            the run's folder, ``training.runstore.evaluation_dir``).
         data_dir: The data folder, if it moved since training.
         split_dir: The split lists folder, if it moved since training.
-        exports: The export root (``<exports>/<trial>/<version>/``); None: no export.
+        exports: The export root (``<exports>/<model name>/<version>/``); None: no export.
         test_dir: A labelled folder to evaluate on instead of the test split (default out:
-            ``<runs>/evaluations/<trial>/<folder name>``).
+            ``evaluation/<folder name>`` in the run's folder).
         formats: The formats to export (``serving.config.FORMATS``), all into the one version folder.
         labels: The labels file of ``test_dir``, if its clips are not in class folders.
 
@@ -65,14 +64,14 @@ def evaluate_target(model_path: Path, config: dict, out: Path | None, *, runs: P
         raise EvaluationError(f"cannot load {model_path} ({one_line(error)}); the file is damaged, incomplete or "
                               "not a model of this toolkit: rerun the search or train the model again") from None
     if test_dir is not None:
-        out = out or runs / "evaluations" / file_safe(run.trial) / file_safe(Path(test_dir).resolve().name)
+        out = out or evaluation_dir(model_path, run.trial) / file_safe(Path(test_dir).resolve().name)
         metrics = evaluate_folder(model, run, test_dir, out, labels)
         metrics["metrics_json"] = str(out / "metrics.json")
         return metrics
-    out = out or runs / "evaluations" / file_safe(run.trial)
+    out = out or evaluation_dir(model_path, run.trial)
     metrics = evaluate_run(model, run, out, data_dir=data_dir, split_dir=split_dir)
     if exports is not None:
-        path = export_model(model, list(metrics["per_genre"]), next_version_dir(exports, run.trial), formats,
+        path = export_model(model, list(metrics["per_genre"]), next_version_dir(exports, run.model_config.name), formats,
                             about=about(metrics))
         metrics["export"] = str(path)
         metrics["export_formats"] = read_json(path / ABOUT_FILE)["formats"]

@@ -104,6 +104,7 @@ def test_a_retrain_starts_from_an_empty_folder(tmp_path):
     store = RunStore(tmp_path)
     finished(store, "t1", Run())
     (store.test_dir("t1")).mkdir()
+    store.evaluation_dir("t1").mkdir()  # the evaluation of the earlier training's model goes with it
     store.clear_results("t1")
     assert sorted(p.name for p in store.trial_dir("t1").iterdir()) == ["config.json"]
 

@@ -28,7 +28,7 @@ def searched(tiny_gtzan, tmp_path_factory):
 
 
 def test_evaluate_writes_metrics_png_and_export(searched, capsys):
-    metrics_path = searched / "runs" / "evaluations" / "1cnn-32-2fc-128" / "metrics.json"
+    metrics_path = searched / "runs" / "cnn" / "trials" / "1cnn-32-2fc-128" / "evaluation" / "metrics.json"
     metrics = json.loads(metrics_path.read_text())
     assert metrics["test_clips"] == 10 and metrics["test_windows"] == 40  # 10 clips of 4 s, 1-s windows
     confusion = np.asarray(metrics["confusion_matrix"])
@@ -51,6 +51,24 @@ def test_evaluate_writes_metrics_png_and_export(searched, capsys):
         "real recordings mean nothing. Train one on GTZAN: python -m tuning.train bncnn-32-64-128-256 --data-dir "
         "~/datasets/gtzan, then python -m zoo.evaluate runs/train/trials/bncnn-32-64-128-256"]
     assert (searched / "exports" / "1cnn-32-2fc-128" / "2" / "saved_model.pb").is_file()
+
+
+def test_evaluations_of_same_named_trials_from_two_searches_stay_apart(searched, tmp_path, capsys):
+    """Each evaluation lands beside the run it evaluates: a trial of the same name in another search
+    (another --out) never overwrites it, and a trial folder holds its own model's figures."""
+    other = tmp_path / "other-runs"
+    shutil.copytree(searched / "runs" / "cnn", other / "cnn")
+    first = searched / "runs" / "cnn" / "trials" / "1cnn-32-2fc-128" / "evaluation" / "metrics.json"
+    before = first.read_bytes()
+    assert evaluate.main(["best", "--runs", str(other), "--no-export", "--json"]) == 0
+    second = json.loads(capsys.readouterr().out)
+    assert Path(second["metrics_json"]) == other / "cnn" / "trials" / "1cnn-32-2fc-128" / "evaluation" / "metrics.json"
+    assert first.read_bytes() == before and not (searched / "runs" / "evaluations").exists()
+    # A model file named directly is evaluated into evaluation/ beside it.
+    single = tmp_path / "single"
+    shutil.copytree(searched / "runs" / "cnn" / "best", single)
+    assert evaluate.main([str(single / "model.keras"), "--no-export", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["metrics_json"] == str(single / "evaluation" / "metrics.json")
 
 
 def test_track_metrics_match_a_direct_computation(searched):
@@ -259,7 +277,7 @@ def test_evaluate_on_another_labelled_folder(searched, marsyas_gtzan, tmp_path, 
     best = searched / "runs" / "cnn" / "best"
     assert evaluate.main([str(best), "--test-dir", str(folder), "--runs", str(searched / "runs"), "--json"]) == 0
     metrics = json.loads(capsys.readouterr().out)
-    out = searched / "runs" / "evaluations" / "1cnn-32-2fc-128" / "collection"
+    out = searched / "runs" / "cnn" / "trials" / "1cnn-32-2fc-128" / "evaluation" / "collection"
     assert metrics["metrics_json"] == str(out / "metrics.json") and (out / "confusion_matrix.png").is_file()
     assert metrics["test_clips"] == 9 and metrics["data"]["split"] == "test-dir"
     assert "export" not in metrics

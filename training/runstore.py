@@ -7,6 +7,7 @@ A run folder (``runs/<space>``, ``runs/train``, ``runs/crossval/<model>``) holds
     trials/<trial>/record.json    status, metrics at the kept epoch, time, memory
     trials/<trial>/model.keras    the trained model (tuning.train and tuning.crossval)
     trials/<trial>/test/          metrics.json and confusion_matrix.png on the test part (tuning.crossval)
+    trials/<trial>/evaluation/    zoo.evaluate's metrics of the trial's model (also of best/, from its trial)
     best/model.keras, best/config.json (with "metrics")   the best trial of a search
     summary.csv                   the trials, best first
     <command>.json                the settings the folder was made with (a rerun must match them)
@@ -40,6 +41,22 @@ if TYPE_CHECKING:
 
 SUMMARY_COLUMNS = ["trial", OBJECTIVE, "val_accuracy", "val_loss", "epochs_run", "best_epoch", "seconds", "status",
                    "model"]
+
+
+EVALUATION = "evaluation"
+
+
+def evaluation_dir(model_path: Path, trial: str) -> Path:
+    """Where the evaluation of the model at ``model_path`` (run ``trial``) goes: beside the run it evaluates.
+
+    A search's ``best/model.keras`` is evaluated into the folder of the trial it came from, which
+    a later best leaves in place; any other model into ``evaluation/`` beside it. Two runs never
+    share an evaluation folder, whatever their names.
+    """
+    folder = model_path.parent
+    if folder.name == "best" and (folder.parent / "trials").is_dir():
+        return RunStore(folder.parent).evaluation_dir(trial)
+    return folder / EVALUATION
 
 
 class RunStoreError(InputError):
@@ -234,6 +251,7 @@ class RunStore:
         for name in ("record.json", "history.json", "history.csv", "model.keras", ".model.tmp.keras"):
             (folder / name).unlink(missing_ok=True)
         shutil.rmtree(folder / "test", ignore_errors=True)
+        shutil.rmtree(folder / EVALUATION, ignore_errors=True)
 
     def write_config(self, trial: str, config: dict) -> None:
         """Writes the trial's resolved configuration (``config.json``)."""
@@ -365,6 +383,10 @@ class RunStore:
         """The records in ``summary.csv``'s order (best first); empty without a summary."""
         by_name = {record["trial"]: record for record in self.records()}
         return [by_name[row["trial"]] for row in self.read_summary() if row["trial"] in by_name]
+
+    def evaluation_dir(self, trial: str) -> Path:
+        """Where ``zoo.evaluate`` writes the metrics of the trial's model (``trials/<trial>/evaluation/``)."""
+        return self.trial_dir(trial) / EVALUATION
 
     def test_dir(self, trial: str) -> Path:
         """Where the trial's test metrics go (``trials/<trial>/test/``)."""
