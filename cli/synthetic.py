@@ -14,7 +14,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from cli.runner import parser, run
+from cli.runner import parser, progress_bar, run
 from data.errors import UsageError
 from data.synthesis import generate
 
@@ -40,7 +40,8 @@ def synthetic(args: argparse.Namespace) -> int:
     out = Path(args.out_dir)
     if out.exists() and not out.is_dir():
         raise UsageError(f"OUT_DIR exists and is not a folder: {out}")
-    generate(out, clips_per_genre=args.clips_per_genre, seconds=args.seconds, seed=args.seed)
+    generate(out, clips_per_genre=args.clips_per_genre, seconds=args.seconds, seed=args.seed,
+             progress=progress_bar("writing clips"))
     print(f"wrote {10 * args.clips_per_genre} clips of {args.seconds:g} s to {out}")
     return 0
 

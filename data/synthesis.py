@@ -19,6 +19,7 @@ import ctypes
 import json
 import logging
 import os
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -322,16 +323,12 @@ def _keep_freed_memory() -> None:
     libc.mallopt(m_mmap_threshold, 1 << 30)
 
 
-def _write_genre(args: tuple[str, Path, int, float, int]) -> int:
-    genre, out_dir, clips_per_genre, seconds, seed = args
-    folder = out_dir / genre
-    folder.mkdir(parents=True, exist_ok=True)
-    for index in range(clips_per_genre):
-        # One independent stream per clip: any clip can be regenerated alone.
-        rng = np.random.default_rng([seed, GTZAN_GENRES.index(genre), index])
-        audio = render_clip(genre, seconds, rng)
-        soundfile.write(str(folder / f"{genre}.{index:05d}.wav"), audio, SAMPLE_RATE, subtype="PCM_16")
-    return clips_per_genre
+def _write_clip(args: tuple[str, int, Path, float, int]) -> None:
+    genre, index, out_dir, seconds, seed = args
+    # One independent stream per clip: any clip can be regenerated alone.
+    rng = np.random.default_rng([seed, GTZAN_GENRES.index(genre), index])
+    audio = render_clip(genre, seconds, rng)
+    soundfile.write(str(out_dir / genre / f"{genre}.{index:05d}.wav"), audio, SAMPLE_RATE, subtype="PCM_16")
 
 
 def is_synthetic(data_dir: str | os.PathLike) -> bool:
@@ -341,7 +338,7 @@ def is_synthetic(data_dir: str | os.PathLike) -> bool:
 
 
 def generate(out_dir: str | os.PathLike, *, clips_per_genre: int = 100, seconds: float = 30.0, seed: int = 0,
-             workers: int | None = None) -> Path:
+             workers: int | None = None, progress: Callable[[int, int], None] | None = None) -> Path:
     """Writes a synthetic GTZAN-shaped dataset.
 
     Args:
@@ -350,6 +347,7 @@ def generate(out_dir: str | os.PathLike, *, clips_per_genre: int = 100, seconds:
         seconds: Length of each clip (GTZAN's are about 30 s).
         seed: Random seed; the same seed writes the same files.
         workers: Processes to use (default: the number of CPUs).
+        progress: Called as ``progress(clips written, clips in all)`` after each clip.
 
     Returns:
         The output folder.
@@ -363,8 +361,13 @@ def generate(out_dir: str | os.PathLike, *, clips_per_genre: int = 100, seconds:
     # Marks the folder as synthetic, so that reports never mistake it for GTZAN.
     (out / MARKER).write_text(json.dumps({"generator": "data.synthetic", "clips_per_genre": clips_per_genre,
                                           "seconds": seconds, "seed": seed}))
-    jobs = [(genre, out, clips_per_genre, seconds, seed) for genre in GTZAN_GENRES]
+    for genre in GTZAN_GENRES:
+        (out / genre).mkdir(exist_ok=True)
+    jobs = [(genre, index, out, seconds, seed) for genre in GTZAN_GENRES for index in range(clips_per_genre)]
     with concurrent.futures.ProcessPoolExecutor(max_workers=workers or os.cpu_count(),
                                                 initializer=_keep_freed_memory) as pool:
-        list(pool.map(_write_genre, jobs))
+        for done, future in enumerate(concurrent.futures.as_completed([pool.submit(_write_clip, job) for job in jobs])):
+            future.result()
+            if progress is not None:
+                progress(done + 1, len(jobs))
     return out

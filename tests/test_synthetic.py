@@ -56,3 +56,25 @@ def test_cli_writes_dataset_and_rejects_bad_flags(tmp_path, capsys):
 def test_generated_folder_is_marked_synthetic(tiny_gtzan, marsyas_gtzan):
     assert synthesis.is_synthetic(tiny_gtzan)
     assert not synthesis.is_synthetic(marsyas_gtzan)
+
+
+def test_writing_clips_shows_a_progress_bar_on_a_terminal_only(tmp_path, monkeypatch):
+    import io
+
+    from cli.runner import progress_bar
+
+    class Terminal(io.StringIO):
+        def isatty(self):
+            return True
+
+    calls = []
+    synthesis.generate(tmp_path / "a", clips_per_genre=2, seconds=0.5, workers=1,
+                       progress=lambda done, total: calls.append((done, total)))
+    assert calls == [(done, 20) for done in range(1, 21)]  # one step per clip written
+    terminal, log = Terminal(), io.StringIO()
+    for stream in (terminal, log):
+        bar = progress_bar("writing clips", stream)
+        for done, total in calls:
+            bar(done, total)
+    assert terminal.getvalue().count("\r") == 20 and terminal.getvalue().endswith("] 20/20\n")
+    assert log.getvalue() == ""  # a log file or a pipe gets no bar
