@@ -27,9 +27,6 @@ gives the model's own answers before it exports it (:func:`export_model`).
 from __future__ import annotations
 
 import contextlib
-import os
-import subprocess
-import sys
 import tempfile
 from pathlib import Path
 
@@ -41,6 +38,7 @@ from data.catalogue import SAMPLE_RATE
 from data.config import file_safe
 from data.errors import EvaluationError, one_line
 from data.pipeline import average_per_clip, covering_windows
+from data.processes import last_error_line, run_python
 from serving.config import ABOUT_FILE, FORMAT_FILES, check_format_installed
 from serving.runtimes import load_runtime, openvino_module
 from training.runstore import read_json, write_json
@@ -49,7 +47,6 @@ from zoo import load_model
 # How far a converted model's probabilities may be from the model's own (float32 rounding is ~1e-6).
 PARITY_TOLERANCE = 1e-4
 # The folder that holds the packages, for the TensorFlow process that exports from other backends.
-PROJECT_ROOT = Path(__file__).resolve().parents[1]
 
 
 def next_version_dir(exports_dir: str | Path, model_name: str) -> Path:
@@ -268,17 +265,14 @@ def _export_through_tensorflow(model: keras.Model, genres, path: Path, formats: 
             "model": str(work / "model.keras"), "genres": list(genres), "path": str(path), "formats": list(formats),
             "about": about, "backend": keras.backend.backend(), "expected": expected.tolist(),
             "answer": str(work / "answer.json")})
-        env = {**os.environ, "KERAS_BACKEND": "tensorflow", "TF_CPP_MIN_LOG_LEVEL": "3",
-               "PYTHONPATH": os.pathsep.join(filter(None, [str(PROJECT_ROOT), os.environ.get("PYTHONPATH")]))}
         code = "import sys; from serving.export import export_request; export_request(sys.argv[1])"
-        done = subprocess.run([sys.executable, "-c", code, str(work / "request.json")], env=env, capture_output=True,
-                              text=True)
+        done = run_python(code, str(work / "request.json"), backend="tensorflow")
         answer = read_json(work / "answer.json") if (work / "answer.json").is_file() else {}
     if answer.get("error"):
         raise EvaluationError(answer["error"])
     if done.returncode != 0 or not answer.get("path"):
-        last = (done.stderr.strip().splitlines() or ["no message"])[-1]
-        raise EvaluationError(f"exporting from {keras.backend.backend()} through TensorFlow failed: {one_line(last)}")
+        raise EvaluationError(f"exporting from {keras.backend.backend()} through TensorFlow failed: "
+                              f"{last_error_line(done)}")
     return Path(answer["path"])
 
 

@@ -276,7 +276,7 @@ def web_stack():
     try:
         import fastapi
         import python_multipart
-        import uvicorn
+        import uvicorn.protocols.http.h11_impl  # binds uvicorn; serve() subclasses its HTTP protocol
     except ImportError:
         raise UsageError(f"the web app needs FastAPI, uvicorn and python-multipart: {WEB_STACK}") from None
     return fastapi, uvicorn, python_multipart
@@ -395,9 +395,8 @@ def serve(app, host: str, port: int, limits: Limits = Limits(),
         UsageError: if the port is in use or the address is not this machine's.
     """
     _, uvicorn, _ = web_stack()
-    from uvicorn.protocols.http.h11_impl import H11Protocol
 
-    class Protocol(H11Protocol):
+    class Protocol(uvicorn.protocols.http.h11_impl.H11Protocol):
         # uvicorn times idle connections between requests only: a client trickling its headers
         # would hold its connection for ever.
         def connection_made(self, transport):

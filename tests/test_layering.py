@@ -29,7 +29,7 @@ CLI_SHARED = {"cli", "cli.runner", "cli.flags"}
 # pretrained model is built (so a model built on JAX or PyTorch needs no TensorFlow).
 EXTRAS = {"fastapi", "uvicorn", "python_multipart", "librosa", "matplotlib", "wandb", "onnx", "onnxruntime",
           "ai_edge_litert", "openvino"}
-MAX_DEFERRED_IMPORTS = 26
+MAX_DEFERRED_IMPORTS = 25
 DEFERRED_TENSORFLOW = {"cli.runner", "zoo.pretrained"}
 # Ways out of the process that skip the command runner's one-line error and exit status.
 EXITS = {("exit", "sys"), ("_exit", "os"), ("abort", "os")}

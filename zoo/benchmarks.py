@@ -4,19 +4,16 @@ under the running Keras backend or, each in its own process, under several."""
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 import time
 from collections.abc import Callable
-from pathlib import Path
 
 import keras
 import numpy as np
 import tensorflow as tf
 
 from data.config import window_samples
-from data.errors import RunFailed, one_line
+from data.errors import RunFailed
+from data.processes import last_error_line, run_python
 from zoo.builders import build_model
 from zoo.config import ModelConfig
 
@@ -26,7 +23,6 @@ from zoo.config import ModelConfig
 COMPILE_MODES = {"tensorflow": (("graph", False), ("XLA", True)), "jax": (("jax.jit", True),),
                  "torch": (("eager", False), ("torch.compile", True))}
 # The folder that holds the packages, for the processes that measure other backends.
-PROJECT_ROOT = Path(__file__).resolve().parents[1]
 
 
 def set_precision(precision: str) -> str:
@@ -146,11 +142,8 @@ def measure_under(backend: str, configs: list[tuple[str, ModelConfig]], batch_si
     code = ("import json, sys; from zoo.benchmarks import measure; from zoo.config import ModelConfig; "
             "r = json.loads(sys.argv[1]); configs = [(n, ModelConfig.from_dict(c)) for n, c in r['configs']]; "
             "print('RESULT ' + json.dumps(measure(configs, r['batch_size'], r['steps'], r['precision'], r['blocks'])))")
-    env = {**os.environ, "KERAS_BACKEND": backend, "TF_CPP_MIN_LOG_LEVEL": "3",
-           "PYTHONPATH": os.pathsep.join(filter(None, [str(PROJECT_ROOT), os.environ.get("PYTHONPATH")]))}
-    done = subprocess.run([sys.executable, "-c", code, request], env=env, capture_output=True, text=True)
+    done = run_python(code, request, backend=backend)
     found = [line for line in done.stdout.splitlines() if line.startswith("RESULT ")]
     if done.returncode != 0 or not found:
-        last = (done.stderr.strip().splitlines() or ["no message"])[-1]
-        raise RunFailed(f"measuring under {backend} failed: {one_line(last)}")
+        raise RunFailed(f"measuring under {backend} failed: {last_error_line(done)}")
     return json.loads(found[-1][len("RESULT "):])
