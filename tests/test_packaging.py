@@ -50,9 +50,14 @@ def test_wheel_installs_into_a_new_environment_and_runs_from_elsewhere(tmp_path)
     assert {p for p in top_level if not p.endswith(".dist-info")} == {"data", "zoo", "training", "tuning", "serving",
                                                                         "study", "cli"}
     assert "serving/static/index.html" in zipfile.ZipFile(wheel).namelist()
-    # The current environment's packages stay visible, so nothing is downloaded.
+    # The packages of the environment running the tests stay visible, so nothing is downloaded:
+    # system_site_packages alone would show the base interpreter's, not a virtual environment's.
     venv.create(tmp_path / "env", system_site_packages=True, with_pip=True)
     python = tmp_path / "env" / "bin" / "python"
+    env_site = subprocess.run([python, "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
+                              capture_output=True, text=True, check=True).stdout.strip()
+    outer = [p for p in sys.path if p.endswith(("site-packages", "dist-packages")) and Path(p).is_dir()]
+    (Path(env_site) / "outer_environment.pth").write_text("\n".join(outer) + "\n")
     subprocess.run([python, "-m", "pip", "install", "--no-deps", "--quiet", str(wheel)], check=True)
     elsewhere = tmp_path / "elsewhere"
     elsewhere.mkdir()

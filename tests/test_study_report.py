@@ -149,21 +149,21 @@ def test_full_quick_study_and_report(whole_quick_study, tmp_path):
 
 @pytest.mark.slow
 def test_a_study_with_two_workers_gives_the_one_process_study(whole_quick_study, tmp_path):
-    # Its first two sections with two workers, on the same synthetic set: the same trials, scores
-    # and winners as one process.
-    result = subprocess.run([sys.executable, "-m", "tuning.study", "--quick", "--sections", "mlp", "cnn",
+    # Its first section with two workers, on the same synthetic set: the same trials, scores and
+    # winner as one process (tests/test_distributed.py compares CNN searches the same way).
+    result = subprocess.run([sys.executable, "-m", "tuning.study", "--quick", "--sections", "mlp",
                              "--out", str(tmp_path), "--no-export", "--wandb", "disabled", "--workers", "2"],
                             cwd=ROOT, capture_output=True, text=True, timeout=900,
                             env={**os.environ, "GTZAN_CACHE": str(whole_quick_study / "cache")})
     assert result.returncode == 0, result.stderr[-2000:]
-    assert result.stdout.count("[cnn] [worker") == 14
+    assert result.stdout.count("[mlp] [worker") == 9
     one_process = whole_quick_study / "study"
-    for section in ("mlp", "cnn"):
+    for section in ("mlp",):
         tables = [sorted((row["trial"], row["val_track_accuracy"]) for row in summary_rows(out / section / "summary.csv"))
                   for out in (one_process, tmp_path)]
         assert tables[0] == tables[1]
     one, two = (json.loads((out / "study.json").read_text()) for out in (one_process, tmp_path))
-    for section in ("mlp", "cnn"):
+    for section in ("mlp",):
         assert two["sections"][section]["best"]["trial"] == one["sections"][section]["best"]["trial"]
 
 
