@@ -36,9 +36,13 @@ def quiet_tensorflow(verbose: bool = False) -> None:
     standard error before its logging is set up, where no setting reaches them, so standard
     error is pointed at the null device while TensorFlow loads and probes for GPUs. A command's
     output is the same whatever ``TF_CPP_MIN_LOG_LEVEL`` the shell holds; under ``verbose`` that
-    variable applies as TensorFlow defines it. Where TensorFlow is already loaded it does nothing.
+    variable applies as TensorFlow defines it. Where TensorFlow is already loaded it only drops its
+    warnings of "retracing" that come from building one model per trial or fold.
     """
-    if verbose or "tensorflow" in sys.modules:
+    if verbose:
+        return
+    if "tensorflow" in sys.modules:
+        _filter_trace_warnings()
         return
     # 3: errors too. Grappler logs "remapper failed" as an error on every training run of these
     # models and then goes on unfused; a real failure reaches Python as an exception anyway.
@@ -55,6 +59,20 @@ def quiet_tensorflow(verbose: bool = False) -> None:
         os.dup2(saved, 2)
         os.close(saved)
         os.close(null)
+    _filter_trace_warnings()
+
+
+def _filter_trace_warnings() -> None:
+    logger = logging.getLogger("tensorflow")  # tf.get_logger(), without loading TensorFlow for it
+    if _not_a_new_models_trace not in logger.filters:
+        logger.addFilter(_not_a_new_models_trace)
+
+
+def _not_a_new_models_trace(record: logging.LogRecord) -> bool:
+    # TensorFlow counts traces by function code, not by model: a search or a cross-validation builds
+    # a new model per trial or fold, each traced once (training.callbacks pads the last batch so
+    # that no model traces twice), and TensorFlow then warns of "retracing" that costs nothing.
+    return "triggered tf.function retracing" not in record.getMessage()
 
 
 class _Parser(argparse.ArgumentParser):

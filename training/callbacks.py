@@ -18,15 +18,26 @@ def predict_windows(model: keras.Model, windows: np.ndarray | tf.data.Dataset) -
     """Window probabilities ``[windows, n_genres]``, in chunks of ``EVAL_BATCH_SIZE`` (or the batches of a
     dataset of windows streamed from the disk cache, ``data.pipeline.eval_inputs``).
 
-    ``predict_on_batch`` skips ``predict()``'s per-call dataset set-up (~70 ms, every epoch).
+    ``predict_on_batch`` skips ``predict()``'s per-call dataset set-up (~70 ms, every epoch). The
+    last, shorter chunk is padded to the full size (its padding's outputs dropped): every call then
+    has one shape, so the model's predict function is traced once, not again for each remainder.
     """
     if isinstance(windows, tf.data.Dataset):
-        found = [np.asarray(model.predict_on_batch(batch)) for batch in windows]
-        return np.concatenate(found) if found else np.zeros((0, model.output_shape[-1]), np.float32)
-    if len(windows) == 0:
+        batches = [np.asarray(batch) for batch in windows]
+    else:
+        batches = [windows[start:start + EVAL_BATCH_SIZE] for start in range(0, len(windows), EVAL_BATCH_SIZE)]
+    if not batches:
         return np.zeros((0, model.output_shape[-1]), np.float32)
-    return np.concatenate([np.asarray(model.predict_on_batch(windows[start:start + EVAL_BATCH_SIZE]))
-                           for start in range(0, len(windows), EVAL_BATCH_SIZE)])
+    size = max(len(batch) for batch in batches)
+    return np.concatenate([_predict_padded(model, batch, size) for batch in batches])
+
+
+def _predict_padded(model: keras.Model, batch: np.ndarray, size: int) -> np.ndarray:
+    """``model``'s outputs for ``batch``, run as a batch of ``size`` (zero windows added, their outputs dropped)."""
+    count = len(batch)
+    if count < size:
+        batch = np.concatenate([batch, np.zeros((size - count, *batch.shape[1:]), batch.dtype)])
+    return np.asarray(model.predict_on_batch(batch))[:count]
 
 
 def window_and_track_metrics(probabilities: np.ndarray, labels: np.ndarray, clip_index: np.ndarray,
