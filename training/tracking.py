@@ -45,8 +45,10 @@ def wandb_run(mode: str, *, project: str, group: str, name: str, config: dict,
     import wandb.integration.keras
 
     directory.mkdir(parents=True, exist_ok=True)
+    # Offline, W&B's own lines (a dozen per run, each trial) would bury the command's output: the
+    # runs are in ``directory``, and README says how to sync them. Online keeps its link lines.
     run = wandb.init(project=project, group=group, name=name, config=config, mode=mode, dir=str(directory),
-                     reinit="finish_previous")
+                     reinit="finish_previous", settings=wandb.Settings(silent=mode == "offline"))
     class MetricsLogger(wandb.integration.keras.WandbMetricsLogger):
         def _get_lr(self) -> float:
             # The integration calls ``.numpy()``, which only TensorFlow's tensors have; Keras 3
