@@ -50,15 +50,8 @@ def timed_search(space: str, workers: int | None, out: Path, extra: list[str],
                  env: dict[str, str] | None = None) -> tuple[float, dict[str, str], int]:
     """One search (``workers`` None: one process): its wall seconds, its trials' validation track
     accuracy (from summary.csv) and the training windows all its trials went through."""
-    start = time.perf_counter()
     scale = ["--workers", str(workers)] if workers else []
-    result = subprocess.run([sys.executable, "-m", "tuning.search", "--space", space, *scale, "--out", str(out),
-                             "--wandb", "disabled", *extra], capture_output=True, text=True, env={**os.environ, **(env or {})})
-    seconds = time.perf_counter() - start
-    if result.returncode != 0:
-        last = result.stderr.strip().splitlines()[-1] if result.stderr.strip() else "search failed"
-        # The search's own one-line error; a bad flag or folder stays an exit-2 error.
-        raise (InputError if result.returncode == 2 else RunFailed)(last.split(": error: ", 1)[-1])
+    seconds = timed("tuning.search", ["--space", space, *scale, "--out", str(out), *extra], env or {})
     store = RunStore(out / space)
     windows = sum(record.get("epochs_run", 0) * store.read_config(record["trial"])["data"]["sizes"]["train"]
                   for record in store.records())
@@ -72,9 +65,10 @@ def timed(module: str, argv: list[str], env: dict[str, str]) -> float:
         InputError or RunFailed: with the command's own one-line error, if it failed.
     """
     start = time.perf_counter()
-    result = subprocess.run([sys.executable, "-m", module, *argv, "--wandb", "disabled"], capture_output=True,
+    result = subprocess.run([sys.executable, "-m", module, "--wandb", "disabled", *argv], capture_output=True,
                             text=True, env={**os.environ, **env})
     if result.returncode != 0:
+        # The command's own one-line error; a bad flag or folder stays an exit-2 error.
         last = result.stderr.strip().splitlines()[-1] if result.stderr.strip() else f"{module} failed"
         raise (InputError if result.returncode == 2 else RunFailed)(last.split(": error: ", 1)[-1])
     return time.perf_counter() - start
