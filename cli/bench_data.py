@@ -43,7 +43,7 @@ from cli import flags
 from cli.runner import parser, quiet_tensorflow, run
 from data.audiocache import DECODING
 from data.catalogue import SAMPLE_RATE, scan
-from data.errors import UsageError
+from data.errors import UsageError, install_extra
 from data.sources import synthetic_data_dir
 
 PROG = "python -m data.bench"
@@ -68,7 +68,7 @@ def bench(args: argparse.Namespace) -> int:
     if not args.memory_budget_gb > 0:
         raise UsageError(f"--memory-budget-gb must be positive, got {args.memory_budget_gb}")
     if args.cache is None and importlib.util.find_spec("librosa") is None:  # looked for, not imported: it takes seconds
-        raise UsageError("librosa is not installed; pip install librosa (the 'bench' extra)")
+        raise UsageError(f"librosa is not installed: {install_extra('bench')}")
     quiet_tensorflow(args.verbose)
     from data import benchmarks, layers, pipeline  # the library loads TensorFlow: once every flag is checked
 

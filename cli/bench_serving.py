@@ -48,7 +48,7 @@ import tempfile
 from pathlib import Path
 
 from cli.runner import parser, quiet_tensorflow, run, warn
-from data.errors import UsageError
+from data.errors import UsageError, install_extra
 from serving.config import ABOUT_FILE, FORMAT_FILES, FORMAT_RUNTIMES, FORMATS, MODEL_HELP, find_export
 
 PROG = "python -m serving.bench"
@@ -163,7 +163,7 @@ def compare(args: argparse.Namespace, export: Path, audio_dir: Path | None, benc
                and importlib.util.find_spec(FORMAT_RUNTIMES[name]) is None]
     for name in missing:
         warn(PROG, f"{name} left out: its runtime {FORMAT_RUNTIMES[name]} is not installed "
-                   f'(pip install ".[{name}]")')
+                   f"({install_extra(name)})")
     with tempfile.TemporaryDirectory(prefix="gtzan-compare-") as work:
         rows, real = benchmarks.compare_formats(export, audio_dir, args.repeats, Path(work), skip=missing)
     source = f"real music from {audio_dir}" if real else "synthetic music"

@@ -86,8 +86,8 @@ def build_parser():
     result.add_argument("--no-export", action="store_true", help="do not export the model")
     result.add_argument("--formats", default="savedmodel",
                         help=f"export formats, comma-separated, into one version folder: {', '.join(FORMATS)} "
-                             "(default: savedmodel; onnx, litert and openvino need their extra: pip install "
-                             '".[onnx]" ...)')
+                             "(default: savedmodel; onnx, litert and openvino need their extra, or the export extra for "
+                             "all three)")
     result.add_argument("--test-dir", help="evaluate on every clip of this labelled folder instead (no export)")
     result.add_argument("--labels", metavar="FILE", help="with --test-dir: its labels file (a CSV of path,label "
                                                           "relative to it, or FMA's tracks.csv), if not class folders")

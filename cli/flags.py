@@ -260,13 +260,8 @@ def train_config(args: argparse.Namespace, base: TrainConfig, **changes) -> Trai
     """
     given = {"epochs": args.epochs, "batch_size": args.batch_size, "patience": args.patience, "seed": args.seed,
              "precision": args.precision, "cached_features": False if args.no_feature_cache else None, **changes}
-    given = {k: v for k, v in given.items() if v is not None}
-    if given.get("epochs", 0) >= 1:
-        # A shorter run keeps the recipe's warm-up only while it leaves epochs after it.
-        given["warmup_epochs"] = min(base.warmup_epochs, given["epochs"] - 1)
-        given["head_epochs"] = min(base.head_epochs, given["epochs"] - 1)
     try:
-        return base.replace(**given)
+        return base.changed(**given)
     except ValueError as error:
         raise UsageError(str(error)) from None
 

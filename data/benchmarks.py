@@ -20,7 +20,7 @@ from keras import ops
 from data import audiocache
 from data.catalogue import SAMPLE_RATE
 from data.decode import int16_to_float
-from data.errors import RunFailed, UsageError
+from data.errors import RunFailed, UsageError, install_extra
 from data.layers import LogMelSpectrogram
 from data.pipeline import AUTOTUNE, DiskClips, decoded_dataset, epochs_dataset, fill_disk_cache, train_dataset
 
@@ -38,7 +38,7 @@ def librosa_module():
     try:
         import librosa
     except ImportError:
-        raise UsageError("librosa is not installed; pip install librosa (the 'bench' extra)") from None
+        raise UsageError(f"librosa is not installed: {install_extra('bench')}") from None
     return librosa
 
 

@@ -9,6 +9,11 @@ that failed, 130 for an interrupted one.
 from __future__ import annotations
 
 
+def install_extra(extra: str) -> str:
+    """How to install the project's extra ``extra`` (``setup.cfg``), said wherever what it brings is missing."""
+    return f'python -m pip install -e ".[{extra}]" in the project folder (the {extra} extra)'
+
+
 class ToolkitError(Exception):
     """A problem to report in one line; ``exit_code`` is the command's exit status for it."""
 

@@ -14,20 +14,20 @@ import importlib.util
 import os
 from pathlib import Path
 
-from data.errors import EvaluationError, InputError, UsageError
+from data.errors import EvaluationError, InputError, UsageError, install_extra
 from training.runstore import RunStore, rank, read_json
 from tuning.spaces import SPACES
 
 # What an export says about itself, beside its graph (written by serving.export).
 ABOUT_FILE = Path("assets.extra") / "gtzan.json"
-# Defaults of the app's limits (documented in README and --help).
+# Defaults of the app's limits (documented in docs/serving.md and --help).
 MAX_SECONDS = 1800.0  # a whole album side or a DJ mix
 MAX_UPLOAD_MB = 100.0
 # How to train a model worth asking about real music (said to the users of a synthetic one).
 TRAIN_ON_GTZAN = ("python -m tuning.train bncnn-32-64-128-256 --data-dir ~/datasets/gtzan, then "
                   "python -m zoo.evaluate runs/train/trials/bncnn-32-64-128-256")
 # What to install for the web app (serving.web), said wherever it is missing.
-WEB_STACK = 'pip install ".[app]" (or pip install fastapi uvicorn python-multipart)'
+WEB_STACK = install_extra("app")
 # The host names the web app always answers (it listens on 127.0.0.1 unless told otherwise).
 LOOPBACK_HOSTS = ("127.0.0.1", "localhost", "::1")
 # The pretrained taggers serving.embed takes.
@@ -131,7 +131,7 @@ def check_format_installed(name: str) -> None:
     missing = [module for module in FORMAT_NEEDS[name] if importlib.util.find_spec(module) is None]
     if missing:
         raise UsageError(f"the {name} format needs {', '.join(missing)}, not installed: "
-                         f'pip install ".[{name}]" in the project folder (the gtzan-keras extra {name})')
+                         + install_extra(name))
 
 
 def format_of(path: Path) -> str:

@@ -23,7 +23,7 @@ from pathlib import Path
 import numpy as np
 import tensorflow as tf
 
-from data.errors import one_line
+from data.errors import install_extra, one_line
 from serving.config import FORMAT_RUNTIMES, PredictError, format_of
 
 
@@ -148,7 +148,7 @@ def load_runtime(path: Path, window: int | None = None) -> Runtime:
         return SavedModelRuntime(path, window)
     if importlib.util.find_spec(FORMAT_RUNTIMES[name]) is None:
         raise PredictError(f"{path.name} needs {FORMAT_RUNTIMES[name]} to run, not installed: "
-                           f'pip install ".[{name}]" in the project folder')
+                           + install_extra(name))
     try:
         runtime = {"onnx": OnnxRuntime, "litert": LiteRTRuntime, "openvino": OpenVINORuntime}[name](path)
     except Exception as error:  # each runtime raises its own types for a damaged or foreign file

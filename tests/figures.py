@@ -33,9 +33,10 @@ FIGURES = ROOT / "docs" / "figures.md"
 REAL = ROOT.parent / "shared" / "real_excerpts"
 HEADER = """# Measured figures
 
-Every timing and benchmark figure README gives, as its command printed it, with the machine it
-ran on and when. `python -m tests.figures` reruns them all (`--only NAME ...` some, `--list`
-names them); a figure rerun replaces its own section only.
+Every timing and benchmark figure of README and the docs, as its command printed it, with the
+machine it ran on and when; the pages link here (`figures.md#NAME`) instead of repeating a figure.
+`python -m tests.figures` reruns them all (`--only NAME ...` some, `--list` names them); a figure
+rerun replaces its own section only.
 """
 
 
@@ -62,8 +63,16 @@ TRAINED = "python -m tuning.train bncnn-32-64-128-256 --epochs 1 --out {tmp}/run
 EXPORTED = (TRAINED, "python -m zoo.evaluate {tmp}/runs/train/trials/bncnn-32-64-128-256 --exports {tmp}/exports")
 EXPORTED_ALL_FORMATS = (TRAINED, EXPORTED[1] + " --formats savedmodel,onnx,litert,openvino")
 EXPORT = "{tmp}/exports/bncnn-32-64-128-256/1"
+# The recommended model, the same way (one epoch on its cached features; the musicnn wheel is fetched if missing).
+MUSICNN_ALL_FORMATS = ("python -m tuning.train musicnn-msd_train=head --recipe adamw-cosine --epochs 1 --out {tmp}/runs "
+                       "--wandb disabled",
+                       "python -m zoo.evaluate {tmp}/runs/train/trials/musicnn-msd_train=head-adamw-cosine --exports "
+                       "{tmp}/exports --formats savedmodel,onnx,litert,openvino")
+MUSICNN_EXPORT = "{tmp}/exports/musicnn-msd_train=head/1"
 
 FIGURES_LIST = (
+    Figure("quick-start-install", "README's first install command in a new virtual environment, public index only",
+           "python -m tests.install_size"),
     Figure("quick-start-search", "README's first command on a fresh machine (synthetic set generated first)",
            "python -m tuning.search --space cnn --out {tmp}/runs", fresh_cache=True),
     Figure("fast-tests", "README's second command: the fast tests", "python -m pytest"),
@@ -77,6 +86,10 @@ FIGURES_LIST = (
            f"python -m serving.bench --model {EXPORT}", setup=EXPORTED),
     Figure("serving-bench-compare", "every format of one export side by side",
            f"python -m serving.bench --compare {EXPORT}", setup=EXPORTED_ALL_FORMATS),
+    Figure("serving-bench-compare-musicnn", "every format of the recommended model's export side by side",
+           f"python -m serving.bench --compare {MUSICNN_EXPORT}", setup=MUSICNN_ALL_FORMATS),
+    Figure("serving-bench-hostile", "hostile clients against the web app in its default limits",
+           f"python -m serving.bench --hostile --model {EXPORT}", setup=EXPORTED),
     Figure("serving-bench-http", "the web app on loopback", f"python -m serving.bench --http --model {EXPORT}",
            setup=EXPORTED),
     Figure("transfer-bench", "probe folds and searches against a bncnn fold, on the real excerpts",
@@ -127,7 +140,7 @@ def measure(figure: Figure) -> str:
     output = output.replace(str(Path.home()), "~").rstrip().splitlines()
     status = "" if result.returncode == 0 else f", **exit status {result.returncode}**"
     return "\n".join([
-        f"<!-- figure: {figure.name} -->", f"## {figure.name}: {figure.title}", "",
+        f"<!-- figure: {figure.name} -->", f'<a id="{figure.name}"></a>', "", f"## {figure.name}: {figure.title}", "",
         f"`{shown}`", "",
         f"Measured {datetime.date.today().isoformat()}: {seconds:.0f} s wall ({seconds / 60:.1f} min){status}.",
         f"Machine: {machine()}.", "",

@@ -296,7 +296,7 @@ def test_page_in_a_real_browser_shows_the_chart_and_the_timeline(export, tmp_pat
     from selenium.webdriver.support.ui import WebDriverWait
 
     # GTZAN_SCREENSHOT_MODEL / GTZAN_SCREENSHOT: the model shown and where a copy of the screenshot
-    # goes (the README's picture is made this way, with a trained model).
+    # goes (docs/serving.md's picture is made this way, with a trained model).
     model = os.environ.get("GTZAN_SCREENSHOT_MODEL", str(export))
     port = _free_port()
     server = subprocess.Popen([sys.executable, "-m", "serving.app", "--model", model, "--port", str(port)], cwd=ROOT,

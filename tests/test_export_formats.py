@@ -161,8 +161,8 @@ def test_a_missing_converter_is_named_with_its_extra(bncnn, monkeypatch, capsys)
                         lambda name, *args: None if name == "tf2onnx" else find_spec(name, *args))
     assert evaluate.main(["best", "--formats", "savedmodel,onnx"]) == 2
     assert error_line(capsys.readouterr().err) == (
-        'python -m serving.evaluate: error: the onnx format needs tf2onnx, not installed: pip install ".[onnx]" in '
-        "the project folder (the gtzan-keras extra onnx)")
+        'python -m serving.evaluate: error: the onnx format needs tf2onnx, not installed: python -m pip install -e '
+        '".[onnx]" in the project folder (the onnx extra)')
 
 
 def test_bench_times_a_portable_format_in_its_runtime(bncnn, capsys):

@@ -96,8 +96,8 @@ def test_bad_flags_exit_2_with_one_line(command, flags, message, tmp_path):
 
 @pytest.mark.slow
 def test_recommended_model_clearly_beats_chance_on_real_music(real_music, wheel, tmp_path, monkeypatch):
-    """``zoo.list --recommended``'s model and recipe, 3 folds of the real excerpts: 0.78 +- 0.03 by 5
-    folds in README; far from chance (0.10) here too, whatever the folds."""
+    """``zoo.list --recommended``'s model and recipe, 3 folds of the real excerpts (its 5-fold figure is
+    in results/real_excerpts.csv): far from chance (0.10) here too, whatever the folds."""
     from training.config import RECOMMENDED_MODEL
 
     monkeypatch.setenv("GTZAN_CACHE", str(tmp_path / "cache"))  # its features computed, not read from a cache

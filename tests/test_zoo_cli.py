@@ -46,8 +46,8 @@ def test_bench_names_a_backend_that_is_not_installed(monkeypatch, capsys):
     monkeypatch.setattr(importlib.util, "find_spec", lambda name, *rest: None if name == "jax" else found(name, *rest))
     assert bench.main(["--backends", "tensorflow", "jax"]) == 2
     assert capsys.readouterr().err.strip().splitlines()[-1].endswith(
-        '--backends: the jax backend needs jax, not installed: pip install ".[jax]" in the project folder '
-        "(or pip install -r requirements.txt)")
+        '--backends: the jax backend needs jax, not installed: python -m pip install -e ".[jax]" in the project '
+        "folder (the jax extra)")
 
 
 def test_recommended_is_one_line_a_model_and_its_recipe_and_the_readme_trains_it():

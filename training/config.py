@@ -97,6 +97,20 @@ class TrainConfig(DictConfig):
             raise ValueError("label_smoothing must be in [0, 1), mixup and weight_decay non-negative. Received: "
                              f"{self.label_smoothing}, {self.mixup}, {self.weight_decay}")
 
+    def changed(self, **changes) -> TrainConfig:
+        """A copy with ``changes`` applied (None leaves a field as it is). A shorter run keeps the
+        warm-up and the head-only phase only while they leave epochs after them, unless ``changes``
+        sets them too.
+
+        Raises:
+            ValueError: for an invalid change, naming it.
+        """
+        changes = {key: value for key, value in changes.items() if value is not None}
+        if changes.get("epochs", 0) >= 1:
+            changes.setdefault("warmup_epochs", min(self.warmup_epochs, changes["epochs"] - 1))
+            changes.setdefault("head_epochs", min(self.head_epochs, changes["epochs"] - 1))
+        return self.replace(**changes)
+
     @property
     def one_hot(self) -> bool:
         """Whether training needs one-hot labels (label smoothing or mixup)."""
@@ -105,7 +119,7 @@ class TrainConfig(DictConfig):
 
 # The named recipes. "study" is the study's plain training (Adam 1e-3, batch 32, early
 # stopping on the validation loss); the search spaces vary it. "adamw-cosine" (AdamW, cosine
-# decay after a warm-up, label smoothing) is what generalized best on real music (README, "Results on real music"). "finetune" is for the
+# decay after a warm-up, label smoothing) is what generalized best on real music (docs/results.md). "finetune" is for the
 # pretrained models (musicnn-*, vgg-*): a learning rate 6x lower than "adamw-cosine", so that
 # the pretrained layers move little, with the warm-up from zero while the new head is random.
 # "head-first" trains the new head alone for 10 epochs (3e-3), then what the name says at a
@@ -125,9 +139,9 @@ DEFAULT_RECIPE = "adamw-cosine"
 RECIPE_PATIENCE = ("the recipe's: " + ", ".join(f"{patience} in {name}" for name, patience in
                    ((name, r.patience) for name, r in RECIPES.items() if r.early_stopping))
                    + "; the others do not stop early")
-PRETRAINED_RECIPE = "head-first"  # the default for musicnn-* and vgg-* (README, "Pretrained models")
+PRETRAINED_RECIPE = "head-first"  # the default for musicnn-* and vgg-* (docs/training.md, "Recipes")
 # The model to train for the best genre model on real music, and its recipe: chosen on real GTZAN
-# excerpts by 5-fold and across artists (README, "Results on real music"); printed by
+# excerpts by 5-fold and across artists (docs/results.md); printed by
 # ``python -m zoo.list --recommended``.
 RECOMMENDED_MODEL = ("musicnn-msd_train=head", "adamw-cosine")
 
@@ -139,14 +153,15 @@ def default_recipe(model_config: ModelConfig) -> str:
 
 
 def recipe(name: str, **changes) -> TrainConfig:
-    """The recipe ``name`` with ``changes`` (fields left None are not changed).
+    """The recipe ``name`` with ``changes`` (:meth:`TrainConfig.changed`: ``epochs=2`` keeps a warm-up
+    that fits).
 
     Raises:
         ValueError: for an unknown recipe or an invalid change.
     """
     if name not in RECIPES:
         raise ValueError(f"unknown recipe {name!r}; expected one of {', '.join(RECIPES)}")
-    return RECIPES[name].replace(**{k: v for k, v in changes.items() if v is not None})
+    return RECIPES[name].changed(**changes)
 
 
 def run_name(model: str, recipe_name: str, default: str = DEFAULT_RECIPE) -> str:

@@ -46,7 +46,7 @@ def wandb_run(mode: str, *, project: str, group: str, name: str, config: dict,
 
     directory.mkdir(parents=True, exist_ok=True)
     # Offline, W&B's own lines (a dozen per run, each trial) would bury the command's output: the
-    # runs are in ``directory``, and README says how to sync them. Online keeps its link lines.
+    # runs are in ``directory``, and docs/search.md says how to sync them. Online keeps its link lines.
     run = wandb.init(project=project, group=group, name=name, config=config, mode=mode, dir=str(directory),
                      reinit="finish_previous", settings=wandb.Settings(silent=mode == "offline"))
     class MetricsLogger(wandb.integration.keras.WandbMetricsLogger):

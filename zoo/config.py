@@ -47,6 +47,7 @@ from pathlib import Path
 
 from data.catalogue import GTZAN_GENRES
 from data.config import DictConfig, check_window_seconds
+from data.errors import install_extra
 from zoo.activations import parse_activation
 from zoo.families import FAMILIES
 from zoo.families.pretrained import FEATURES, TRAINABLE, render_head
@@ -270,8 +271,7 @@ def check_backend_installed(backend: str) -> None:
     """Raises ``ValueError`` naming the package and how to install it if ``backend`` cannot run here."""
     package = BACKENDS[backend]
     if importlib.util.find_spec(package) is None:
-        raise ValueError(f"the {backend} backend needs {package}, not installed: pip install \".[{backend}]\" in "
-                         "the project folder (or pip install -r requirements.txt)")
+        raise ValueError(f"the {backend} backend needs {package}, not installed: {install_extra(backend)}")
 
 
 def configured_backend() -> str:

@@ -16,7 +16,7 @@ from zoo.families.base import Preset, filters_family
 
 # The global-pooling families use ReLU and dropout before the softmax unless the name says otherwise.
 GLOBAL_POOL_DEFAULTS = {"conv_activation": ("relu",), "dense_activation": ("relu",), "dense_dropout": 0.3}
-# The from-scratch model that did best on real music (README, "Results on real music").
+# The from-scratch model that did best on real music (docs/results.md).
 FROM_SCRATCH = "bncnn-32-64-128-256"
 
 FAMILY = filters_family("bncnn", (2, 6), "conv blocks", GLOBAL_POOL_DEFAULTS, presets=(
