@@ -27,6 +27,7 @@ from typing import TextIO
 
 from data import __version__
 from data.errors import Interrupted, ToolkitError, UsageError, one_line
+from zoo.config import BACKENDS, check_backend_installed, configured_backend
 
 
 def quiet_tensorflow(verbose: bool = False) -> None:
@@ -38,7 +39,21 @@ def quiet_tensorflow(verbose: bool = False) -> None:
     output is the same whatever ``TF_CPP_MIN_LOG_LEVEL`` the shell holds; under ``verbose`` that
     variable applies as TensorFlow defines it. Where TensorFlow is already loaded it only drops its
     warnings of "retracing" that come from building one model per trial or fold.
+
+    First, the Keras backend the process will run (``KERAS_BACKEND`` or ``keras.json``) must be one
+    the toolkit runs on and be installed: otherwise Keras would fail at its import with a traceback.
+
+    Raises:
+        UsageError: naming the backend and the extra that installs it.
     """
+    backend = configured_backend()
+    if backend not in BACKENDS:
+        raise UsageError(f"KERAS_BACKEND={backend} is not a backend this toolkit runs on; expected one of "
+                         f"{', '.join(BACKENDS)}")
+    try:
+        check_backend_installed(backend)
+    except ValueError as error:
+        raise UsageError(f"KERAS_BACKEND={backend}: {error}") from None
     if verbose:
         return
     if "tensorflow" in sys.modules:

@@ -90,8 +90,10 @@ def time_format(name: str, path: Path, windows: Path, repeats: int, precision: s
         RunFailed: with the last line of the process's error, if it failed.
     """
     # -I: the project is not on the path (only the runtime is), as where the export is deployed.
-    result = subprocess.run([sys.executable, "-I", "-c", FORMAT_SCRIPT, name, str(path), precision, str(windows),
-                             str(repeats)], capture_output=True, text=True, cwd=windows.parent)
+    # The process runs in the clips' folder: a path relative to the caller's folder is made absolute first.
+    result = subprocess.run([sys.executable, "-I", "-c", FORMAT_SCRIPT, name, str(Path(path).resolve()), precision,
+                             str(Path(windows).resolve()), str(repeats)], capture_output=True, text=True,
+                            cwd=Path(windows).resolve().parent)
     if result.returncode != 0:
         raise RunFailed(f"timing {name} failed: {result.stderr.strip().splitlines()[-1:]}")
     return json.loads(result.stdout.strip().splitlines()[-1])

@@ -123,3 +123,27 @@ def test_a_handler_set_by_the_caller_is_kept():
         assert signal.getsignal(signal.SIGTERM) is mine
     finally:
         signal.signal(signal.SIGTERM, previous)
+
+
+def test_an_unknown_or_missing_keras_backend_is_one_line_before_keras_loads(monkeypatch):
+    import importlib.util
+
+    from cli import runner
+
+    monkeypatch.setenv("KERAS_BACKEND", "mxnet")
+    with pytest.raises(UsageError, match=r"^KERAS_BACKEND=mxnet is not a backend this toolkit runs on; expected one "
+                                         r"of tensorflow, jax, torch$"):
+        runner.quiet_tensorflow()
+    found = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *rest: None if name == "jax" else found(name, *rest))
+    monkeypatch.setenv("KERAS_BACKEND", "jax")
+    with pytest.raises(UsageError, match=r'^KERAS_BACKEND=jax: the jax backend needs jax, not installed: python -m pip '
+                                         r'install -e "\.\[jax\]" in the project folder \(the jax extra\)$'):
+        runner.quiet_tensorflow()
+
+
+def test_a_command_under_an_unknown_backend_exits_2_with_one_line():
+    result = subprocess.run([sys.executable, "-m", "tuning.train", "bncnn-32-64-128-256", "--epochs", "1"], cwd=ROOT,
+                            capture_output=True, text=True, env={**os.environ, "KERAS_BACKEND": "mxnet"})
+    assert result.returncode == 2 and error_line(result.stderr).endswith("expected one of tensorflow, jax, torch")
+    assert "Traceback" not in result.stderr
