@@ -20,6 +20,7 @@ import argparse
 import re
 import sys
 
+from cli import flags
 from cli.runner import parser, quiet_tensorflow, run
 from data.errors import UsageError
 from serving.config import LOOPBACK_HOSTS, MAX_SECONDS, MAX_UPLOAD_MB, MODEL_HELP, Limits, check_web_stack, find_export
@@ -29,7 +30,7 @@ PROG = "python -m serving.app"
 
 def build_parser() -> argparse.ArgumentParser:
     """The command-line parser."""
-    result = parser(PROG, __doc__)
+    result = parser(PROG, __doc__, [flags.weights_flags()])
     result.add_argument("--model", help=MODEL_HELP)
     result.add_argument("--host", default="127.0.0.1", help="address to listen on (default: 127.0.0.1, this machine only)")
     result.add_argument("--port", type=int, default=8000, help="port (default: 8000)")
@@ -60,6 +61,7 @@ def app(args: argparse.Namespace) -> int:
     hosts = (*LOOPBACK_HOSTS, args.host, *args.allow_host)
     export = find_export(args.model)
     check_web_stack()
+    flags.use_weights(args)
     quiet_tensorflow(args.verbose)
     from serving import prediction, web  # the library loads TensorFlow: only once every flag is checked
 

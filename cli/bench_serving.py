@@ -159,7 +159,7 @@ def bench(args: argparse.Namespace) -> int:
 
 def compare(args: argparse.Namespace, export: Path, audio_dir: Path | None, benchmarks) -> int:
     """``--compare``: every format of one export side by side, one table."""
-    missing = [name for name in FORMATS if name != "savedmodel" and (export / FORMAT_FILES[name]).is_file()
+    missing = [name for name in FORMAT_RUNTIMES if (export / FORMAT_FILES[name]).is_file()
                and importlib.util.find_spec(FORMAT_RUNTIMES[name]) is None]
     for name in missing:
         warn(PROG, f"{name} left out: its runtime {FORMAT_RUNTIMES[name]} is not installed "

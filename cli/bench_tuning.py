@@ -17,12 +17,13 @@ count can change a trial's numbers; with the same threads the engine must not. O
 to every search (``--data-dir``, ``--epochs``, ``--max-trials``, ``--precision``, ...).
 
 ``--transfer`` times, side by side in one run: a ``tuning.crossval`` of ``bncnn-32-64-128-256``,
-one of the probe ``musicnn-msd_train=head`` on a cold feature cache (its features computed) and
-again on the warm cache, a ``--trials``-trial random ``--space probe`` search, and the same search
-with ``--objective kfold`` over ``--folds`` folds; it prints the wall seconds per fold of each, the
-probe's ratio to ``bncnn``, the searches' trials per minute and their ratios to one ``bncnn`` fold
-and to each other. Every run uses the ``adamw-cosine`` recipe and the data flags
-given, in a temporary folder and cache (the musicnn wheel is taken from the usual cache).
+one of each probe (``--probes``: musicnn's and the recommended model by default) on a cold feature
+cache (its features computed) and again on the warm cache, a ``--trials``-trial random ``--space
+probe`` search, and the same search with ``--objective kfold`` over ``--folds`` folds; it prints the
+wall seconds per fold of each, each probe's ratio to ``bncnn``, the searches' trials per minute and
+their ratios to one ``bncnn`` fold and to each other. Every run uses the ``adamw-cosine`` recipe and
+the data flags given, in a temporary folder and cache (the pretrained weights are taken from the
+usual cache).
 """
 
 from __future__ import annotations
@@ -39,7 +40,7 @@ from cli import flags
 from cli.runner import parser, run
 from data.caching import PARTS, cache_dir
 from data.errors import InputError, RunFailed, UsageError
-from training.config import OBJECTIVE
+from training.config import OBJECTIVE, RECOMMENDED_MODEL
 from training.runstore import RunStore
 from tuning.distributed import devices
 
@@ -81,23 +82,24 @@ def transfer_bench(args: argparse.Namespace) -> int:
     with tempfile.TemporaryDirectory(prefix="gtzan-bench-") as folder:
         cache = Path(folder) / "cache"
         cache.mkdir()
-        wheels = cache_dir() / PARTS["wheels"]
-        if wheels.is_dir():  # the features start cold; the wheel is not fetched again
-            (cache / PARTS["wheels"]).symlink_to(wheels)
+        for part in ("wheels", "checkpoints"):  # the features start cold; the weights are not fetched again
+            if (cache_dir() / PARTS[part]).is_dir():
+                (cache / PARTS[part]).symlink_to(cache_dir() / PARTS[part])
         env = {"GTZAN_CACHE": str(cache)}
         folds = ["--folds", str(args.folds), "--recipe", "adamw-cosine", *args.extra]
         scratch = timed("tuning.crossval", ["bncnn-32-64-128-256", *folds, "--out", f"{folder}/scratch"], env)
-        probe = ["musicnn-msd_train=head", *folds, "--out", f"{folder}/probe"]
-        cold = timed("tuning.crossval", probe, env)
-        warm = timed("tuning.crossval", [*probe, "--fresh"], env)
+        probes = {}
+        for index, model in enumerate(args.probes):
+            probe = [model, *folds, "--out", f"{folder}/probe{index}"]
+            probes[model] = (timed("tuning.crossval", probe, env), timed("tuning.crossval", [*probe, "--fresh"], env))
         probe_search = ["--space", "probe", "--tuner", "random", "--max-trials", str(args.trials), *args.extra]
         searched = timed("tuning.search", [*probe_search, "--out", f"{folder}/search"], env)
         kfold = timed("tuning.search", [*probe_search, "--objective", "kfold", "--folds", str(args.folds),
                                         "--out", f"{folder}/kfold"], env)
     fold = scratch / args.folds
-    print(f"seconds per fold ({args.folds} folds, wall): bncnn-32-64-128-256 {fold:.1f}; musicnn-msd_train=head "
-          f"cold cache {cold / args.folds:.1f} ({cold / args.folds / fold:.2f}x), warm cache {warm / args.folds:.1f} "
-          f"({warm / args.folds / fold:.2f}x)")
+    print(f"seconds per fold ({args.folds} folds, wall): bncnn-32-64-128-256 {fold:.1f}; " + "; ".join(
+        f"{model} cold cache {cold / args.folds:.1f} ({cold / args.folds / fold:.2f}x), warm cache "
+        f"{warm / args.folds:.1f} ({warm / args.folds / fold:.2f}x)" for model, (cold, warm) in probes.items()))
     print(f"probe search, {args.trials} random trials: {searched:.0f} s ({60 * args.trials / searched:.1f} trials/min), "
           f"{searched / fold:.2f}x one bncnn fold")
     print(f"the same search with --objective kfold ({args.folds} folds, and the refit): {kfold:.0f} s, "
@@ -115,6 +117,10 @@ def build_parser() -> argparse.ArgumentParser:
                           help="time a bncnn fold, probe folds on a cold and a warm feature cache, and a probe search")
     transfer.add_argument("--folds", type=int, default=5, help="folds of each cross-validation (default: 5)")
     transfer.add_argument("--trials", type=int, default=30, help="trials of the probe search (default: 30)")
+    transfer.add_argument("--probes", nargs="+", default=list(dict.fromkeys(("musicnn-msd_train=head",
+                                                                              RECOMMENDED_MODEL[0]))),
+                          metavar="MODEL", help="the probes to time (default: musicnn-msd_train=head and the "
+                                                "recommended model)")
     own = set(flags.flag_names(result))
     passed = [name for name in flags.flag_names(flags.data_flags(), flags.training_flags(), flags.objective_flags(),
                                                 flags.scale_flags(roles=False)) if name not in own]

@@ -2,12 +2,13 @@
 
 Usage::
 
-    python -m data.cache [--clear synthetic|wheels|features|audio|all] [--json]
+    python -m data.cache [--clear synthetic|wheels|checkpoints|features|audio|all] [--json]
 
 The cache folder is ``$GTZAN_CACHE``, else ``~/.cache/gtzan-keras``: the synthetic GTZAN-shaped
-sets (``synthetic-*``), the musicnn wheel (``wheels``), the frozen pretrained taggers'
-features of clips (``features``) and decoded audio kept on disk (``audio``). Everything there is made again when it is needed, so any part
-may be cleared between runs (not while a command that uses it runs).
+sets (``synthetic-*``), the musicnn wheel (``wheels``), the other pretrained backbones' released
+checkpoints (``checkpoints``), the frozen backbones' features of clips (``features``) and decoded
+audio kept on disk (``audio``). Everything there is made again when it is needed (a checkpoint
+downloaded again), so any part may be cleared between runs (not while a command that uses it runs).
 """
 
 from __future__ import annotations

@@ -57,7 +57,8 @@ def build_parser() -> argparse.ArgumentParser:
     """The command-line parser."""
     result = parser(PROG, __doc__, [flags.recipe_flags(), flags.data_flags(split=False),
                                     flags.training_flags(epochs_default="the recipe's", patience_default=RECIPE_PATIENCE),
-                                    flags.objective_flags(), flags.reporting_flags(), flags.scale_flags(roles=False)])
+                                    flags.objective_flags(), flags.reporting_flags(), flags.scale_flags(roles=False),
+                                    flags.weights_flags()])
     result.add_argument("model", metavar="MODEL", nargs="?",
                         help="a zoo name (python -m zoo.list), any name of the grammar, or a trained folder "
                              "(runs/<space>/best) to take its model and training")
@@ -76,6 +77,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def library(args: argparse.Namespace):
     """``tuning.crossvalidation``, loaded (with TensorFlow, quietly) once every flag is checked."""
+    flags.use_weights(args)
     quiet_tensorflow(args.verbose)
     from tuning import crossvalidation
 

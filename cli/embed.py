@@ -1,16 +1,18 @@
-"""Per-clip embeddings and tag probabilities from a pretrained tagger, for your own classifiers.
+"""Per-clip embeddings and tag probabilities from a pretrained backbone, for your own classifiers.
 
 Usage::
 
     python -m serving.embed FILE... [--model musicnn-msd] [--out embeddings.npz]
 
-Each recording is cut into non-overlapping 3-s patches; the tagger's penultimate features
-(200-d for musicnn, 256-d for the VGGs) and its 50 tag probabilities are averaged over them, as
-musicnn's own extractor does. The ``.npz`` holds ``files``, ``embeddings`` ``[files, features]``,
-``tags`` ``[files, 50]``, ``tag_names`` and ``patches`` (how many patches each file had). Reads
-anything ``serving.predict`` reads, of any length. ``--model`` is ``musicnn-msd`` (default),
-``musicnn-mtt``, ``vgg-msd`` or ``vgg-mtt``. A file that cannot be read gets a one-line error on
-stderr and is left out; the others are still written, and the exit status is then 1.
+Each recording is cut into non-overlapping 3-s patches; the backbone's penultimate features
+(200-d for musicnn, 256-d for the VGGs, 512-d for EfficientAT mn04, 2048-d for CNN14) and its own
+tag probabilities (50 tags; 527 AudioSet classes for EfficientAT and CNN14) are averaged over them,
+as musicnn's own extractor does. The ``.npz`` holds ``files``, ``embeddings`` ``[files, features]``,
+``tags`` ``[files, tags]``, ``tag_names`` and ``patches`` (how many patches each file had). Reads
+anything ``serving.predict`` reads, of any length. ``--model`` is any pretrained backbone of the
+zoo (``python -m zoo.list``), several side by side (``musicnn-msd+efficientat-mn04``: their features
+and tags concatenated), or ``ready``, the shipped model's backbones. A file that cannot be read gets a one-line error on stderr and is
+left out; the others are still written, and the exit status is then 1.
 """
 
 from __future__ import annotations
@@ -19,19 +21,21 @@ import argparse
 import sys
 from pathlib import Path
 
+from cli import flags
 from cli.runner import fail, parser, quiet_tensorflow, run
 from data.errors import UsageError
-from serving.config import check_tagger
+from serving.config import READY_MODELS, TAGGER_NAMES, backbone_names
 
 PROG = "python -m serving.embed"
 
 
 def build_parser() -> argparse.ArgumentParser:
     """The command-line parser."""
-    result = parser(PROG, __doc__)
+    result = parser(PROG, __doc__, [flags.weights_flags()])
     result.add_argument("files", nargs="+", metavar="FILE", help="audio files")
     result.add_argument("--model", default="musicnn-msd",
-                        help="musicnn-msd (default), musicnn-mtt, vgg-msd or vgg-mtt")
+                        help=f"the backbone: {', '.join(TAGGER_NAMES)}, several joined by '+', or a shipped "
+                             f"model's ({', '.join(READY_MODELS)}) (default: musicnn-msd)")
     result.add_argument("--out", default="embeddings.npz", help="the .npz to write (default: embeddings.npz)")
     return result
 
@@ -39,7 +43,7 @@ def build_parser() -> argparse.ArgumentParser:
 def embed(args: argparse.Namespace) -> int:
     """The command: embeds every readable file, writes the ``.npz``, says what it wrote."""
     try:
-        check_tagger(args.model)
+        backbone_names(args.model)
     except ValueError as error:
         raise UsageError(f"--model: {error}") from None
     out = Path(args.out)
@@ -47,6 +51,7 @@ def embed(args: argparse.Namespace) -> int:
         raise UsageError(f"--out must name a .npz file, got {args.out}")
     if out.is_dir():
         raise UsageError(f"--out {args.out} is a folder; name a .npz file")
+    flags.use_weights(args)
     quiet_tensorflow(args.verbose)
     from serving import embedding  # the library loads TensorFlow: only once every flag is checked
 

@@ -31,6 +31,7 @@ from training.runstore import RunStoreError, read_json
 from training.tracking import WANDB_MODES, default_wandb_mode
 from tuning import distributed
 from tuning.spaces import SPACES, Space
+from zoo import checkpoints
 from zoo.config import ModelConfig
 
 # How a search scores its trials: on the split's validation part, or by k-fold over the non-test clips.
@@ -144,9 +145,28 @@ def recipe_flags() -> argparse.ArgumentParser:
     parent = argparse.ArgumentParser(add_help=False)
     parent.add_argument("--recipe",
                         help=f"training recipe: {', '.join(RECIPES)} (default: {DEFAULT_RECIPE}, and "
-                             f"{PRETRAINED_RECIPE} for the pretrained musicnn-* and vgg-*); study is the study's "
-                             "plain Adam 1e-3 with early stopping")
+                             f"{PRETRAINED_RECIPE} for the pretrained models that train more than their head); study "
+                             "is the study's plain Adam 1e-3 with early stopping")
     return parent
+
+
+def weights_flags() -> argparse.ArgumentParser:
+    """``--weights``."""
+    parent = argparse.ArgumentParser(add_help=False)
+    parent.add_argument("--weights", action="append", metavar="FILE",
+                        help="pretrained weights you downloaded yourself (a backbone's released checkpoint, or the "
+                             "musicnn 0.1.0 wheel): checked and kept in the cache, so nothing is downloaded; repeatable")
+    return parent
+
+
+def use_weights(args: argparse.Namespace) -> None:
+    """Puts every ``--weights FILE`` into the cache (``zoo.checkpoints.use_weights``).
+
+    Raises:
+        data.errors.InputError: for a file that is missing or no known checkpoint, in one line.
+    """
+    for file in args.weights or ():
+        checkpoints.use_weights(file)
 
 
 def reporting_flags() -> argparse.ArgumentParser:

@@ -5,11 +5,13 @@ Usage::
     python -m zoo.list [PATTERN] [--window-seconds S]
     python -m zoo.list --recommended
 
-The pretrained models (``musicnn-*``, ``vgg-*``) are listed with their tagger and the weights'
-licence. Their options: ``_train=head`` trains only the new genre head on frozen features (a
-probe), ``backend`` / ``midend`` also the tagger's last layers, ``all`` (the default) fine-tunes
-every pretrained convolution; ``_head=256`` adds a hidden layer to the head; ``_dropout=A,B``
-sets the tagger's own dropout and the head's. The VGGs count their weights at 3 s at most.
+The pretrained models (``musicnn-*``, ``vgg-*``, ``efficientat-*``, ``panns-*``) are listed with
+their checkpoint and the weights' licence (counting their weights needs no download). Their
+options: ``_train=head`` trains only the new genre head on frozen features (a probe), ``backend``
+/ ``midend`` also the backbone's last layers, ``all`` (the default) fine-tunes every pretrained
+convolution; ``_head=256`` adds a hidden layer to the head; ``_dropout=A,B`` sets the backbone's
+own dropout and the head's; ``musicnn-msd+efficientat-mn04`` puts backbones side by side. The
+VGGs count their weights at 3 s at most.
 
 ``--recommended`` prints the model this toolkit recommends for the best genre model on real music
 and its training recipe, on one line (``NAME RECIPE``), for scripts:
@@ -26,7 +28,7 @@ from cli.runner import parser, quiet_tensorflow, run
 from data.config import check_window_seconds
 from data.errors import UsageError
 from training.config import RECOMMENDED_MODEL
-from zoo.families.pretrained import LICENCE
+from zoo.families.pretrained import FAMILY_OF, LICENCES
 
 PROG = "python -m zoo.list"
 
@@ -58,17 +60,20 @@ def list_models(args: argparse.Namespace) -> int:
     quiet_tensorflow(args.verbose)  # building a model loads Keras and TensorFlow
     width = max(len(name) for name in selected)
     print(f"{'name':<{width}}  {'params':>11}  description")
-    pretrained = False
+    families = []
     for name in selected:
         config = zoo.resolve(name)
         window = min(args.window_seconds, 3.0) if config.family == "vgg" else args.window_seconds
-        params = zoo.build(name, window_seconds=window).count_params()
+        # The architecture alone: counting needs no pretrained weights (nor their download).
+        params = zoo.build_model(zoo.configure(name, window_seconds=window), pretrained_weights=False).count_params()
         tagger = f" [pretrained: {config.tagger} weights]" if config.tagger else ""
-        pretrained = pretrained or bool(tagger)
+        families += [FAMILY_OF[t] for t in config.tagger.split("+") if t and FAMILY_OF[t] not in families]
         print(f"{name:<{width}}  {params:>11,}  {zoo.describe(name)}{tagger}")
-    if pretrained:
-        print(f"\npretrained weights: {LICENCE}; options: _train=head|backend|midend|all, _head=UNITS "
-              "(python -m zoo.list --help)")
+    if families:
+        print()
+        for licence in dict.fromkeys(LICENCES[family] for family in families):
+            print(f"pretrained weights of {', '.join(f for f in families if LICENCES[f] == licence)}: {licence}")
+        print("options: _train=head|backend|midend|all, _head=UNITS, _features=pooled (python -m zoo.list --help)")
     return 0
 
 

@@ -22,6 +22,7 @@ import argparse
 import json
 import sys
 
+from cli import flags
 from cli.runner import fail, parser, quiet_tensorflow, run, warn
 from data.errors import UsageError
 from serving.config import MODEL_HELP, find_export, synthetic_warning
@@ -31,7 +32,7 @@ PROG = "python -m serving.predict"
 
 def build_parser() -> argparse.ArgumentParser:
     """The command-line parser."""
-    result = parser(PROG, __doc__)
+    result = parser(PROG, __doc__, [flags.weights_flags()])
     result.add_argument("files", nargs="+", metavar="FILE", help="audio files")
     result.add_argument("--model", help=MODEL_HELP)
     result.add_argument("--top", type=int, default=3, help="genres to show per file (default: 3)")
@@ -44,6 +45,7 @@ def predict(args: argparse.Namespace) -> int:
     if args.top < 1:
         raise UsageError(f"--top must be at least 1, got {args.top}")
     export = find_export(args.model)
+    flags.use_weights(args)
     quiet_tensorflow(args.verbose)
     from serving import prediction  # the library loads TensorFlow: only once every flag is checked
 

@@ -59,7 +59,7 @@ def format_summary(records: list[dict]) -> str:
 def build_parser() -> argparse.ArgumentParser:
     """The command-line parser."""
     result = parser(PROG, __doc__, [flags.data_flags(), flags.training_flags(), flags.objective_flags(),
-                                    flags.reporting_flags(), flags.scale_flags()])
+                                    flags.reporting_flags(), flags.scale_flags(), flags.weights_flags()])
     result.add_argument("--space", required=True, choices=list(SPACES), help="experiment family to search")
     result.add_argument("--tuner", default="grid", choices=TUNERS,
                         help="grid: the study's grid (default); others sample the wider range")
@@ -108,6 +108,7 @@ def search(args: argparse.Namespace) -> int:
 
 def search_here(args: argparse.Namespace, space: Space, data_config, training, base, out_dir: Path, kfold) -> int:
     """The search in this process (alone, or as the chief or a worker of a distributed one)."""
+    flags.use_weights(args)
     quiet_tensorflow(args.verbose)
     from tuning import searching  # the library loads TensorFlow: only once every flag is checked
 

@@ -39,7 +39,7 @@ PROG = "python -m tuning.study"
 def build_parser() -> argparse.ArgumentParser:
     """The command-line parser."""
     result = parser(PROG, __doc__, [flags.data_flags(), flags.training_flags(), flags.reporting_flags(),
-                                    flags.scale_flags(roles=False)])
+                                    flags.scale_flags(roles=False), flags.weights_flags()])
     result.add_argument("--sections", nargs="+", default=list(SECTIONS), choices=SECTIONS, help="sections to run")
     result.add_argument("--quick", action="store_true", help="2 epochs a trial on a small synthetic set: a smoke run")
     result.add_argument("--out", default="runs/study", help="output folder (default: runs/study)")
@@ -78,6 +78,7 @@ def study(args: argparse.Namespace) -> int:
     if args.quick and args.data_dir is None:
         data_config = data_config.replace(data_dir=str(synthetic_data_dir(**QUICK["synthetic"])))
     out = Path(args.out)
+    flags.use_weights(args)
     quiet_tensorflow(args.verbose)
     from study import sections  # the library loads TensorFlow: only once every flag is checked
 

@@ -35,7 +35,8 @@ def build_parser() -> argparse.ArgumentParser:
     """The command-line parser."""
     result = parser(PROG, __doc__, [flags.recipe_flags(), flags.data_flags(),
                                     flags.training_flags(epochs_default="the recipe's",
-                                                        patience_default=RECIPE_PATIENCE), flags.reporting_flags()])
+                                                        patience_default=RECIPE_PATIENCE), flags.reporting_flags(),
+                                    flags.weights_flags()])
     result.add_argument("model", metavar="MODEL", help="a zoo name (python -m zoo.list) or any name of the grammar")
     result.add_argument("--out", default="runs", help="output folder (default: runs)")
     result.add_argument("--fresh", action="store_true", help="discard an earlier training of this model and recipe")
@@ -53,6 +54,7 @@ def train(args: argparse.Namespace) -> int:
     data_config = flags.data_config(args)
     model_config = flags.model_config(args.model, data_config)
     training = flags.train_config(args, flags.recipe(args, model_config))
+    flags.use_weights(args)
     quiet_tensorflow(args.verbose)
     from training import loop  # the library loads TensorFlow: only once every flag is checked
 

@@ -3,6 +3,7 @@
 * ``synthetic-<clips>x<seconds>s-seed<seed>/``: the synthetic GTZAN-shaped sets, generated once
   (``data.sources``);
 * ``wheels/``: the musicnn 0.1.0 wheel the pretrained weights are read from (``zoo.pretrained``);
+* ``checkpoints/``: the other pretrained backbones' released checkpoints (``zoo.checkpoints``);
 * ``features/``: the frozen pretrained taggers' features of clips (``training.features``);
 * ``audio/``: decoded audio, one file per clip, where it is kept on disk (``data.audiocache``).
 
@@ -17,7 +18,8 @@ import shutil
 from pathlib import Path
 
 # Each part of the cache and the names of its entries in the cache folder.
-PARTS = {"synthetic": "synthetic-*", "wheels": "wheels", "features": "features", "audio": "audio"}
+PARTS = {"synthetic": "synthetic-*", "wheels": "wheels", "checkpoints": "checkpoints", "features": "features",
+         "audio": "audio"}
 
 
 def cache_dir() -> Path:

@@ -16,30 +16,34 @@ from keras import ops
 from data.catalogue import SAMPLE_RATE
 
 
-def dft_kernel(n_fft: int) -> np.ndarray:
-    """The Hann-windowed real DFT as a convolution kernel ``[n_fft, 1, 2 * (n_fft // 2 + 1)]``: the real
-    parts, then the imaginary parts, of every bin ``keras.ops.stft`` returns (periodic Hann window)."""
-    window = np.hanning(n_fft + 1)[:-1]  # periodic, as keras.ops.stft's "hann"
+def dft_kernel(n_fft: int, window: np.ndarray | None = None) -> np.ndarray:
+    """The windowed real DFT as a convolution kernel ``[n_fft, 1, 2 * (n_fft // 2 + 1)]``: the real
+    parts, then the imaginary parts, of every bin ``keras.ops.stft`` returns (``window`` of ``n_fft``
+    samples; default a periodic Hann window, as ``keras.ops.stft``'s "hann")."""
+    window = np.hanning(n_fft + 1)[:-1] if window is None else np.asarray(window, np.float64)
     angle = 2 * np.pi * np.outer(np.arange(n_fft), np.arange(n_fft // 2 + 1)) / n_fft
     kernel = np.concatenate([window[:, None] * np.cos(angle), -window[:, None] * np.sin(angle)], axis=1)
     return kernel.astype(np.float32)[:, None, :]
 
 
-def stft_power(waveform, n_fft: int, hop_length: int, portable: bool = False):
-    """Power ``|X|^2`` of the Hann-windowed STFT with centered, reflect-padded frames:
+def stft_power(waveform, n_fft: int, hop_length: int, portable: bool = False, window: np.ndarray | None = None):
+    """Power ``|X|^2`` of the windowed STFT with centered, reflect-padded frames:
     ``[batch, samples]`` -> ``[batch, 1 + samples // hop_length, n_fft // 2 + 1]``.
 
-    ``portable`` computes the same with a strided convolution by the DFT basis instead of an FFT:
-    exported formats (ONNX, LiteRT, OpenVINO) run it with their plain convolution kernels, where
-    TensorFlow's complex FFT does not convert. It equals the FFT's to float32 rounding (a test checks it)
-    and costs ``2 * n_fft`` multiply-adds per bin and frame instead of the FFT's ``log2(n_fft)``.
+    ``window`` is ``n_fft`` samples (a shorter window zero-padded on both sides, as PyTorch places
+    it); the default is a periodic Hann window. ``portable`` computes the same with a strided
+    convolution by the DFT basis instead of an FFT: exported formats (ONNX, LiteRT, OpenVINO) run it
+    with their plain convolution kernels, where TensorFlow's complex FFT does not convert. It equals
+    the FFT's to float32 rounding (a test checks it) and costs ``2 * n_fft`` multiply-adds per bin
+    and frame instead of the FFT's ``log2(n_fft)``.
     """
     if not portable:
+        shape = "hann" if window is None else ops.convert_to_tensor(np.asarray(window, np.float32))
         real, imag = ops.stft(waveform, sequence_length=n_fft, sequence_stride=hop_length, fft_length=n_fft,
-                              window="hann", center=True)
+                              window=shape, center=True)
         return real * real + imag * imag
     padded = ops.pad(waveform, ((0, 0), (n_fft // 2, n_fft // 2)), mode="reflect")
-    parts = ops.conv(padded[..., None], ops.convert_to_tensor(dft_kernel(n_fft)), strides=hop_length)
+    parts = ops.conv(padded[..., None], ops.convert_to_tensor(dft_kernel(n_fft, window)), strides=hop_length)
     bins = n_fft // 2 + 1
     return ops.square(parts[..., :bins]) + ops.square(parts[..., bins:])
 
@@ -418,3 +422,174 @@ class MusicnnLogMel(keras.layers.Layer):
 
     def get_config(self):
         return {**super().get_config(), "sample_rate": self.sample_rate}
+
+
+def kaldi_mel_filters(sample_rate: float, n_fft: int, n_mels: int, f_min: float, f_max: float) -> np.ndarray:
+    """Kaldi's triangular mel filters ``[n_fft // 2 + 1, n_mels]``: ``mel = 1127 ln(1 + f / 700)``,
+    triangles equally spaced in mel from ``f_min`` to ``f_max``, not normalized, over the ``n_fft // 2``
+    bins below Nyquist (the Nyquist bin gets weight 0), as ``torchaudio.compliance.kaldi.get_mel_banks``
+    makes them (EfficientAT's front end)."""
+    def to_mel(hz):
+        return 1127.0 * np.log(1.0 + np.asarray(hz, np.float64) / 700.0)
+
+    low, high = to_mel(f_min), to_mel(f_max)
+    delta = (high - low) / (n_mels + 1)
+    left = low + delta * np.arange(n_mels)[:, None]
+    center, right = left + delta, left + 2 * delta
+    mel = to_mel(sample_rate / n_fft * np.arange(n_fft // 2))[None, :]
+    weights = np.maximum(0.0, np.minimum((mel - left) / (center - left), (right - mel) / (right - center)))
+    return np.concatenate([weights, np.zeros((n_mels, 1))], axis=1).T.astype(np.float32)
+
+
+@keras.saving.register_keras_serializable(package="gtzan")
+class EfficientATLogMel(keras.layers.Layer):
+    """Waveform ``[batch, samples]`` at 32 kHz -> EfficientAT's input ``[batch, frames, 128]``, in the graph.
+
+    The front end the EfficientAT MobileNets were trained with, at inference: pre-emphasis
+    ``y[n] = x[n + 1] - 0.97 x[n]`` (one sample shorter), the STFT of 1024-sample frames every 320
+    samples with a symmetric 800-sample Hann window in their middle (centered, reflect-padded
+    frames), power, 128 Kaldi-style mel bands from 0 to 15 kHz, ``log(mel + 1e-5)``, then
+    ``(x + 4.5) / 5``. Frames are ``1 + (samples - 1) // 320``.
+
+    Args:
+        **kwargs: Base layer arguments.
+    """
+
+    SAMPLE_RATE, N_FFT, WINDOW, HOP, N_MELS, F_MAX, PREEMPHASIS = 32000, 1024, 800, 320, 128, 15000.0, 0.97
+
+    def __init__(self, **kwargs):
+        super().__init__(**kwargs)
+        side = (self.N_FFT - self.WINDOW) // 2
+        hann = 0.5 - 0.5 * np.cos(2 * np.pi * np.arange(self.WINDOW) / (self.WINDOW - 1))  # symmetric
+        self._window = np.pad(hann, (side, self.N_FFT - self.WINDOW - side)).astype(np.float32)
+        self._filters = kaldi_mel_filters(self.SAMPLE_RATE, self.N_FFT, self.N_MELS, 0.0, self.F_MAX)
+        self.portable = False  # set while exporting to formats without an FFT (serving.export)
+
+    def call(self, waveform):
+        emphasized = waveform[:, 1:] - self.PREEMPHASIS * waveform[:, :-1]
+        power = stft_power(emphasized, self.N_FFT, self.HOP, self.portable, self._window)
+        mel = ops.matmul(power, ops.convert_to_tensor(self._filters))
+        return (ops.log(mel + 1e-5) + 4.5) / 5.0
+
+    def compute_output_shape(self, input_shape):
+        frames = None if input_shape[1] is None else 1 + (input_shape[1] - 1) // self.HOP
+        return (input_shape[0], frames, self.N_MELS)
+
+
+@keras.saving.register_keras_serializable(package="gtzan")
+class PannsLogMel(keras.layers.Layer):
+    """Waveform ``[batch, samples]`` -> the log-mel the PANNs CNNs take, ``[batch, frames, n_mels]``.
+
+    As ``torchlibrosa`` computes it for PANNs: the STFT with a periodic Hann window of ``n_fft``
+    samples every ``hop_length`` (centered, reflect-padded frames), power, ``librosa``'s Slaney mel
+    filters from ``f_min`` to ``f_max`` (:func:`slaney_mel_filters`), then
+    ``10 log10(max(mel, 1e-10))``. CNN14 at 32 kHz: 1024, 320, 64 bands, 50 Hz to 14 kHz; its
+    16-kHz variant: 512, 160, 64 bands, 50 Hz to 8 kHz.
+
+    Args:
+        sample_rate: The input's sample rate.
+        n_fft: FFT and window length in samples.
+        hop_length: Samples between frames.
+        n_mels: Mel bands.
+        f_min: Lowest band edge in Hz.
+        f_max: Highest band edge in Hz.
+        **kwargs: Base layer arguments.
+    """
+
+    def __init__(self, sample_rate: int = 32000, n_fft: int = 1024, hop_length: int = 320, n_mels: int = 64,
+                 f_min: float = 50.0, f_max: float = 14000.0, **kwargs):
+        super().__init__(**kwargs)
+        self.sample_rate, self.n_fft, self.hop_length, self.n_mels = int(sample_rate), int(n_fft), int(hop_length), int(n_mels)
+        self.f_min, self.f_max = float(f_min), float(f_max)
+        self._filters = slaney_mel_filters(self.sample_rate, self.n_fft, self.n_mels, self.f_min, self.f_max)
+        self.portable = False  # set while exporting to formats without an FFT (serving.export)
+
+    def call(self, waveform):
+        power = stft_power(waveform, self.n_fft, self.hop_length, self.portable)
+        mel = ops.matmul(power, ops.convert_to_tensor(self._filters))
+        return 10.0 * ops.log10(ops.maximum(mel, 1e-10))
+
+    def compute_output_shape(self, input_shape):
+        frames = None if input_shape[1] is None else 1 + input_shape[1] // self.hop_length
+        return (input_shape[0], frames, self.n_mels)
+
+    def get_config(self):
+        return {**super().get_config(), "sample_rate": self.sample_rate, "n_fft": self.n_fft,
+                "hop_length": self.hop_length, "n_mels": self.n_mels, "f_min": self.f_min, "f_max": self.f_max}
+
+
+def resampling_kernel(source_rate: int, target_rate: int, half_width: int = 64, rolloff: float = 0.95,
+                      beta: float = 12.0) -> tuple[np.ndarray, int, int]:
+    """A polyphase resampler as one strided convolution: ``(kernel [K, 1, up], up, down)``.
+
+    ``up / down`` is ``target_rate / source_rate`` in lowest terms. Output sample ``q * up + r`` is the
+    input at time ``(q * up + r) * down / up`` (in input samples), interpolated by a Kaiser-windowed sinc
+    low-pass whose cut-off is ``rolloff`` times the lower rate's Nyquist frequency, ``half_width``
+    zero crossings on each side (at the input's rate when upsampling, at the output's when
+    downsampling). Column ``r`` of the kernel holds that phase's taps at their place in a stretch of
+    ``K = down - 1 + 2 * reach`` input samples, so a convolution with stride ``down`` (after padding
+    the input by ``reach - 1`` on the left) computes ``up`` output samples per step.
+    """
+    divisor = math.gcd(int(source_rate), int(target_rate))
+    up, down = int(target_rate) // divisor, int(source_rate) // divisor
+    # The cut-off in cycles per input sample, and the filter's reach in input samples.
+    cutoff = 0.5 * rolloff * min(1.0, up / down)
+    reach = int(math.ceil(half_width * max(1.0, down / up)))
+    kernel = np.zeros((down - 1 + 2 * reach, 1, up))
+    for phase in range(up):
+        position = phase * down / up
+        base = int(math.floor(position))
+        taps = np.arange(-reach + 1, reach + 1)
+        distance = position - base - taps  # from each tap to the output's time, in input samples
+        window = np.i0(beta * np.sqrt(np.clip(1 - (distance / reach) ** 2, 0, None))) / np.i0(beta)
+        kernel[base + taps + reach - 1, 0, phase] = 2 * cutoff * np.sinc(2 * cutoff * distance) * window
+    return kernel.astype(np.float32), up, down
+
+
+@keras.saving.register_keras_serializable(package="gtzan")
+class Resample(keras.layers.Layer):
+    """Waveform ``[batch, samples]`` at ``source_rate`` -> ``[batch, ceil(samples * target / source)]`` at
+    ``target_rate``, in the graph: a polyphase windowed-sinc resampler (:func:`resampling_kernel`) run as
+    one strided convolution, so it runs on every backend and converts to every export format.
+
+    The pretrained backbones trained at 32 kHz (EfficientAT, CNN14) or 16 kHz take the toolkit's
+    22050-Hz audio through it at the front of the model, so the model (and its export) still takes
+    22050-Hz audio and the front end after it is exactly the one the weights were trained with.
+    Content above the lower rate's Nyquist frequency is removed, as a resampler does (the
+    22050-Hz audio has none above 11025 Hz to begin with).
+
+    Args:
+        source_rate: The input's sample rate.
+        target_rate: The output's sample rate.
+        **kwargs: Base layer arguments.
+    """
+
+    def __init__(self, source_rate: int = SAMPLE_RATE, target_rate: int = 32000, **kwargs):
+        super().__init__(**kwargs)
+        if int(source_rate) < 1 or int(target_rate) < 1:
+            raise ValueError(f"rates must be positive. Received: {source_rate}, {target_rate}")
+        self.source_rate, self.target_rate = int(source_rate), int(target_rate)
+        self._kernel, self.up, self.down = resampling_kernel(self.source_rate, self.target_rate)
+        self._reach = (self._kernel.shape[0] - self.down + 1) // 2
+
+    def output_length(self, samples):
+        """Output samples for ``samples`` input samples (an integer, or a tensor in a graph)."""
+        return (samples * self.up + self.down - 1) // self.down
+
+    def call(self, waveform):
+        # Python integers where the length is static (always under JAX); tensors in a TensorFlow graph
+        # traced for recordings of any length.
+        samples = waveform.shape[1] if waveform.shape[1] is not None else ops.shape(waveform)[1]
+        length = self.output_length(samples)
+        steps = (length + self.up - 1) // self.up
+        right = (steps - 1) * self.down + self._kernel.shape[0] - (samples + self._reach - 1)
+        right = max(0, right) if isinstance(right, int) else ops.maximum(0, right)
+        padded = ops.pad(waveform, ((0, 0), (self._reach - 1, right)))[..., None]
+        phases = ops.conv(padded, ops.convert_to_tensor(self._kernel), strides=self.down)  # [batch, steps, up]
+        return ops.reshape(phases, (-1, steps * self.up))[:, :length]
+
+    def compute_output_shape(self, input_shape):
+        return (input_shape[0], None if input_shape[1] is None else self.output_length(input_shape[1]))
+
+    def get_config(self):
+        return {**super().get_config(), "source_rate": self.source_rate, "target_rate": self.target_rate}

@@ -127,7 +127,8 @@ def compare_formats(folder: Path, audio_dir: Path | None, repeats: int, work: Pa
         ``(rows, real)``: one dict per format, and whether the clips are real music.
     """
     about = json.loads((folder / ABOUT_FILE).read_text())
-    present = [name for name in FORMATS if (folder / FORMAT_FILES[name]).is_file() and name not in skip]
+    # A head export runs the Keras model on the backbones' weights, with the toolkit: not a standalone runtime.
+    present = [name for name in FORMATS if (folder / FORMAT_FILES[name]).is_file() and name not in (*skip, "head")]
     files, real = clips_30s(audio_dir, work, count=8)
     windows = work / "windows.npy"
     np.save(windows, clip_windows(files, int(about["window_samples"])))

@@ -17,6 +17,7 @@ from pathlib import Path
 from data.errors import EvaluationError, InputError, UsageError, install_extra
 from training.runstore import RunStore, rank, read_json
 from tuning.spaces import SPACES
+from zoo.families.pretrained import BACKBONE_NAMES, BACKBONES
 
 # What an export says about itself, beside its graph (written by serving.export).
 ABOUT_FILE = Path("assets.extra") / "gtzan.json"
@@ -30,21 +31,25 @@ TRAIN_ON_GTZAN = ("python -m tuning.train bncnn-32-64-128-256 --data-dir ~/datas
 WEB_STACK = install_extra("app")
 # The host names the web app always answers (it listens on 127.0.0.1 unless told otherwise).
 LOOPBACK_HOSTS = ("127.0.0.1", "localhost", "::1")
-# The pretrained taggers serving.embed takes.
-TAGGER_NAMES = ("musicnn-msd", "musicnn-mtt", "vgg-msd", "vgg-mtt")
+# The pretrained backbones serving.embed takes: every one the zoo has.
+TAGGER_NAMES = tuple(BACKBONES)
 # The formats an export can be written in, and the file each writes in the version folder (the
 # SavedModel is the folder itself: saved_model.pb and its variables).
 FORMAT_FILES = {"savedmodel": "saved_model.pb", "onnx": "model.onnx", "litert": "model.tflite",
-                "openvino": "model.xml"}
+                "openvino": "model.xml", "head": "head.npz"}
 FORMATS = tuple(FORMAT_FILES)
+# The models shipped with the toolkit, by name: "head" exports (a genre head's weights alone) of the
+# recommended configuration, on pretrained backbones built from their own released weights.
+READY_MODELS = {"ready": Path(__file__).resolve().parent / "ready"}
 # What --model takes, for every command that loads an export.
-MODEL_HELP = ("exported model: a SavedModel folder, a model.onnx, model.tflite or model.xml, or a folder of "
-              "versions (default: the newest under exports/); only models you trust")
+MODEL_HELP = ("exported model: a SavedModel folder, a model.onnx, model.tflite, model.xml or head.npz, a folder "
+              f"of versions, or a model shipped with the toolkit ({', '.join(READY_MODELS)}) (default: the newest "
+              "under exports/); only models you trust")
 # The runtime of each portable format, and what writing it needs beyond TensorFlow (module names): each
 # is the optional dependency (setup.cfg's extras) named after the format. An export is checked in its runtime.
 FORMAT_RUNTIMES = {"onnx": "onnxruntime", "litert": "ai_edge_litert", "openvino": "openvino"}
 FORMAT_NEEDS = {"savedmodel": (), "onnx": ("tf2onnx", "onnx", "onnxruntime"), "litert": ("ai_edge_litert",),
-                "openvino": ("openvino",)}
+                "openvino": ("openvino",), "head": ()}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -135,7 +140,8 @@ def check_format_installed(name: str) -> None:
 
 
 def format_of(path: Path) -> str:
-    """The format of an export: ``savedmodel`` for a folder, else the one its file name says.
+    """The format of an export: ``savedmodel`` for a folder, else the one its file name says (``head`` for a
+    ``.npz``: a genre head's weights on pretrained backbones).
 
     Raises:
         PredictError: for a file that is none of the formats.
@@ -160,13 +166,16 @@ def find_export(model: str | None, exports: str = "exports") -> Path:
     OpenVINO ``.xml`` file.
 
     ``model`` may be such a folder or file, a version folder (its SavedModel, else its only other
-    format) or a folder of numbered versions (the highest). Without ``model``: the newest version
-    folder of this toolkit (one holding its ``assets.extra/gtzan.json``) under ``exports``, as above.
+    format), a folder of numbered versions (the highest), or the name of a model shipped with the
+    toolkit (:data:`READY_MODELS`). Without ``model``: the newest version folder of this toolkit (one
+    holding its ``assets.extra/gtzan.json``) under ``exports``, as above.
 
     Raises:
         PredictError: if no exported model is found, or a version folder holds several formats but no
             SavedModel (the file to use must then be named).
     """
+    if model in READY_MODELS:
+        model = str(READY_MODELS[model])
     if model is None:
         # Only this toolkit's exports (they describe themselves): no other model is loaded unasked.
         found = [p.parent.parent for p in Path(exports).glob(f"*/*/{ABOUT_FILE}") if _models_in(p.parent.parent)]
@@ -252,8 +261,19 @@ def check_finished(folder: Path) -> None:
                               f"{': ' + record['error'] if record.get('error') else ''}; train it again")
 
 
-def check_tagger(name: str) -> str:
-    """``name`` if it is a pretrained tagger, else ValueError listing the accepted names."""
-    if name not in TAGGER_NAMES:
-        raise ValueError(f"unknown pretrained tagger {name!r}; expected one of {', '.join(TAGGER_NAMES)}")
-    return name
+def backbone_names(name: str) -> tuple[str, ...]:
+    """The pretrained backbones ``name`` stands for: one (``musicnn-msd``), several joined by '+'
+    (``musicnn-msd+efficientat-mn04``), or those of a shipped model (``ready``).
+
+    Raises:
+        ValueError: naming what is not a backbone, and the accepted names.
+    """
+    if name in READY_MODELS:
+        described = read_json(READY_MODELS[name] / "1" / ABOUT_FILE)
+        return tuple(BACKBONE_NAMES[t] for t in described["model_config"]["tagger"].split("+"))
+    names = tuple(name.split("+"))
+    for part in names:
+        if part not in TAGGER_NAMES:
+            raise ValueError(f"unknown pretrained backbone {part!r}; expected one of {', '.join(TAGGER_NAMES)} (or "
+                             f"several joined by '+', or {', '.join(READY_MODELS)})")
+    return names

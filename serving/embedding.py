@@ -1,4 +1,4 @@
-"""Per-clip embeddings and tags from a pretrained tagger, for users' own classifiers.
+"""Per-clip embeddings and tags from a pretrained backbone, for users' own classifiers.
 
 As musicnn's own extractor does by default, a recording is cut into non-overlapping 3-s patches
 (a remainder shorter than 3 s is left out, unless the recording is shorter than one patch: then
@@ -19,11 +19,10 @@ import numpy as np
 from data.catalogue import SAMPLE_RATE
 from data.decode import stream_audio
 from data.errors import AudioError
-from serving.config import check_tagger
+from serving.config import backbone_names
 from serving.prediction import check_audio_file
 from training.runstore import write_arrays
-from zoo.builders.pretrained import tagger_model
-from zoo.families.pretrained import TAGS
+from zoo.builders.pretrained import tagger_model, tags_of
 
 PATCH_SECONDS = 3.0
 
@@ -35,8 +34,9 @@ class Embeddings:
     Attributes:
         files: The files, as given.
         embeddings: ``[files, features]`` penultimate features averaged over each file's patches.
-        tags: ``[files, 50]`` the tagger's own tag probabilities, averaged the same way.
-        tag_names: The 50 tag names, in column order.
+        tags: ``[files, tags]`` the backbone's own tag probabilities (50 tags, or AudioSet's 527
+            classes), averaged the same way.
+        tag_names: The tag names, in column order.
         patches: How many 3-s patches each file had.
     """
 
@@ -72,14 +72,14 @@ def patches(file: str | Path) -> Iterable[np.ndarray]:
         yield pending
 
 
-def embed_file(tagger, file: str | Path, batch_patches: int = 32) -> tuple[np.ndarray, np.ndarray, int]:
-    """``(embedding, tags, patches)`` of one file with a loaded ``tagger_model``."""
+def embed_file(taggers: list, file: str | Path, batch_patches: int = 32) -> tuple[np.ndarray, np.ndarray, int]:
+    """``(embedding, tags, patches)`` of one file with loaded ``tagger_model``\ s, side by side."""
     features, tags, count, batch = [], [], 0, []
 
     def flush():
-        outputs = tagger.predict_on_batch(np.stack(batch))
-        features.append(np.asarray(outputs["penultimate"]).sum(axis=0))
-        tags.append(np.asarray(outputs["tags"]).sum(axis=0))
+        outputs = [tagger.predict_on_batch(np.stack(batch)) for tagger in taggers]
+        features.append(np.concatenate([np.asarray(o["penultimate"]) for o in outputs], axis=1).sum(axis=0))
+        tags.append(np.concatenate([np.asarray(o["tags"]) for o in outputs], axis=1).sum(axis=0))
 
     for patch in patches(file):
         if batch and patch.size != batch[0].size:  # the one short patch of a short recording
@@ -96,26 +96,29 @@ def embed_file(tagger, file: str | Path, batch_patches: int = 32) -> tuple[np.nd
 
 
 def embed_files(files: list[str], name: str, on_error: Callable[[str, Exception], None]) -> Embeddings:
-    """Embeds each file with the tagger ``name``; a file that cannot be read goes to ``on_error`` and is left out.
+    """Embeds each file with the backbone(s) ``name`` (one, several joined by '+', or a shipped model's);
+    a file that cannot be read goes to ``on_error`` and is left out.
 
     Raises:
-        ValueError: for an unknown tagger name.
+        ValueError: for an unknown backbone name.
         data.errors.InputError: if the pretrained weights cannot be found or fail their checksum.
     """
-    tagger = tagger_model(check_tagger(name))
+    names = backbone_names(name)
+    taggers = [tagger_model(backbone) for backbone in names]
     done, rows = [], []
     for file in files:
         try:
-            rows.append(embed_file(tagger, file))
+            rows.append(embed_file(taggers, file))
         except Exception as error:  # any reader failure: report this file, go on with the others
             on_error(file, error)
             continue
         done.append(file)
-    width = tagger.output["penultimate"].shape[-1]
+    width = sum(tagger.output["penultimate"].shape[-1] for tagger in taggers)
+    tag_names = tuple(tag for backbone in names for tag in tags_of(backbone))
     return Embeddings(
         files=tuple(done),
         embeddings=np.array([r[0] for r in rows], np.float32).reshape(-1, width),
-        tags=np.array([r[1] for r in rows], np.float32).reshape(-1, 50),
-        tag_names=TAGS[name.split("-")[1]],
+        tags=np.array([r[1] for r in rows], np.float32).reshape(-1, len(tag_names)),
+        tag_names=tag_names,
         patches=np.array([r[2] for r in rows], np.int64),
     )

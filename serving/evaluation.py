@@ -18,14 +18,20 @@ from serving.export import export_model, next_version_dir
 from training.config import RunConfig
 from training.metrics import evaluate_folder, evaluate_run
 from training.runstore import evaluation_dir, read_json, write_json
+from zoo.config import ModelConfig
+from zoo.families.pretrained import BACKBONE_NAMES, FAMILY_OF, LICENCES, taggers
 
 
-def about(metrics: dict) -> dict:
-    """What an export says about its model: its name, the data it was trained on, its test figures."""
+def about(metrics: dict, model_config: ModelConfig) -> dict:
+    """What an export says about its model: its name and configuration, the data it was trained on, its
+    test figures, and the licence of the pretrained weights it holds (they go wherever the export goes)."""
     data = metrics["data"]
-    return {"trial": metrics["trial"], "model": metrics["model"],
-            "data": {"data_dir": data["data_dir"], "synthetic": data["synthetic"], "split": data["split"]},
-            "test": {key: metrics[key] for key in ("track_accuracy", "macro_f1", "test_clips")}}
+    described = {"trial": metrics["trial"], "model": metrics["model"], "model_config": model_config.to_dict(),
+                 "data": {"data_dir": data["data_dir"], "synthetic": data["synthetic"], "split": data["split"]},
+                 "test": {key: metrics[key] for key in ("track_accuracy", "macro_f1", "test_clips")}}
+    weights = [{"backbone": BACKBONE_NAMES[tagger], "licence": LICENCES[FAMILY_OF[tagger]]}
+               for tagger in taggers(model_config)]
+    return {**described, "pretrained_weights": weights} if weights else described
 
 
 def evaluate_target(model_path: Path, config: dict, out: Path | None, *, data_dir: str | None = None,
@@ -72,7 +78,7 @@ def evaluate_target(model_path: Path, config: dict, out: Path | None, *, data_di
     metrics = evaluate_run(model, run, out, data_dir=data_dir, split_dir=split_dir)
     if exports is not None:
         path = export_model(model, list(metrics["per_genre"]), next_version_dir(exports, run.model_config.name), formats,
-                            about=about(metrics))
+                            about=about(metrics, run.model_config))
         metrics["export"] = str(path)
         metrics["export_formats"] = read_json(path / ABOUT_FILE)["formats"]
         write_json(out / "metrics.json", metrics)

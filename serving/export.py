@@ -17,7 +17,9 @@ infinite sample, or an empty batch, is an error (``InvalidArgumentError`` naming
 float32 ``waveform`` ``[batch, window]``, and returns each window's probabilities; the caller cuts a
 recording into windows as above and averages them (``serving.prediction`` does). Their front end
 computes the STFT as a convolution by the DFT basis (``data.layers.stft_power``), which every
-format converts; each is checked in its runtime against the model before it is kept.
+format converts; each is checked in its runtime against the model before it is kept. A model on
+frozen pretrained backbones also exports as ``head.npz`` (:func:`export_head`): its head's weights
+alone, a few kilobytes, rebuilt on the backbones' own released weights where it runs.
 
 Every format is written by TensorFlow. A model trained under another Keras backend (JAX,
 PyTorch) goes through its portable ``.keras`` file to a TensorFlow process, which checks that it
@@ -41,8 +43,10 @@ from data.pipeline import average_per_clip, covering_windows
 from data.processes import last_error_line, run_python
 from serving.config import ABOUT_FILE, FORMAT_FILES, check_format_installed
 from serving.runtimes import load_runtime, openvino_module
-from training.runstore import read_json, write_json
+from training.runstore import read_json, write_arrays, write_json
 from zoo import load_model
+from zoo.config import ModelConfig
+from zoo.families.pretrained import frozen_features
 
 # How far a converted model's probabilities may be from the model's own (float32 rounding is ~1e-6).
 PARITY_TOLERANCE = 1e-4
@@ -200,6 +204,40 @@ def export_portable(model: keras.Model, name: str, folder: Path) -> dict:
             "max_abs_diff": difference}
 
 
+def export_head(model: keras.Model, folder: Path, about: dict | None) -> dict:
+    """Writes the head of a model on frozen pretrained backbones (``head.npz``: its trainable variables
+    by path, nothing else) into ``folder`` and checks it: rebuilt from its configuration with the
+    backbones' own released weights, it must give the model's probabilities.
+
+    Raises:
+        EvaluationError: for a model whose backbones are not frozen pretrained ones (its weights are
+            not all public), or a head that does not give the model's answers.
+    """
+    config = ModelConfig.from_dict((about or {}).get("model_config") or {"family": "dense"})
+    if frozen_features(config) is None:
+        raise EvaluationError(f"the head format holds a head on frozen pretrained backbones (train=head or "
+                              f"backend, no augmentation before them); {config.name} is not one")
+    path = folder / FORMAT_FILES["head"]
+    arrays = {variable.path: keras.ops.convert_to_numpy(variable) for variable in model.trainable_variables}
+    write_arrays(path, **arrays)
+    windows = reference_windows(int(model.input_shape[1]))
+    expected = keras.ops.convert_to_numpy(model(windows, training=False))
+    try:
+        runtime = load_runtime(path, about=about)
+        difference = float(np.abs(runtime.probabilities(windows) - expected).max())
+    except Exception as error:  # the runtime builds the backbones: report which step failed, in one line
+        path.unlink(missing_ok=True)
+        raise EvaluationError(f"exporting head failed: {type(error).__name__}: {one_line(error)}") from None
+    if not difference <= PARITY_TOLERANCE:
+        path.unlink(missing_ok=True)
+        raise EvaluationError(f"the head export gives other probabilities than the model (by {difference:.2g}); "
+                              "it was not kept")
+    return {"file": path.name, "runtime": runtime.name.split(" (")[0], "backbones": config.tagger,
+            "input": {"name": "waveform", "dtype": "float32", "shape": [None, int(model.input_shape[1])]},
+            "output": {"name": "probabilities", "shape": [None, int(model.output_shape[-1])]},
+            "max_abs_diff": difference}
+
+
 def _output_name(runtime) -> str:
     """The name a caller reads the probabilities by (LiteRT's signature calls it ``output_0``)."""
     return "output_0" if runtime.format == "litert" else "probabilities"
@@ -238,7 +276,7 @@ def export_model(model: keras.Model, genres: list[str] | tuple[str, ...], path: 
                                "shape": [None, len(genres)]}}
             continue
         try:
-            described[name] = export_portable(model, name, path)
+            described[name] = export_head(model, path, about) if name == "head" else export_portable(model, name, path)
         except Exception:
             for leftover in (path / FORMAT_FILES[name], (path / FORMAT_FILES[name]).with_suffix(".bin")):
                 leftover.unlink(missing_ok=True)

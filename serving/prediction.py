@@ -118,7 +118,7 @@ class Predictor:
         # The version folder: the SavedModel's own, or the one holding the model file.
         self.folder = self.export if self.export.is_dir() else self.export.parent
         self.about = self._read_about()
-        self.runtime = load_runtime(self.export, self.about.get("window_samples"))
+        self.runtime = load_runtime(self.export, self.about.get("window_samples"), self.about)
         if self.runtime.format != "savedmodel" and self.runtime.window != self.about.get("window_samples"):
             raise PredictError(f"{self.export} takes windows of {self.runtime.window} samples but its description "
                                f"({self.folder / ABOUT_FILE}) says {self.about.get('window_samples')}: keep the "

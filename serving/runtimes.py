@@ -25,6 +25,8 @@ import tensorflow as tf
 
 from data.errors import install_extra, one_line
 from serving.config import FORMAT_RUNTIMES, PredictError, format_of
+from zoo.builders import build_model
+from zoo.config import ModelConfig
 
 
 class Runtime:
@@ -132,12 +134,50 @@ class OpenVINORuntime(Runtime):
         return self.compiled.create_infer_request().infer({0: windows})[0]
 
 
-def load_runtime(path: Path, window: int | None = None) -> Runtime:
+class HeadRuntime(Runtime):
+    """``head.npz``: a genre head's weights alone, on pretrained backbones built from their own released
+    weights (fetched into the cache on first use, or given by ``--weights``); the model runs in Keras.
+
+    The export's description (``assets.extra/gtzan.json``) holds the model's configuration; the
+    file holds the model's trainable variables by their paths, and nothing else.
+    """
+
+    format = "head"
+
+    def __init__(self, path: Path, about: dict):
+        try:
+            config = ModelConfig.from_dict(about["model_config"])
+            with np.load(path, allow_pickle=False) as stored:
+                weights = {key: stored[key] for key in stored.files}
+        except (KeyError, TypeError, ValueError, OSError) as error:
+            raise PredictError(f"{path} is not a usable head export of this toolkit ({one_line(error)})") from None
+        self.model = build_model(config)  # raises InputError naming the weights to get, if they are missing
+        variables = {variable.path: variable for variable in self.model.trainable_variables}
+        if set(variables) != set(weights) or any(variables[k].shape != weights[k].shape for k in weights):
+            raise PredictError(f"{path} holds other weights than the head of {config.name} takes")
+        for key, value in weights.items():
+            variables[key].assign(value)
+        self.window = int(self.model.input_shape[1])
+        self.name = f"Keras {keras_version()} (a head on pretrained backbones)"
+        self.lock = threading.Lock()
+
+    def probabilities(self, windows: np.ndarray) -> np.ndarray:
+        with self.lock:
+            return np.asarray(self.model.predict_on_batch(windows))
+
+
+def keras_version() -> str:
+    """The installed Keras' version."""
+    return importlib.metadata.version("keras")
+
+
+def load_runtime(path: Path, window: int | None = None, about: dict | None = None) -> Runtime:
     """The exported model at ``path`` (a SavedModel folder or a model file) in its runtime.
 
     Args:
         path: From ``serving.config.find_export``.
         window: The window the SavedModel's description gives (the portable formats hold their own).
+        about: The export's description (a head export's model configuration is there).
 
     Raises:
         PredictError: when the format's runtime is not installed, or the file is not a model of
@@ -146,6 +186,8 @@ def load_runtime(path: Path, window: int | None = None) -> Runtime:
     name = format_of(path)
     if name == "savedmodel":
         return SavedModelRuntime(path, window)
+    if name == "head":
+        return HeadRuntime(path, about or {})
     if importlib.util.find_spec(FORMAT_RUNTIMES[name]) is None:
         raise PredictError(f"{path.name} needs {FORMAT_RUNTIMES[name]} to run, not installed: "
                            + install_extra(name))

@@ -75,8 +75,9 @@ class RequestError(Exception):
 
 
 def model_card(predictor: Predictor) -> dict:
-    """What the page and ``/api/health`` say about the model: name, training data, test figures, and
-    the warning of a model trained on synthetic music.
+    """What the page and ``/api/health`` say about the model: name, training data, test figures (or, for
+    a model trained on every clip it had, its configuration's cross-validated figures), and the warning
+    of a model trained on synthetic music.
 
     The training data is named by its folder's name alone: no answer of this server holds a path.
     """
@@ -88,8 +89,16 @@ def model_card(predictor: Predictor) -> dict:
                       "split": data.get("split")}
     window_seconds = predictor.window / SAMPLE_RATE if predictor.window else None
     return {"name": predictor.name, "model": about.get("model"), "runtime": predictor.runtime.name,
-            "data": trained_on, "test": about.get("test"),
+            "data": trained_on, "test": about.get("test"), "crossval": _figures(about.get("crossval")),
             "genres": list(predictor.genres), "window_seconds": window_seconds, "warning": synthetic_warning(data)}
+
+
+def _figures(crossval: dict | None) -> dict | None:
+    """The cross-validated figures of a description, without the commands (an answer names no command line)."""
+    if not isinstance(crossval, dict):
+        return None
+    return {kind: {key: value for key, value in figure.items() if key in ("track_accuracy", "std", "seeds")}
+            for kind, figure in crossval.items() if isinstance(figure, dict)}
 
 
 def answer(predictor: Predictor, prediction: Prediction) -> dict:

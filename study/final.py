@@ -63,8 +63,9 @@ def final_evaluation(out: Path, exports: Path | None, *, say: Callable[[str], No
         name = f"{section}-{run.trial}"
         metrics = evaluate_run(model, run, out / "final" / name)
         if place == 0 and exports is not None:
-            metrics["export"] = str(export_model(model, list(metrics["per_genre"]),
-                                                 next_version_dir(exports, run.model_config.name), about=about(metrics)))
+            version = next_version_dir(exports, run.model_config.name)
+            metrics["export"] = str(export_model(model, list(metrics["per_genre"]), version,
+                                                 about=about(metrics, run.model_config)))
             write_json(out / "final" / name / "metrics.json", metrics)
         also = [s for s in alike if s != section]
         say(f"[final] {run.trial} (section {section}{', also the winner of ' + ', '.join(also) if also else ''}): "

@@ -63,12 +63,12 @@ TRAINED = "python -m tuning.train bncnn-32-64-128-256 --epochs 1 --out {tmp}/run
 EXPORTED = (TRAINED, "python -m zoo.evaluate {tmp}/runs/train/trials/bncnn-32-64-128-256 --exports {tmp}/exports")
 EXPORTED_ALL_FORMATS = (TRAINED, EXPORTED[1] + " --formats savedmodel,onnx,litert,openvino")
 EXPORT = "{tmp}/exports/bncnn-32-64-128-256/1"
-# The recommended model, the same way (one epoch on its cached features; the musicnn wheel is fetched if missing).
-MUSICNN_ALL_FORMATS = ("python -m tuning.train musicnn-msd_train=head --recipe adamw-cosine --epochs 1 --out {tmp}/runs "
-                       "--wandb disabled",
-                       "python -m zoo.evaluate {tmp}/runs/train/trials/musicnn-msd_train=head-adamw-cosine --exports "
-                       "{tmp}/exports --formats savedmodel,onnx,litert,openvino")
-MUSICNN_EXPORT = "{tmp}/exports/musicnn-msd_train=head/1"
+# The recommended model, the same way (one epoch on its cached features; its weights are fetched if missing).
+RECOMMENDED = "musicnn-msd+efficientat-mn04_train=head"
+RECOMMENDED_ALL_FORMATS = (f"python -m tuning.train {RECOMMENDED} --epochs 1 --out {{tmp}}/runs --wandb disabled",
+                           f"python -m zoo.evaluate {{tmp}}/runs/train/trials/{RECOMMENDED} --exports {{tmp}}/exports "
+                           "--formats savedmodel,onnx,litert,openvino")
+RECOMMENDED_EXPORT = f"{{tmp}}/exports/{RECOMMENDED}/1"
 
 FIGURES_LIST = (
     Figure("quick-start-install", "README's first install command in a new virtual environment, public index only",
@@ -86,8 +86,8 @@ FIGURES_LIST = (
            f"python -m serving.bench --model {EXPORT}", setup=EXPORTED),
     Figure("serving-bench-compare", "every format of one export side by side",
            f"python -m serving.bench --compare {EXPORT}", setup=EXPORTED_ALL_FORMATS),
-    Figure("serving-bench-compare-musicnn", "every format of the recommended model's export side by side",
-           f"python -m serving.bench --compare {MUSICNN_EXPORT}", setup=MUSICNN_ALL_FORMATS),
+    Figure("serving-bench-compare-recommended", "every format of the recommended model's export side by side",
+           f"python -m serving.bench --compare {RECOMMENDED_EXPORT}", setup=RECOMMENDED_ALL_FORMATS),
     Figure("serving-bench-hostile", "hostile clients against the web app in its default limits",
            f"python -m serving.bench --hostile --model {EXPORT}", setup=EXPORTED),
     Figure("serving-bench-http", "the web app on loopback", f"python -m serving.bench --http --model {EXPORT}",

@@ -57,6 +57,8 @@ class Mutant:
 
 
 LAYERS = ("tests/test_layers.py", "tests/test_augment_in_fit.py")
+BACKBONES_READ = ("tests/test_backbones.py",)
+BACKBONES_PARITY = ("tests/test_backbones.py",)
 FORMATS = ("tests/test_export_formats.py",)
 DATASETS = ("tests/test_labels.py", "tests/test_audiocache.py")
 FRONT_END = ("tests/test_pretrained.py",)
@@ -95,8 +97,8 @@ MUTANTS = (
     Mutant("layers-logmel-reference-level", "data/layers.py",
            "20.0 * math.log10(self.n_fft / 4)", "20.0 * math.log10(self.n_fft / 2)", LAYERS),
     Mutant("layers-logmel-uncentred-frames", "data/layers.py",
-           'window="hann", center=True)\n        return real * real',
-           'window="hann", center=False)\n        return real * real', LAYERS),
+           'window=shape, center=True)\n        return real * real',
+           'window=shape, center=False)\n        return real * real', LAYERS),
     Mutant("layers-logmel-magnitude-not-power", "data/layers.py",
            "return real * real + imag * imag", "return ops.sqrt(real * real + imag * imag)", LAYERS),
     Mutant("layers-logmel-floor", "data/layers.py",
@@ -265,8 +267,10 @@ MUTANTS = (
     Mutant("export-dft-window-not-periodic", "data/layers.py",
            "window = np.hanning(n_fft + 1)[:-1]", "window = np.hanning(n_fft)", LAYERS),
     Mutant("export-musicnn-front-end-not-portable", "data/layers.py",
-           "power = stft_power(waveform, self.n_fft, self.hop_length, self.portable)",
-           "power = stft_power(waveform, self.n_fft, self.hop_length)", LAYERS),
+           "power = stft_power(waveform, self.n_fft, self.hop_length, self.portable)\n        mel = ops.matmul(power, "
+           "ops.convert_to_tensor(self._filters)) * self._scale",
+           "power = stft_power(waveform, self.n_fft, self.hop_length)\n        mel = ops.matmul(power, "
+           "ops.convert_to_tensor(self._filters)) * self._scale", LAYERS),
     Mutant("export-portable-front-end-left-on", "serving/export.py",
            "            layer.portable = False\n", "            layer.portable = True\n", FORMATS),
     # Every Keras backend: exports from other backends, the record.
@@ -293,6 +297,36 @@ MUTANTS = (
     Mutant("export-max-not-mean", "data/pipeline.py",
            "return sums / ops.maximum(counts, 1)",
            "return ops.segment_max(probabilities, clip_index, num_segments=n_clips)", EXPORT),
+    # The AudioSet backbones: their checkpoints read without running them, their layers equal to the originals.
+    Mutant("backbones-unpickler-trusts-any-global", "zoo/checkpoints.py",
+           "        if (module, name) in _ALLOWED:\n            return _ALLOWED[(module, name)]",
+           "        if True:\n            return _ALLOWED.get((module, name)) or super().find_class(module, name)",
+           BACKBONES_READ),
+    Mutant("backbones-download-unchecked", "zoo/checkpoints.py",
+           "    if release.sha256 is not None and (actual := sha256_of(partial)) != release.sha256:",
+           "    if False:", BACKBONES_READ),
+    Mutant("backbones-tensor-past-its-data", "zoo/checkpoints.py",
+           " or last >= flat.size:", ":", BACKBONES_READ),
+    Mutant("backbones-padding-as-keras-same", "zoo/builders/efficientat.py",
+           "x = keras.layers.ZeroPadding2D((kernel - 1) // 2, name=_name(path) + \"_pad\")(x)",
+           "x = keras.layers.ZeroPadding2D(((0, kernel - 1), (0, kernel - 1)), name=_name(path) + \"_pad\")(x)",
+           BACKBONES_PARITY),
+    Mutant("backbones-squeeze-excitation-skipped", "zoo/builders/efficientat.py",
+           "            x = _squeeze_excite(x, expanded, f\"{path}.{part}\")",
+           "            _squeeze_excite(x, expanded, f\"{path}.{part}\")", BACKBONES_PARITY),
+    Mutant("backbones-periodic-window", "data/layers.py",
+           "hann = 0.5 - 0.5 * np.cos(2 * np.pi * np.arange(self.WINDOW) / (self.WINDOW - 1))",
+           "hann = 0.5 - 0.5 * np.cos(2 * np.pi * np.arange(self.WINDOW) / self.WINDOW)", BACKBONES_PARITY),
+    Mutant("backbones-resampler-phase-off", "data/layers.py",
+           "        position = phase * down / up\n", "        position = (phase + 0.5) * down / up\n",
+           BACKBONES_PARITY),
+    Mutant("backbones-cnn14-time-max-only", "zoo/builders/panns.py",
+           "return ops.max(inputs, axis=1) + ops.mean(inputs, axis=1)", "return ops.max(inputs, axis=1)",
+           BACKBONES_PARITY),
+    Mutant("backbones-head-export-unchecked", "serving/export.py",
+           "    if not difference <= PARITY_TOLERANCE:\n        path.unlink(missing_ok=True)\n        raise EvaluationError(f\"the head",
+           "    if False:\n        path.unlink(missing_ok=True)\n        raise EvaluationError(f\"the head",
+           ("tests/test_ready.py::test_a_head_that_does_not_give_the_models_answers_is_not_kept",)),
 )
 
 

@@ -36,12 +36,35 @@ def musicnn_wheel() -> Path:
     return found
 
 
-def weights_for(name: str) -> None:
-    """Skips unless the pretrained weights model ``name`` needs (if any) are here."""
-    import zoo
+MN04 = SHARED / "backbones" / "efficientat-mn04" / "mn04_as_mAP_432.pt"
 
-    if zoo.resolve(name).tagger:
+
+def efficientat_mn04() -> Path:
+    """The shared EfficientAT mn04 checkpoint, put into the cache as ``--weights`` would; skips without it."""
+    from zoo import checkpoints
+
+    if not MN04.is_file():
+        pytest.skip(f"needs the EfficientAT mn04 checkpoint in {MN04.parent} (beside the project, not part of it)")
+    checkpoints.use_weights(MN04)
+    return MN04
+
+
+def weights_for(name: str) -> bool:
+    """Whether model ``name`` is built with its pretrained weights in a test: the musicnn taggers' (skips
+    without the wheel) and EfficientAT mn04's are here; the other AudioSet backbones' checkpoints are
+    not, and no test downloads one, so those are built as architectures alone."""
+    import zoo
+    from zoo import pretrained
+    from zoo.families.pretrained import taggers
+
+    chosen = set(taggers(zoo.resolve(name)))
+    if not chosen <= {*pretrained.CHECKPOINTS, "mn04_as"}:
+        return False
+    if chosen & set(pretrained.CHECKPOINTS):
         musicnn_wheel()
+    if "mn04_as" in chosen:
+        efficientat_mn04()
+    return True
 
 
 def real_excerpts() -> Path:

@@ -41,7 +41,7 @@ def run_under(backend: str, script: str, *args, timeout: int = 600) -> subproces
 def test_the_model_and_front_end_tests_pass_under(backend):
     """The registry's representative models build, train a step and round-trip; the front-end layers behave."""
     result = subprocess.run([sys.executable, "-m", "pytest", "-q", "-m", "backends", "-p", "no:cacheprovider",
-                             "-o", "addopts=", "tests/test_zoo.py", "tests/test_layers.py"],
+                             "-o", "addopts=", "tests/test_zoo.py", "tests/test_layers.py", "tests/test_backbones.py"],
                             cwd=ROOT, env=backend_env(backend), capture_output=True, text=True, timeout=900)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-1000:]
     assert " passed" in result.stdout and " failed" not in result.stdout

@@ -87,6 +87,16 @@ def test_musicnn_formats_equal_the_saved_model_on_real_and_synthetic_music(wheel
     check_parity(version, windows_of_music(real_music, tmp_path, 66150, clips=4))  # 4 real clips, 2 synthetic
 
 
+@pytest.mark.slow
+def test_efficientat_formats_equal_the_saved_model_on_real_and_synthetic_music(real_music, tiny_gtzan, tmp_path):
+    """The resampler to 32 kHz, EfficientAT's front end and its MobileNet convert to every format."""
+    from tests import needs
+
+    needs.efficientat_mn04()
+    version = train_and_export("efficientat-mn04_train=head", tiny_gtzan, tmp_path)
+    check_parity(version, windows_of_music(real_music, tmp_path, 66150, clips=4))  # 4 real clips, 2 synthetic
+
+
 @pytest.mark.parametrize("file, runtime", [("model.onnx", "ONNX Runtime"), ("model.tflite", "LiteRT"),
                                            ("model.xml", "OpenVINO")])
 def test_predict_and_the_app_run_each_format_and_name_its_runtime(bncnn, tiny_gtzan, file, runtime, capsys):

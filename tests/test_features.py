@@ -200,8 +200,8 @@ def test_training_on_features_trains_the_head_and_leaves_the_tagger_alone(cache,
 @pytest.mark.parametrize("tuner,extra", [("grid", ["--max-trials", "2"]), ("random", ["--max-trials", "2"]),
                                          ("bayesian", ["--max-trials", "2"]), ("hyperband", ["--epochs", "3"])])
 def test_the_probe_space_runs_with_every_tuner(cache, tiny_gtzan, tmp_path, tuner, extra):
-    argv = ["--space", "probe", "--tuner", tuner, "--data-dir", str(tiny_gtzan), "--out", str(tmp_path),
-            "--window-seconds", "1", "--wandb", "disabled", *extra]
+    argv = ["--space", "probe", "--base", "musicnn-msd", "--tuner", tuner, "--data-dir", str(tiny_gtzan), "--out",
+            str(tmp_path), "--window-seconds", "1", "--wandb", "disabled", *extra]
     if tuner != "hyperband":
         argv += ["--epochs", "2"]
     assert search.main(argv) == 0
@@ -218,16 +218,20 @@ def test_the_probe_grid_and_its_base(tmp_path, capsys):
     from tuning.spaces import SPACES
 
     grid = SPACES["probe"].grid(zoo.resolve("musicnn-msd+musicnn-mtt"))
-    assert len(grid) == 8 and {spec.model.features for spec in grid} == {"penultimate", "pooled"}
-    assert all(spec.model.tagger == "MSD_musicnn+MTT_musicnn" and spec.model.trainable == "head" for spec in grid)
+    # Each backbone of the base alone, and both side by side: 8 trials each.
+    assert len(grid) == 24 and {spec.model.features for spec in grid} == {"penultimate", "pooled"}
+    assert {spec.model.tagger: 0 for spec in grid}.keys() == {"MSD_musicnn", "MTT_musicnn", "MSD_musicnn+MTT_musicnn"}
+    assert all(spec.model.trainable == "head" for spec in grid)
     assert len(SPACES["probe"].grid(zoo.resolve("vgg-mtt"))) == 4
+    mixed = SPACES["probe"].grid(zoo.resolve("vgg-mtt+efficientat-mn04"))  # pooled features only where all have them
+    assert len(mixed) == 4 + 8 + 4 and {s.model.tagger for s in mixed} == {"MTT_vgg", "mn04_as", "MTT_vgg+mn04_as"}
     assert search.main(["--space", "probe", "--base", "bncnn-32-64-128-256", "--out", str(tmp_path)]) == 2
-    assert "trains heads on a pretrained tagger's features" in error_line(capsys.readouterr().err)
+    assert "trains heads on pretrained backbones' features" in error_line(capsys.readouterr().err)
 
 
 def test_a_search_result_is_cross_validated_by_its_folder(cache, tiny_gtzan, tmp_path, capsys):
-    assert search.main(["--space", "probe", "--max-trials", "1", "--data-dir", str(tiny_gtzan), "--out", str(tmp_path),
-                        *FAST]) == 0
+    assert search.main(["--space", "probe", "--base", "musicnn-msd", "--max-trials", "1", "--data-dir", str(tiny_gtzan),
+                        "--out", str(tmp_path), *FAST]) == 0
     best = json.loads((tmp_path / "probe" / "best" / "config.json").read_text())
     argv = [str(tmp_path / "probe" / "best"), "--folds", "2", "--data-dir", str(tiny_gtzan), "--out", str(tmp_path),
             "--wandb", "disabled", "--epochs", "1"]
@@ -261,8 +265,8 @@ def test_the_cache_command_shows_and_clears_parts(tmp_path, monkeypatch, capsys)
 
 @pytest.mark.slow
 def test_a_probe_search_with_two_workers_shares_the_cache(cache, tiny_gtzan, tmp_path):
-    argv = [sys.executable, "-m", "tuning.search", "--space", "probe", "--max-trials", "4", "--workers", "2",
-            "--data-dir", str(tiny_gtzan), "--out", str(tmp_path), *FAST]
+    argv = [sys.executable, "-m", "tuning.search", "--space", "probe", "--base", "musicnn-msd", "--max-trials", "4",
+            "--workers", "2", "--data-dir", str(tiny_gtzan), "--out", str(tmp_path), *FAST]
     result = subprocess.run(argv, cwd=ROOT, capture_output=True, text=True, timeout=900)
     assert result.returncode == 0, result.stderr[-2000:]
     rows = summary_rows(tmp_path / "probe" / "summary.csv")

@@ -127,7 +127,7 @@ CASES = {
         (["song.wav", "--top", "0"], "--top must be at least 1, got 0"),
         (["song.wav", "--model", MISSING], f"no exported model in {MISSING}"),
         (["song.wav", "--model", "/etc/hostname"], "/etc/hostname is not an exported model: expected a SavedModel "
-                                                   "folder or a .onnx, .tflite, .xml file"),
+                                                   "folder or a .onnx, .tflite, .xml, .npz file"),
     ],
     "serving.app": [
         (["--port", "0"], "--port must be from 1 to 65535, got 0"),
@@ -138,7 +138,7 @@ CASES = {
         (["--allow-host", "http://evil.example:80"], "--allow-host takes a host name"),
     ],
     "serving.embed": [
-        (["song.wav", "--model", "resnet"], "--model: unknown pretrained tagger 'resnet'"),
+        (["song.wav", "--model", "resnet"], "--model: unknown pretrained backbone 'resnet'"),
         (["song.wav", "--out", "embeddings.txt"], "--out must name a .npz file, got embeddings.txt"),
     ],
     "serving.bench": [

@@ -93,9 +93,9 @@ def test_a_group_file_keeps_its_groups_together(clips, tmp_path):
                                          ("bayesian", ["--max-trials", "2", "--epochs", "2"]),
                                          ("hyperband", ["--epochs", "2"])])
 def test_a_kfold_search_scores_the_fold_mean_and_refits_the_best(wheel, tiny_gtzan, tmp_path, tuner, extra):
-    argv = ["--space", "probe", "--tuner", tuner, "--objective", "kfold", "--folds", "2", "--group-by", "id-block",
-            "--data-dir", str(tiny_gtzan), "--out", str(tmp_path), "--window-seconds", "1", "--wandb", "disabled",
-            *extra]
+    argv = ["--space", "probe", "--base", "musicnn-msd", "--tuner", tuner, "--objective", "kfold", "--folds", "2",
+            "--group-by", "id-block", "--data-dir", str(tiny_gtzan), "--out", str(tmp_path), "--window-seconds", "1",
+            "--wandb", "disabled", *extra]
     assert search.main(argv) == 0
     folder = tmp_path / "probe"
     rows = summary_rows(folder / "summary.csv")
@@ -141,8 +141,8 @@ def test_the_test_split_never_enters_a_kfold_search(wheel, tiny_gtzan, tmp_path)
 def test_a_killed_kfold_trial_resumes_at_its_next_fold(wheel, tiny_gtzan, tmp_path, monkeypatch):
     import tuning.hypermodel
 
-    argv = ["--space", "probe", "--max-trials", "1", "--objective", "kfold", "--folds", "3", "--data-dir",
-            str(tiny_gtzan), "--out", str(tmp_path), *FAST]
+    argv = ["--space", "probe", "--base", "musicnn-msd", "--max-trials", "1", "--objective", "kfold", "--folds", "3",
+            "--data-dir", str(tiny_gtzan), "--out", str(tmp_path), *FAST]
     original, calls, kill = tuning.hypermodel.train_run, [], [True]
 
     def killed_at_the_third_fold(model, data, run, store, **kwargs):
@@ -164,8 +164,8 @@ def test_a_killed_kfold_trial_resumes_at_its_next_fold(wheel, tiny_gtzan, tmp_pa
 
 
 def test_nested_crossvalidation_tests_each_search_on_a_fold_it_never_saw(wheel, tiny_gtzan, tmp_path, capsys):
-    argv = ["--search", "probe", "--tuner", "random", "--max-trials", "1", "--folds", "2", "--data-dir",
-            str(tiny_gtzan), "--out", str(tmp_path), *FAST]
+    argv = ["--search", "probe", "--base", "musicnn-msd", "--tuner", "random", "--max-trials", "1", "--folds", "2",
+            "--data-dir", str(tiny_gtzan), "--out", str(tmp_path), *FAST]
     assert crossval.main(argv) == 0
     results = json.loads((tmp_path / "crossval" / "search-probe" / "results.json").read_text())
     assert len(results["folds"]) == 2 and results["search_objective"] == "split"

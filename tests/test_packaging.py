@@ -146,10 +146,10 @@ def test_every_extra_the_code_tells_users_to_install_exists():
     named = set()
     for path in (p for package in LAYERS for p in (ROOT / package).rglob("*.py")):
         named |= set(re.findall(r"install_extra\([\"']([\w-]+)[\"']\)", path.read_text()))
-    # install_extra(name) with a format's name: every export format but the SavedModel is an extra.
-    from serving.config import FORMATS
+    # install_extra(name) with a format's name: every format with a runtime of its own is an extra.
+    from serving.config import FORMAT_RUNTIMES
 
-    named |= set(FORMATS) - {"savedmodel"}
+    named |= set(FORMAT_RUNTIMES)
     assert {"app", "bench"} <= named and named <= set(extras), named - set(extras)
 
 

@@ -7,6 +7,8 @@ from pathlib import Path
 
 import pytest
 
+import zoo
+
 from cli import crossval, evaluate, train
 from tests.errors import error_line
 
@@ -98,15 +100,19 @@ def test_bad_flags_exit_2_with_one_line(command, flags, message, tmp_path):
 def test_recommended_model_clearly_beats_chance_on_real_music(real_music, wheel, tmp_path, monkeypatch):
     """``zoo.list --recommended``'s model and recipe, 3 folds of the real excerpts (its 5-fold figure is
     in results/real_excerpts.csv): far from chance (0.10) here too, whatever the folds."""
-    from training.config import RECOMMENDED_MODEL
+    from tests import needs
+    from training.config import RECOMMENDED_MODEL, default_recipe, run_name
 
     monkeypatch.setenv("GTZAN_CACHE", str(tmp_path / "cache"))  # its features computed, not read from a cache
     monkeypatch.setenv("GTZAN_MUSICNN_WHEEL", str(wheel))
     model, recipe = RECOMMENDED_MODEL
     argv = [model, "--recipe", recipe, "--folds", "3", "--data-dir", str(real_music), "--window-seconds", "2",
             "--out", str(tmp_path), "--wandb", "disabled"]
+    if "efficientat-mn04" in model:
+        argv += ["--weights", str(needs.MN04 if needs.MN04.is_file() else needs.efficientat_mn04())]
     assert crossval.main(argv) == 0
-    results = json.loads((tmp_path / "crossval" / f"{model}-{recipe}" / "results.json").read_text())
+    folder = run_name(model, recipe, default_recipe(zoo.resolve(model)))
+    results = json.loads((tmp_path / "crossval" / folder / "results.json").read_text())
     assert all(fold["track_accuracy"] >= 0.55 for fold in results["folds"]), results["folds"]
     assert results["track_accuracy"]["mean"] >= 0.65
 

@@ -164,7 +164,7 @@ def test_embed_writes_per_file_embeddings_and_tags(music, tmp_path, capsys):
 def test_embed_error_paths(music, tmp_path, capsys):
     file = str(music[1][0])
     assert embed.main([file, "--model", "musicnn-fma"]) == 2
-    assert "--model: unknown pretrained tagger 'musicnn-fma'; expected one of musicnn-msd" in error_line(
+    assert "--model: unknown pretrained backbone 'musicnn-fma'; expected one of musicnn-msd" in error_line(
         capsys.readouterr().err)
     assert embed.main([file, "--out", str(tmp_path / "emb.csv")]) == 2
     assert "must name a .npz file" in error_line(capsys.readouterr().err)

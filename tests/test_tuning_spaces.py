@@ -5,14 +5,14 @@ import pytest
 
 import zoo
 from data.config import DataConfig
-from tests.needs import musicnn_wheel
+from tests.needs import weights_for
 from training.config import TrainConfig
 from training.schedules import exponential_lr, make_optimizer, schedule_callback, step_lr
 from tuning.hypermodel import SpaceHyperModel
 from tuning.spaces import SPACES
 
 STUDY_COUNTS = {"mlp": 9, "cnn": 14, "activation": 8, "optimizer": 18, "training": 12, "regularization": 12, "input": 2,
-                "probe": 8}
+                "probe": 24}  # the recommended model's two backbones, each alone and side by side
 
 
 @pytest.fixture(scope="module")
@@ -66,8 +66,9 @@ def _sample(hp: keras_tuner.HyperParameters, seed: int) -> None:
 @pytest.mark.parametrize("space", list(SPACES))
 @pytest.mark.parametrize("sample", [False, True])
 def test_every_space_builds_with_default_and_sampled_values(space, sample, data, tmp_path):
-    if any(trial.model.tagger for trial in SPACES[space].grid(SPACES[space].base_config(None))):
-        musicnn_wheel()
+    for trial in SPACES[space].grid(SPACES[space].base_config(None)):
+        if trial.model.tagger:
+            weights_for(trial.model.name)  # the wheel, and EfficientAT mn04 from ../shared into the cache
     hypermodel = SpaceHyperModel(SPACES[space], data, TrainConfig(), sample=sample)
     hp = keras_tuner.HyperParameters()
     model = hypermodel.build(hp)

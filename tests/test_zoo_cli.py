@@ -1,3 +1,4 @@
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -20,7 +21,11 @@ def test_list_names_the_pretrained_weights_and_their_licence(capsys):
     assert list_cli.main(["vgg*", "--window-seconds", "5"]) == 0  # the VGGs are counted at 3 s
     out = capsys.readouterr().out
     assert "vgg-msd" in out and "[pretrained: MSD_vgg weights]" in out and "Million Song Dataset" in out
-    assert "pretrained weights: ISC" in out and "musicnn 0.1.0" in out
+    assert "pretrained weights of vgg: ISC" in out and "musicnn 0.1.0" in out
+    # The AudioSet backbones are counted without their checkpoints (none is downloaded to list them).
+    assert list_cli.main(["panns*"]) == 0
+    out = capsys.readouterr().out
+    assert re.search(r"^panns-cnn14 +79,710,538 ", out, re.M) and "pretrained weights of panns: MIT" in out
 
 
 def test_list_unknown_pattern_exits_2():

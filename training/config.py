@@ -139,17 +139,19 @@ DEFAULT_RECIPE = "adamw-cosine"
 RECIPE_PATIENCE = ("the recipe's: " + ", ".join(f"{patience} in {name}" for name, patience in
                    ((name, r.patience) for name, r in RECIPES.items() if r.early_stopping))
                    + "; the others do not stop early")
-PRETRAINED_RECIPE = "head-first"  # the default for musicnn-* and vgg-* (docs/training.md, "Recipes")
+# The default of a pretrained model that trains more than its head (docs/training.md, "Recipes").
+PRETRAINED_RECIPE = "head-first"
 # The model to train for the best genre model on real music, and its recipe: chosen on real GTZAN
 # excerpts by 5-fold and across artists (docs/results.md); printed by
 # ``python -m zoo.list --recommended``.
-RECOMMENDED_MODEL = ("musicnn-msd_train=head", "adamw-cosine")
+RECOMMENDED_MODEL = ("musicnn-msd+efficientat-mn04_train=head", "adamw-cosine")
 
 
 def default_recipe(model_config: ModelConfig) -> str:
-    """The recipe a model trains with unless another is named: ``head-first`` for the pretrained
-    models, ``adamw-cosine`` for the others."""
-    return PRETRAINED_RECIPE if model_config.tagger else DEFAULT_RECIPE
+    """The recipe a model trains with unless another is named: ``head-first`` for the pretrained models
+    that train more than their head, ``adamw-cosine`` for the others (a head alone on frozen features
+    trains like a small model)."""
+    return PRETRAINED_RECIPE if model_config.tagger and model_config.trainable != "head" else DEFAULT_RECIPE
 
 
 def recipe(name: str, **changes) -> TrainConfig:

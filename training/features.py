@@ -1,8 +1,8 @@
 """Cached features of frozen pretrained taggers: a probe trains at the speed of a from-scratch model.
 
-A pretrained genre model whose tagger is frozen up to a layer (``_train=head``, and ``backend`` for
-musicnn: ``zoo.families.pretrained.frozen_features``) computes the same output of that layer for
-a window at every epoch of every trial. Here it is computed once per clip and window, kept on
+A pretrained genre model whose backbones are frozen up to a layer (``_train=head``, and ``backend``
+where the family has a dense layer above it: ``zoo.families.pretrained.frozen_features``) computes
+the same output of that layer for a window at every epoch of every trial. Here it is computed once per clip and window, kept on
 disk, and the rest of the model (``zoo.builders.pretrained.feature_view``, which shares the
 model's layers) trains on it; the model that is saved, evaluated and exported is the whole one,
 taking the raw waveform.
@@ -43,10 +43,10 @@ from data.decode import decode_path
 from data.pipeline import AUTOTUNE, mixup
 from training.callbacks import ClipMetrics
 from training.config import TrainConfig
-from zoo import pretrained
-from zoo.builders.pretrained import feature_extractor
+from zoo.builders.blocks import flat_layers
+from zoo.builders.pretrained import feature_extractor, weights_fingerprint
 from zoo.config import ModelConfig
-from zoo.families.pretrained import frozen_features, taggers
+from zoo.families.pretrained import backbone_config, frozen_features, taggers
 
 logger = logging.getLogger(__name__)
 
@@ -99,7 +99,7 @@ class Extractor:
         self.layer = frozen_features(self.config)
         self._model: keras.Model | None = None
         key = {"version": FORMAT_VERSION, "tagger": config.tagger, "layer": self.layer, "window": window, "hop": hop,
-               "checkpoint": pretrained.CHECKPOINTS[config.tagger],
+               "checkpoint": weights_fingerprint(config.tagger),
                "extractor": self._architecture()}
         digest = hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:16]
         self.folder = (root or feature_root()) / f"{config.tagger}-{self.layer}-w{window}-h{hop}-{digest}"
@@ -108,7 +108,7 @@ class Extractor:
         # The extractor's layers and their settings (the front end's included), without the weights:
         # another front end or architecture gives another key.
         return [[layer.__class__.__name__, {k: v for k, v in layer.get_config().items() if k != "name"}]
-                for layer in _flat_layers(self.model)]
+                for layer in flat_layers(self.model)]
 
     @property
     def model(self) -> keras.Model:
@@ -159,20 +159,13 @@ def write_entry(path: Path, array: np.ndarray) -> None:
         raise
 
 
-def _flat_layers(model: keras.Model) -> list[keras.layers.Layer]:
-    found = []
-    for layer in model.layers:
-        found.extend(_flat_layers(layer) if isinstance(layer, keras.Model) else [layer])
-    return found
-
-
 def clips_features(clips: tuple[Clip, ...], config: ModelConfig, window: int, hop: int,
                    root: Path | None = None) -> list[np.ndarray | None]:
     """Each clip's ``[windows, features]`` for every tagger of ``config``, concatenated in the taggers'
     order (None for a clip that does not decode)."""
     per_tagger = []
     for tagger in taggers(config):
-        extractor = Extractor(config.replace(tagger=tagger), window, hop, root)
+        extractor = Extractor(backbone_config(config, tagger), window, hop, root)
         per_tagger.append([extractor.clip_features(clip) for clip in clips])
     return [None if any(parts[i] is None for parts in per_tagger) else
             np.concatenate([parts[i] for parts in per_tagger], axis=1) for i in range(len(clips))]

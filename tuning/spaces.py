@@ -14,9 +14,10 @@ the study's exact winner it uses the choice below, and ``--base NAME`` replaces 
   ``3cnn-32-64-128-5fc-256-256-256-128`` (LeakyReLU), the CNN the study's activation section
   varied and its final models were built on; Adam 1e-3, batch 32 unless the space varies it.
 
-Beyond the study, ``probe`` searches genre heads on a pretrained tagger's frozen features
-(``--base musicnn-msd``, any of the four taggers, or two side by side such as
-``musicnn-msd+musicnn-mtt``): every trial trains on the features cached once
+Beyond the study, ``probe`` searches genre heads on pretrained backbones' frozen features: the
+backbones of ``--base`` (one, such as ``musicnn-msd``, or several joined by '+', such as
+``musicnn-msd+efficientat-mn04``) are the ones available to it, and a trial takes any of them alone
+or any combination of them side by side. Every trial trains on the features cached once
 (``training.features``), so a trial costs seconds. It starts from the ``adamw-cosine`` recipe.
 """
 
@@ -29,7 +30,9 @@ from typing import TYPE_CHECKING, Any
 from zoo.config import ModelConfig
 from zoo.families.base import with_options
 from zoo.families.cnn import ACTIVATION_BASE, REFERENCE_CNN, STUDY_ACTIVATIONS, STUDY_CNNS, STUDY_REGULARIZATION
+from zoo.families import FAMILIES
 from zoo.families.dense import STUDY_MLPS
+from zoo.families.pretrained import FAMILY_OF, FEATURES, POOLED, taggers, with_backbones
 from zoo.registry import resolve
 
 if TYPE_CHECKING:
@@ -235,16 +238,31 @@ def _input_sample(hp: keras_tuner.HyperParameters, base: ModelConfig) -> TrialSp
 
 
 # probe --------------------------------------------------------------------------------
-PROBE_BASE = "musicnn-msd"
+# The recommended model's backbones: each alone and both side by side.
+PROBE_BASE = "musicnn-msd+efficientat-mn04"
 
 
 def _probe_base(base: ModelConfig) -> ModelConfig:
     if not base.tagger:
-        raise ValueError(f"the probe space trains heads on a pretrained tagger's features; base {base.name!r} is a "
-                         f"{base.family} model (use musicnn-msd, musicnn-mtt, vgg-msd, vgg-mtt, or two joined by '+')")
-    # The tagger frozen, no augmentation before it: every trial trains on the cached features.
+        raise ValueError(f"the probe space trains heads on pretrained backbones' features; base {base.name!r} is a "
+                         f"{base.family} model (use a backbone such as musicnn-msd or efficientat-mn04, or several "
+                         "joined by '+')")
+    # The backbones frozen, no augmentation before them: every trial trains on the cached features.
     return base.replace(trainable="head", features="penultimate", time_shift=0.0, recording_augment=0.0,
                         spec_augment=(0, 0), dense_units=())
+
+
+def _probe_backbones(base: ModelConfig) -> dict[str, ModelConfig]:
+    """Every non-empty combination of the base's backbones, in their order, by its name."""
+    chosen = taggers(base)
+    combinations = [tuple(t for i, t in enumerate(chosen) if mask >> i & 1) for mask in range(1, 1 << len(chosen))]
+    configs = [with_backbones(base, combination) for combination in sorted(combinations, key=len)]
+    return {FAMILIES[config.family].render(config): config for config in configs}
+
+
+def _pooled_choice(config: ModelConfig) -> tuple[str, ...]:
+    """The features a head on ``config``'s backbones may take: pooled ones too where every backbone has them."""
+    return FEATURES if all(FAMILY_OF[t] in POOLED for t in taggers(config)) else ("penultimate",)
 
 
 def _probe_name(model: ModelConfig, training: dict[str, Any]) -> str:
@@ -254,26 +272,28 @@ def _probe_name(model: ModelConfig, training: dict[str, Any]) -> str:
 
 
 def _probe_grid(base: ModelConfig) -> list[TrialSpec]:
-    base = _probe_base(base)
-    features = ("penultimate", "pooled") if base.family == "musicnn" else ("penultimate",)
     specs = []
-    for feature in features:
-        for head in ((), (256,)):
-            for rate in (1e-3, 3e-3):
-                model = base.replace(features=feature, dense_units=head)
-                training = {"learning_rate": rate}
-                specs.append(TrialSpec(_probe_name(model, training), model, training))
+    for backbones in _probe_backbones(_probe_base(base)).values():
+        for feature in _pooled_choice(backbones):
+            for head in ((), (256,)):
+                for rate in (1e-3, 3e-3):
+                    model = backbones.replace(features=feature, dense_units=head)
+                    training = {"learning_rate": rate}
+                    specs.append(TrialSpec(_probe_name(model, training), model, training))
     return specs
 
 
 def _probe_sample(hp: keras_tuner.HyperParameters, base: ModelConfig) -> TrialSpec:
-    base = _probe_base(base)
-    feature = hp.Choice("features", ["penultimate", "pooled"]) if base.family == "musicnn" else "penultimate"
+    choices = _probe_backbones(_probe_base(base))
+    base = choices[hp.Choice("backbones", list(choices))] if len(choices) > 1 else next(iter(choices.values()))
+    features = _pooled_choice(base)
+    feature = hp.Choice("features", list(features)) if len(features) > 1 else "penultimate"
     layers = hp.Int("head_layers", 0, 2)
     units = tuple(hp.Choice(f"head_units_{i + 1}", [64, 128, 256, 512]) for i in range(layers))
     head_dropout = hp.Float("head_dropout", 0.0, 0.7, step=0.1)
-    # The tagger's own dropout runs above the cache (before musicnn's dense layer), so it can vary too.
-    tagger_dropout = hp.Choice("tagger_dropout", [0.0, 0.25, 0.5]) if feature == "penultimate" else base.conv_dropout
+    # musicnn's own dropout runs above the cache (before its dense layer), so it can vary too.
+    tagger_dropout = (hp.Choice("tagger_dropout", [0.0, 0.25, 0.5]) if feature == "penultimate"
+                      and base.family == "musicnn" else base.conv_dropout)
     model = base.replace(features=feature, dense_units=units, dense_dropout=round(head_dropout, 2),
                          conv_dropout=tagger_dropout)
     training = {"learning_rate": hp.Float("learning_rate", 3e-4, 1e-2, sampling="log"),
@@ -299,8 +319,9 @@ SPACES: dict[str, Space] = {
         Space("regularization", "L2, time shift, dropout (study: 12)",
               _regularization_grid, _regularization_sample, ACTIVATION_BASE),
         Space("input", "log-mel spectrogram vs raw waveform (study: 2)", _input_grid, _input_sample, ACTIVATION_BASE),
-        Space("probe", "genre heads on a pretrained tagger's cached features: features, hidden layers, dropout, "
-              "learning rate, weight decay, label smoothing, epochs (grid: 8)", _probe_grid, _probe_sample, PROBE_BASE,
+        Space("probe", "genre heads on pretrained backbones' cached features: the base's backbones alone and "
+              "combined, features, hidden layers, dropout, learning rate, weight decay, label smoothing, epochs "
+              "(grid: 8 per combination of the base's backbones, 4 with a VGG)", _probe_grid, _probe_sample, PROBE_BASE,
               ("learning_rate", "weight_decay", "label_smoothing", "epochs"), recipe="adamw-cosine"),
     )
 }

@@ -12,7 +12,10 @@ from data.errors import UsageError
 from training.runstore import read_csv, write_csv
 
 TABLE_COLUMNS = ["model", "recipe", "folds", "track_accuracy_mean", "track_accuracy_std", "macro_f1_mean",
-                 "macro_f1_std", "parameters", "seconds_per_fold", "data", "window_seconds", "command"]
+                 "macro_f1_std", "parameters", "seconds_per_fold", "data", "window_seconds", "scored", "command"]
+# How evaluation scores a clip: every window, the last one ending where the clip ends (older rows of a
+# table may say "first window": measured when evaluation scored each clip's first whole window only).
+SCORED = "whole clip"
 
 
 def check_table(path: Path) -> None:
@@ -51,6 +54,6 @@ def update_table(path: Path, results: dict, recipe: str, command: str) -> None:
                  "macro_f1_mean": f"{results['macro_f1']['mean']:.3f}", "macro_f1_std": f"{results['macro_f1']['std']:.3f}",
                  "parameters": results["parameters"], "seconds_per_fold": f"{results['seconds_per_fold']:.0f}",
                  "data": data_name,
-                 "window_seconds": data["window_seconds"], "command": command})
+                 "window_seconds": data["window_seconds"], "scored": SCORED, "command": command})
     rows.sort(key=lambda r: -float(r["track_accuracy_mean"]))
     write_csv(path, TABLE_COLUMNS, rows)

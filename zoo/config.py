@@ -11,7 +11,9 @@ Grammar::
                rescnn-32-64-128-256            residual short-chunk CNN, global pooling
                musicnn-msd, musicnn-mtt        pretrained musicnn taggers with a genre head
                vgg-msd, vgg-mtt                pretrained VGG-like taggers (3-s input)
-               musicnn-msd+musicnn-mtt         two taggers of a family, features side by side
+               efficientat-mn04 ... -mn40-ext  pretrained EfficientAT MobileNets (AudioSet)
+               panns-cnn14, panns-cnn14-16k    pretrained PANNs CNN14 (AudioSet)
+               musicnn-msd+efficientat-mn04    several backbones, features side by side
     OPTION  := "act=" ACTS | "conv=" ACTS | "fc=" ACTS       activations (both parts / conv / dense)
              | "l2=" FLOAT                                  L2 weight decay on every kernel
              | "dropout=" FLOAT "," FLOAT                   dropout after conv blocks, dense layers
@@ -30,7 +32,7 @@ Grammar::
 Examples: ``4fcLayers-1024-512-512``, ``3cnn-32-64-128-5fc-256-256-256-128_act=elu1,shiftedrelu0.3``,
 ``wave-3cnn-32-64-128-2fc-128_dropout=0.1,0.2``, ``rescnn-32-64-128-256_specaug=8,16``,
 ``musicnn-msd_train=head``, ``musicnn-msd_train=midend_head=256_rec=0.5``,
-``musicnn-msd+musicnn-mtt_train=head_features=pooled``. For the pretrained
+``musicnn-msd+musicnn-mtt_train=head_features=pooled``, ``musicnn-msd+efficientat-mn04_train=head``. For the pretrained
 families ``dropout=`` is the tagger's own dropout and the head's (``zoo.families.pretrained``). Registered
 names (the study's own names of its variants, ...) are the families' presets (``zoo.families``).
 Nothing here imports Keras: names and configs load in a fraction of a second.
@@ -58,7 +60,8 @@ BACKENDS = {"tensorflow": "tensorflow", "jax": "jax", "torch": "torch"}
 GRAMMAR_HELP = (
     "names look like " + ", ".join(family.syntax for family in FAMILIES.values())
     + ", optionally followed by _act=elu1, _conv=..., _fc=maxout2, _l2=1e-05, _dropout=0.1,0.2, _shift=0.15, "
-    "_specaug=8,16, _rec=0.5 (and for musicnn/vgg _train=head|backend|midend|all, _head=256, _features=pooled)"
+    "_specaug=8,16, _rec=0.5 (and for the pretrained backbones _train=head|backend|midend|all, _head=256, "
+    "_features=pooled)"
 )
 PRETRAINED_OPTIONS = ("train", "head", "features")
 
@@ -136,14 +139,15 @@ class ModelConfig(DictConfig):
         if self.trainable not in TRAINABLE:
             problems.append(f"trainable must be one of {', '.join(TRAINABLE)}. Received: trainable={self.trainable!r}")
         elif self.trainable != "all" and not FAMILIES[self.family].pretrained:
-            problems.append(f"train={self.trainable} applies to pretrained models (musicnn-*, vgg-*), not to {self.family}")
+            problems.append(f"train={self.trainable} applies to pretrained models (musicnn-*, vgg-*, efficientat-*, "
+                            f"panns-*), not to {self.family}")
         if self.features not in FEATURES:
             problems.append(f"features must be one of {', '.join(FEATURES)}. Received: features={self.features!r}")
         if self.tagger and not FAMILIES[self.family].pretrained:
             problems.append(f"tagger applies to pretrained models, not to {self.family}. Received: tagger={self.tagger!r}")
         if FAMILIES[self.family].pretrained and (self.n_fft, self.hop_length, self.n_mels) != (1024, 512, 64):
-            problems.append("a pretrained model's spectrogram is fixed (musicnn's 96 bands); n_fft, hop_length and n_mels "
-                            "cannot be changed")
+            problems.append("a pretrained model's spectrogram is fixed (the one its weights were trained on); n_fft, "
+                            "hop_length and n_mels cannot be changed")
         if not 0.0 <= self.recording_augment <= 1.0:
             problems.append(f"recording_augment must be in [0, 1]. Received: recording_augment={self.recording_augment!r}")
         for field in ("conv_dropout", "dense_dropout", "time_shift"):
@@ -257,7 +261,7 @@ def parse_name(name: str) -> ModelConfig:
             if key not in parsers:
                 raise ValueError(f"unknown option {key!r}")
             if key in PRETRAINED_OPTIONS and not family.pretrained:
-                raise ValueError(f"{key}= applies to pretrained models (musicnn-*, vgg-*)")
+                raise ValueError(f"{key}= applies to pretrained models (musicnn-*, vgg-*, efficientat-*, panns-*)")
             fields.update(parsers[key](value))
         except ValueError as error:
             raise ValueError(f"bad option {option!r} in model name {name!r} ({error}): {GRAMMAR_HELP}") from None

@@ -45,7 +45,8 @@ CHECKPOINTS = {
 HOW_TO_GET = f"python -m pip download --no-deps musicnn==0.1.0 -d {{folder}} (or set GTZAN_MUSICNN_WHEEL to {WHEEL})"
 
 
-def _cache() -> Path:
+def wheel_folder() -> Path:
+    """Where the wheel is kept: ``<cache>/wheels``."""
     return cache_dir() / PARTS["wheels"]
 
 
@@ -61,7 +62,7 @@ def wheel_path(download: bool = True) -> Path:
             raise InputError(f"GTZAN_MUSICNN_WHEEL={path} is not a file; get the wheel with "
                              + HOW_TO_GET.format(folder=path.parent))
         return path
-    path = _cache() / WHEEL
+    path = wheel_folder() / WHEEL
     if path.is_file() or not download:
         if not path.is_file():
             raise InputError(f"the musicnn 0.1.0 wheel is not in {path.parent}; get it with "

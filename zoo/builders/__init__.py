@@ -21,22 +21,33 @@ from zoo.builders import activations as _activations  # noqa: F401  (registers S
 from zoo.builders import bncnn, cnn, dense, pretrained, rescnn, wave
 from zoo.builders.blocks import regularizer
 from zoo.config import ModelConfig
+from zoo.families import FAMILIES
 from zoo.registry import configure
 
 # Family name -> ``features(config, waveform after the time shift)``: the layers before the softmax.
 BUILDERS: dict[str, Callable] = {
     "dense": dense.features, "cnn": cnn.features, "wave": wave.features, "bncnn": bncnn.features,
     "rescnn": rescnn.features, "musicnn": pretrained.features, "vgg": pretrained.features,
+    "efficientat": pretrained.features, "panns": pretrained.features,
 }
 
 
-def build_model(config: ModelConfig) -> keras.Model:
-    """Builds the uncompiled model ``config`` describes."""
+def build_model(config: ModelConfig, pretrained_weights: bool = True) -> keras.Model:
+    """Builds the uncompiled model ``config`` describes.
+
+    Args:
+        config: The model's configuration.
+        pretrained_weights: For a pretrained family, load the released weights (false: the
+            architecture alone, randomly initialized, as a test of the architecture needs).
+    """
     waveform = keras.Input((window_samples(config.window_seconds),), name="waveform")
     x = RandomTimeShift(config.time_shift, name="time_shift", dtype="float32")(waveform)
     if config.recording_augment:
         x = RecordingConditions(config.recording_augment, name="recording_conditions", dtype="float32")(x)
-    x = BUILDERS[config.family](config, x)
+    if FAMILIES[config.family].pretrained:
+        x = BUILDERS[config.family](config, x, load_weights=pretrained_weights)
+    else:
+        x = BUILDERS[config.family](config, x)
     # float32 softmax whatever the dtype policy: probabilities near 0 and 1 need its range.
     probabilities = keras.layers.Dense(config.n_genres, activation="softmax", kernel_regularizer=regularizer(config),
                                        name="probabilities", dtype="float32")(x)

@@ -62,3 +62,11 @@ def global_pool(config: ModelConfig, x):
     if config.dense_dropout:
         x = keras.layers.Dropout(config.dense_dropout, name="pool_dropout")(x)
     return x
+
+
+def flat_layers(model: keras.Model) -> list[keras.layers.Layer]:
+    """Every layer of ``model``, those of its nested models in their place."""
+    found = []
+    for layer in model.layers:
+        found.extend(flat_layers(layer) if isinstance(layer, keras.Model) else [layer])
+    return found

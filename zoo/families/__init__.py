@@ -13,5 +13,6 @@ from zoo.families.base import Family
 
 FAMILIES: dict[str, Family] = {
     family.name: family for family in (
-        dense.FAMILY, cnn.FAMILY, wave.FAMILY, bncnn.FAMILY, rescnn.FAMILY, pretrained.MUSICNN, pretrained.VGG)
+        dense.FAMILY, cnn.FAMILY, wave.FAMILY, bncnn.FAMILY, rescnn.FAMILY, pretrained.MUSICNN, pretrained.VGG,
+        pretrained.EFFICIENTAT, pretrained.PANNS)
 }
