@@ -180,7 +180,7 @@ def compare(args: argparse.Namespace, export: Path, audio_dir: Path | None, benc
     about = json.loads((export / ABOUT_FILE).read_text())
     if not about.get("model"):
         return 0
-    cost = benchmarks.arithmetic(about["model"], about["window_samples"], rows[0]["windows_per_clip"])
+    cost = benchmarks.arithmetic(about, rows[0]["windows_per_clip"])
     floor = cost["gflop"] / cost["matmul_gflops"]
     print(f"arithmetic of a 30-s clip: {cost['gflop']:.1f} GFLOP (SavedModel, FFT), {cost['gflop_portable']:.1f} "
           f"GFLOP (the other formats' DFT front end); float32 matmul here {cost['matmul_gflops']:.0f} GFLOP/s, so at "

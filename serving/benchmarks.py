@@ -23,6 +23,7 @@ from serving.export import portable_front_ends
 from serving.prediction import Predictor, read_audio
 from serving.runtimes import openvino_module
 from zoo.benchmarks import forward_flops, matmul_flops_per_second
+from zoo.config import ModelConfig
 
 # One format of an export, timed in a fresh process that imports only numpy and that format's runtime
 # (what serving it alone costs, and the proof that it loads without this toolkit). Arguments: format,
@@ -151,15 +152,26 @@ def compare_formats(folder: Path, audio_dir: Path | None, repeats: int, work: Pa
     return rows, real
 
 
-def arithmetic(model_name: str, window: int, windows_per_clip: int) -> dict:
+def arithmetic(about: dict, windows_per_clip: int) -> dict:
     """What one 30-s clip costs in arithmetic, and this machine's float32 matmul rate: the bound no format
     passes in float32.
+
+    Args:
+        about: The export's description: the model is rebuilt from its configuration (``model_config``),
+            else from its name, at the export's own window (``window_samples``).
+        windows_per_clip: Windows of a 30-s clip.
 
     Returns:
         ``gflop`` (the SavedModel's graph, FFT front end) and ``gflop_portable`` (the DFT front end of the
         other formats), per clip, as TensorFlow's profiler counts them, and ``matmul_gflops``.
     """
-    model = zoo.build(model_name)
+    window = int(about["window_samples"])
+    if about.get("model_config"):
+        config = ModelConfig.from_dict(about["model_config"]).replace(window_seconds=window / SAMPLE_RATE)
+    else:
+        config = zoo.configure(about["model"], window_seconds=window / SAMPLE_RATE, n_genres=len(about["genres"]))
+    # The architecture alone: its arithmetic is the same whatever its weights, and none is fetched.
+    model = zoo.build_model(config, pretrained_weights=False)
     flops = forward_flops(model, window)
     with portable_front_ends(model):
         portable = forward_flops(model, window)

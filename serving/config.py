@@ -59,34 +59,56 @@ class Limits:
     Attributes:
         max_seconds: The longest recording, in seconds.
         max_upload_mb: The largest upload, in MB (10^6 bytes).
-        max_concurrent: Recordings received and scored at once (None: the machine's cores);
-            beyond, a request is answered 503 at once.
+        max_concurrent: Recordings received and scored at once (None: the machine's cores).
+        max_queue: Requests that may wait for a scoring slot beyond those (None: 8 per concurrent
+            scoring); a request beyond the queue is answered 503 with ``Retry-After`` at once.
+        queue_timeout_s: The longest a request waits in the queue before it is answered 503.
         max_connections: Open connections at once; beyond, uvicorn answers 503.
         body_timeout_s: Seconds a request body may stop arriving before the request is dropped.
         header_timeout_s: Seconds a new connection has to send its whole request head.
+        linger_mb: After an answer sent before the whole body was read (413, 400, 503, 408), how much
+            more of the body is read and discarded so that a client that sends first still reads the
+            answer (MB); past it, the connection is closed.
+        linger_s: The same in seconds: the longest that discarding goes on.
     """
 
     max_seconds: float = MAX_SECONDS
     max_upload_mb: float = MAX_UPLOAD_MB
     max_concurrent: int | None = None
+    max_queue: int | None = None
+    queue_timeout_s: float = 60.0
     max_connections: int = 128
     body_timeout_s: float = 30.0
     header_timeout_s: float = 30.0
+    linger_mb: float = 1024.0
+    linger_s: float = 30.0
 
     def __post_init__(self):
         if not self.max_seconds > 0 or not self.max_upload_mb > 0:
-            raise UsageError(f"--max-seconds and --max-upload-mb must be positive, got {self.max_seconds}, "
-                             f"{self.max_upload_mb}")
+            raise UsageError(f"--max-seconds and --max-upload-mb must be positive, got {self.max_seconds:g}, "
+                             f"{self.max_upload_mb:g}")
         if self.max_concurrent is not None and self.max_concurrent < 1:
             raise UsageError(f"--max-concurrent must be at least 1, got {self.max_concurrent}")
+        if self.max_queue is not None and self.max_queue < 0:
+            raise UsageError(f"--max-queue must be 0 or more, got {self.max_queue}")
+        if not self.queue_timeout_s > 0:
+            raise UsageError(f"--queue-timeout must be positive, got {self.queue_timeout_s:g}")
         if self.max_connections < 1 or not self.body_timeout_s > 0 or not self.header_timeout_s > 0:
-            raise UsageError(f"--client-timeout and the connection cap must be positive, got {self.body_timeout_s}, "
+            raise UsageError(f"--client-timeout and the connection cap must be positive, got {self.body_timeout_s:g}, "
                              f"{self.max_connections}")
+        if self.linger_mb < 0 or self.linger_s < 0:
+            raise UsageError(f"--linger-mb and --linger-seconds must be 0 or more, got {self.linger_mb:g}, "
+                             f"{self.linger_s:g}")
 
     @property
     def concurrent(self) -> int:
         """Recordings scored at once: ``max_concurrent``, else the machine's cores."""
         return self.max_concurrent or os.cpu_count() or 1
+
+    @property
+    def queue(self) -> int:
+        """Requests that may wait for a slot: ``max_queue``, else 8 per concurrent scoring."""
+        return self.max_queue if self.max_queue is not None else 8 * self.concurrent
 
 
 def synthetic_warning(data: dict | None) -> str | None:

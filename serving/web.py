@@ -16,7 +16,9 @@ What a client may send is bounded (:class:`serving.config.Limits`), whatever it 
   closed, the temporary file removed); it holds exactly one part, the ``file`` field (400
   otherwise); a body that stops arriving for ``body_timeout_s`` is dropped (408);
 * at most ``--max-concurrent`` recordings are received and scored at once; beyond that a request
-  is answered 503 with ``Retry-After`` at once, never queued; scoring stops when the client goes;
+  waits in a queue of at most ``--max-queue`` for ``--queue-timeout`` seconds, its body not read
+  meanwhile (no disk is used by a waiting request), and is answered 503 with ``Retry-After`` when the
+  queue is full or the wait runs out; scoring stops when the client goes;
 * decoding is bounded whatever the file's header says (``data.decode.stream_audio``): a longer
   recording than ``--max-seconds`` is refused (413) as soon as that much is decoded;
 * the health answer and the page never wait for scoring;
@@ -24,7 +26,12 @@ What a client may send is bounded (:class:`serving.config.Limits`), whatever it 
   ``--allow-host``: no DNS rebinding), a POST from another origin is refused (403), and every
   answer carries CSP, frame, content-type and referrer headers;
 * connections are capped and a client that does not finish its request headers in
-  ``header_timeout_s`` is disconnected (:func:`serve`).
+  ``header_timeout_s`` is disconnected (:func:`serve`);
+* an answer sent before the whole body was read (413, 400, 503, 408) is followed by a lingering
+  close (:func:`serve`): the server stops sending, then reads and discards what the client still
+  sends, up to ``--linger-mb`` and ``--linger-seconds``, before it closes, so that a client that sends
+  its whole body before reading an answer (most HTTP libraries, a browser's upload) reads it instead
+  of a reset connection.
 
 Answers never hold a path of the server, a library's message or a Python error: an error is
 ``{"error": "one line"}`` in the toolkit's own words, and a fault of the server is a 500 with a
@@ -150,15 +157,16 @@ class Upload:
     """The one ``file`` part of a multipart body, written to a private temporary file as it arrives.
 
     Fed chunk by chunk (:meth:`write`); the body's size is counted across every chunk, so the
-    disk used is at most the limit whatever the client declares.
+    disk used is at most ``limit`` whatever the client declares (``limit`` is the user's cap,
+    ``cap_mb``, plus room for the multipart framing; a refusal states the cap as the user set it).
 
     Raises:
         RequestError: 413 past ``limit`` bytes; 400 for a part that is not the ``file`` field, or a
             second part.
     """
 
-    def __init__(self, boundary: bytes, limit: int, multipart):
-        self.limit, self.size, self.parts = limit, 0, 0
+    def __init__(self, boundary: bytes, limit: int, multipart, cap_mb: float):
+        self.limit, self.cap_mb, self.size, self.parts = limit, cap_mb, 0, 0
         self.suffix, self.header, self.headers = "", b"", {}
         handle, self.path = tempfile.mkstemp(prefix="gtzan-upload-")
         self.out = os.fdopen(handle, "wb")
@@ -197,7 +205,7 @@ class Upload:
         """Counts and parses the next chunk of the body."""
         self.size += len(chunk)
         if self.size > self.limit:
-            raise RequestError(413, f"the upload is larger than {self.limit / 1e6:g} MB (--max-upload-mb)")
+            raise RequestError(413, f"the upload is larger than {self.cap_mb:g} MB (--max-upload-mb)")
         self.parser.write(chunk)
 
     def finish(self) -> str:
@@ -227,6 +235,56 @@ def _parameters(header: str):
     for item in header.split(";")[1:]:
         key, _, value = item.strip().partition("=")
         yield key.strip().lower(), value.strip().strip('"')
+
+
+class Slots:
+    """The scoring slots (``limits.concurrent``) and the bounded queue of requests waiting for one.
+
+    A request takes a free slot at once; otherwise it waits, if fewer than ``limits.queue`` wait
+    already, for at most ``limits.queue_timeout_s``. Made in the app, its semaphore is made in the
+    event loop that serves the app, on first use.
+    """
+
+    def __init__(self, limits: Limits):
+        self.limits = limits
+        self.waiting = 0
+        self._free: asyncio.Semaphore | None = None
+
+    @property
+    def free(self) -> asyncio.Semaphore:
+        if self._free is None:
+            self._free = asyncio.Semaphore(self.limits.concurrent)
+        return self._free
+
+    def _busy(self, reason: str) -> RequestError:
+        # A client that retries after this many seconds finds the queue a round of scorings shorter.
+        retry = max(1, min(30, round(self.limits.queue_timeout_s / 12)))
+        return RequestError(503, reason, {"retry-after": str(retry), "connection": "close"})
+
+    async def acquire(self) -> None:
+        """Takes a slot, waiting in the queue if need be.
+
+        Raises:
+            RequestError: 503 with ``Retry-After`` when the queue is full or the wait runs out.
+        """
+        if not self.free.locked():
+            await self.free.acquire()
+            return
+        if self.waiting >= self.limits.queue:
+            raise self._busy(f"the server is scoring {self.limits.concurrent} recordings and {self.waiting} more are "
+                             "waiting (--max-queue); try again")
+        self.waiting += 1
+        try:
+            await asyncio.wait_for(self.free.acquire(), self.limits.queue_timeout_s)
+        except asyncio.TimeoutError:
+            raise self._busy(f"the server stayed busy for {self.limits.queue_timeout_s:g} s (--queue-timeout); "
+                             "try again") from None
+        finally:
+            self.waiting -= 1
+
+    def release(self) -> None:
+        """Gives a slot back."""
+        self.free.release()
 
 
 def allowed_host(host: str, allowed: tuple[str, ...]) -> bool:
@@ -306,7 +364,7 @@ def create_app(predictor: Predictor, limits: Limits = Limits(), hosts: tuple[str
     app = fastapi.FastAPI(title="gtzan-keras", docs_url=None, redoc_url=None, openapi_url=None)
     page = resources.files("serving").joinpath("static/index.html").read_text()
     card = model_card(predictor)
-    scoring = threading.BoundedSemaphore(limits.concurrent)
+    slots = Slots(limits)
 
     @app.exception_handler(RequestError)
     async def request_error(request: Request, error: RequestError):
@@ -339,7 +397,7 @@ def create_app(predictor: Predictor, limits: Limits = Limits(), hosts: tuple[str
         if declared.isdigit() and int(declared) > limit:  # refused before a byte of it is read
             raise RequestError(413, f"the upload is larger than {limits.max_upload_mb:g} MB (--max-upload-mb)",
                                {"connection": "close"})
-        upload = Upload(boundary.encode("latin-1"), limit, multipart)
+        upload = Upload(boundary.encode("latin-1"), limit, multipart, limits.max_upload_mb)
         try:
             chunks = request.stream().__aiter__()
             while True:
@@ -362,9 +420,7 @@ def create_app(predictor: Predictor, limits: Limits = Limits(), hosts: tuple[str
 
     @app.post("/api/predict")
     async def predict(request: Request) -> dict:
-        if not scoring.acquire(blocking=False):
-            raise RequestError(503, f"the server is scoring {limits.concurrent} recordings already; try again",
-                               {"retry-after": "2", "connection": "close"})
+        await slots.acquire()  # waits in the bounded queue, or raises 503
         gone = threading.Event()
 
         async def watch() -> None:  # scoring stops when the client disconnects
@@ -387,9 +443,28 @@ def create_app(predictor: Predictor, limits: Limits = Limits(), hosts: tuple[str
                 watcher.cancel()
             if upload is not None:
                 upload.discard()
-            scoring.release()
+            slots.release()
 
     return Guard(app, hosts)
+
+
+class _LingeringTransport:
+    """A connection's transport whose ``close()`` lingers when the client may still be sending (see
+    :func:`serve`); ``real`` is the transport itself, and everything else goes to it."""
+
+    def __init__(self, real, protocol):
+        self.real, self.protocol = real, protocol
+
+    def close(self) -> None:
+        if self.protocol.lingering or self.real.is_closing():
+            return
+        if self.protocol.wants_to_linger():
+            self.protocol.linger()
+        else:
+            self.real.close()
+
+    def __getattr__(self, name):
+        return getattr(self.real, name)
 
 
 def serve(app, host: str, port: int, limits: Limits = Limits(),
@@ -398,26 +473,61 @@ def serve(app, host: str, port: int, limits: Limits = Limits(),
 
     Open connections are capped (``limits.max_connections``: beyond it uvicorn answers 503) and a
     connection that has not sent a whole request head ``limits.header_timeout_s`` after it
-    opened is closed. ``on_start`` is called once the app is made, before the port is bound.
+    opened is closed. A connection closed after an answer while the client is still sending its
+    body lingers, as nginx's lingering close and Go's net/http do: the server's side is shut for
+    writing (the client reads the whole answer, then the end of the stream), and what the client
+    still sends is read and discarded, at most ``limits.linger_mb`` MB for ``limits.linger_s``
+    seconds, before the socket closes; closing at once would make the kernel reset the connection,
+    and a client that sends its whole body before reading would see the reset, not the answer.
+    ``on_start`` is called once the app is made, before the port is bound.
 
     Raises:
         UsageError: if the port is in use or the address is not this machine's.
     """
     _, uvicorn, _ = web_stack()
+    h11 = uvicorn.protocols.http.h11_impl.h11
 
     class Protocol(uvicorn.protocols.http.h11_impl.H11Protocol):
         # uvicorn times idle connections between requests only: a client trickling its headers
         # would hold its connection for ever.
         def connection_made(self, transport):
-            super().connection_made(transport)
+            self.lingering, self.discarded, self.linger_deadline = False, 0, None
+            super().connection_made(_LingeringTransport(transport, self))
             self.head_deadline = self.loop.call_later(limits.header_timeout_s, self.drop_without_request)
 
         def drop_without_request(self):
             if getattr(self, "cycle", None) is None and not self.transport.is_closing():
-                self.transport.close()
+                self.transport.real.close()
+
+        def wants_to_linger(self) -> bool:
+            """Whether the client may still be sending the body of a request answered early."""
+            return self.conn.their_state is h11.SEND_BODY and limits.linger_s > 0
+
+        def linger(self):
+            """Stops sending, then reads and discards what the client still sends, within the bounds."""
+            self.lingering = True
+            real = self.transport.real
+            real.resume_reading()
+            if real.can_write_eof():
+                real.write_eof()  # the answer, then end of stream: the client reads it, then EOF
+            self.linger_deadline = self.loop.call_later(limits.linger_s, real.close)
+
+        def data_received(self, data):
+            if not self.lingering:
+                return super().data_received(data)
+            self.discarded += len(data)  # read and dropped: nothing of it is kept
+            if self.discarded > limits.linger_mb * 1e6:
+                self.transport.real.close()
+
+        def eof_received(self):
+            if self.lingering:  # the client has sent everything: done
+                self.transport.real.close()
+            return super().eof_received()
 
         def connection_lost(self, exc):
             self.head_deadline.cancel()
+            if self.linger_deadline is not None:
+                self.linger_deadline.cancel()
             super().connection_lost(exc)
 
     config = uvicorn.Config(app, host=host, port=port, log_level="warning", http=Protocol,

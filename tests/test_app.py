@@ -1,5 +1,6 @@
 """serving.app: the JSON API (FastAPI's test client) and the page in a real browser (system Chromium)."""
 
+import contextlib
 import os
 import shutil
 import socket
@@ -287,24 +288,20 @@ def _chromium() -> tuple[str, str] | None:
     return (browser, driver) if browser and driver else None
 
 
-@pytest.mark.skipif(_chromium() is None, reason="Chromium and chromedriver are not installed (.ci/run installs them)")
-def test_page_in_a_real_browser_shows_the_chart_and_the_timeline(export, tmp_path):
-    from PIL import Image
+@contextlib.contextmanager
+def page_in_chromium(model: str, *flags: str):
+    """``(driver, port)``: headless Chromium on the page of ``python -m serving.app --model MODEL FLAGS``."""
     from selenium import webdriver
     from selenium.webdriver.chrome.service import Service
-    from selenium.webdriver.common.by import By
-    from selenium.webdriver.support.ui import WebDriverWait
 
-    # GTZAN_SCREENSHOT_MODEL / GTZAN_SCREENSHOT: the model shown and where a copy of the screenshot
-    # goes (docs/serving.md's picture is made this way, with a trained model).
-    model = os.environ.get("GTZAN_SCREENSHOT_MODEL", str(export))
     port = _free_port()
-    server = subprocess.Popen([sys.executable, "-m", "serving.app", "--model", model, "--port", str(port)], cwd=ROOT,
-                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    server = subprocess.Popen([sys.executable, "-m", "serving.app", "--model", model, "--port", str(port), *flags],
+                              cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     browser, driver_path = _chromium()
     options = webdriver.ChromeOptions()
     options.binary_location = browser
-    for flag in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--window-size=1100,1300"):
+    for flag in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--window-size=1100,1300",
+                 "--disable-background-networking", "--disable-component-update", "--no-first-run"):
         options.add_argument(flag)
     driver = None
     try:
@@ -316,10 +313,32 @@ def test_page_in_a_real_browser_shows_the_chart_and_the_timeline(export, tmp_pat
             except OSError:
                 assert server.poll() is None and time.monotonic() < deadline, server.stdout.read()[-1000:]
                 time.sleep(0.5)
-        clip = tmp_path / "clip.wav"
-        soundfile.write(clip, real_or_synthetic(12.0), SR, subtype="PCM_16")
         driver = webdriver.Chrome(service=Service(driver_path), options=options)
         driver.get(f"http://127.0.0.1:{port}/")
+        yield driver, port
+    finally:
+        if driver is not None:
+            driver.quit()
+        server.terminate()
+        server.wait(timeout=30)
+
+
+CHROMIUM = pytest.mark.skipif(_chromium() is None,
+                              reason="Chromium and chromedriver are not installed (.ci/run installs them)")
+
+
+@CHROMIUM
+def test_page_in_a_real_browser_shows_the_chart_and_the_timeline(export, tmp_path):
+    from PIL import Image
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    # GTZAN_SCREENSHOT_MODEL / GTZAN_SCREENSHOT: the model shown and where a copy of the screenshot
+    # goes (docs/serving.md's picture is made this way, with a trained model).
+    model = os.environ.get("GTZAN_SCREENSHOT_MODEL", str(export))
+    clip = tmp_path / "clip.wav"
+    soundfile.write(clip, real_or_synthetic(12.0), SR, subtype="PCM_16")
+    with page_in_chromium(model) as (driver, _):
         WebDriverWait(driver, 30).until(lambda d: "model " in d.find_element(By.ID, "model").text)
         driver.find_element(By.ID, "file").send_keys(str(clip))
         WebDriverWait(driver, 60).until(lambda d: d.find_elements(By.CSS_SELECTOR, "#chart .bar-row"))
@@ -344,8 +363,33 @@ def test_page_in_a_real_browser_shows_the_chart_and_the_timeline(export, tmp_pat
             pixels = np.asarray(region).reshape(-1, 3).astype(int)
             coloured = (pixels.max(axis=1) - pixels.min(axis=1)) > 60
             assert coloured.mean() > 0.02, f"#{element_id} looks empty in the screenshot"
-    finally:
-        if driver is not None:
-            driver.quit()
-        server.terminate()
-        server.wait(timeout=30)
+
+
+@CHROMIUM
+def test_the_page_shows_a_refusal_and_waits_out_a_busy_server(export, tmp_path):
+    """A file over the cap: the page shows the 413's own message, not a network error (the server lets
+    the browser send its body, then answers). A busy server: the page waits Retry-After and tries again."""
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    big = tmp_path / "big.wav"
+    soundfile.write(big, np.zeros(60 * SR, np.float32), SR, subtype="PCM_16")  # 2.6 MB against a 1-MB cap
+    clip = tmp_path / "clip.wav"
+    soundfile.write(clip, real_or_synthetic(4.0), SR, subtype="PCM_16")
+    # Retry-After is a twelfth of --queue-timeout: 3 s, past the 2 s the stalled upload holds the slot.
+    flags = ("--max-upload-mb", "1", "--max-concurrent", "1", "--max-queue", "0", "--queue-timeout", "36",
+             "--client-timeout", "2")
+    with page_in_chromium(str(export), *flags) as (driver, port):
+        WebDriverWait(driver, 30).until(lambda d: "model " in d.find_element(By.ID, "model").text)
+        driver.find_element(By.ID, "file").send_keys(str(big))
+        WebDriverWait(driver, 30).until(lambda d: d.find_element(By.ID, "error").text)
+        assert driver.find_element(By.ID, "error").text == "the upload is larger than 1 MB (--max-upload-mb)"
+        # One upload that stalls holds the only slot for --client-timeout: the page's first try is refused.
+        with socket.create_connection(("127.0.0.1", port)) as slow:
+            slow.sendall((f"POST /api/predict HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nContent-Type: multipart/"
+                          "form-data; boundary=x\r\nContent-Length: 100000\r\n\r\n--x").encode())
+            time.sleep(0.5)
+            driver.find_element(By.ID, "file").send_keys(str(clip))
+            WebDriverWait(driver, 10).until(lambda d: "the server is busy" in d.find_element(By.ID, "status").text)
+            WebDriverWait(driver, 60).until(lambda d: d.find_elements(By.CSS_SELECTOR, "#chart .bar-row"))
+        assert driver.find_element(By.ID, "error").text == ""

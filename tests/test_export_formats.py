@@ -192,3 +192,17 @@ def test_compare_times_every_format_side_by_side(bncnn, capsys, monkeypatch):
     assert {"savedmodel", *PORTABLE} <= set(rows) <= {"savedmodel", *PORTABLE, "openvino (bf16)"}
     for name in PORTABLE:  # float32 everywhere: the same answers
         assert float(rows[name].split()[-2]) <= 1e-4 and rows[name].endswith("100%")
+
+
+def test_compare_works_on_an_export_of_another_window(tmp_path, capsys):
+    """The arithmetic bound rebuilds the model at the export's own window (2 s here), not at the zoo's 3 s."""
+    import zoo
+    from serving.export import export_saved_model
+
+    genres = ["blues", "classical", "country", "disco", "hiphop", "jazz", "metal", "pop", "reggae", "rock"]
+    config = zoo.configure("2cnn-16-16-1fc", window_seconds=2.0)
+    version = export_saved_model(zoo.build_model(config), genres, tmp_path / "exports" / "m" / "1",
+                                 about={"model": "2cnn-16-16-1fc", "model_config": config.to_dict()})
+    assert bench_serving.main(["--compare", str(version), "--repeats", "1"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[2].startswith("savedmodel") and lines[-1].startswith("arithmetic of a 30-s clip: ")

@@ -6,15 +6,19 @@ limits, more requests than the server scores at once, slow clients, error texts,
 Origin. ``serving.predict`` and ``serving.embed`` share the bounded decoder and are tried too.
 """
 
+import http.client
 import io
+import itertools
 import json
 import os
 import socket
 import struct
 import subprocess
 import sys
+import threading
 import time
 import uuid
+from collections.abc import Iterable
 from pathlib import Path
 
 import numpy as np
@@ -140,7 +144,7 @@ def encoded(seconds: float, fmt: str, rate: int = SR, channels: int = 1) -> byte
 @pytest.fixture(scope="module")
 def server(export, tmp_path_factory):
     running = Server(export, tmp_path_factory.mktemp("spool"), "--max-upload-mb", "2", "--max-seconds", "60",
-                     "--max-concurrent", "1", "--client-timeout", "3")
+                     "--max-concurrent", "1", "--max-queue", "1", "--queue-timeout", "6", "--client-timeout", "3")
     yield running
     running.stop()
 
@@ -195,7 +199,8 @@ def test_bodies_past_the_limit_are_refused_while_they_arrive(server):
     status, headers, body = server.request("POST", "/api/predict", b"", {
         "Content-Type": "multipart/form-data; boundary=x", "Content-Length": str(10**9)})
     assert status == 413 and time.monotonic() - start < 1 and "larger than 2 MB" in error(body)
-    # Chunked, with no length: counted as it arrives; the answer comes before 200 MB are sent.
+    # Chunked, with no length: counted as it arrives and refused past the cap; what follows is read and
+    # discarded (lingering, within --linger-mb), never stored, so this client that sends first reads the 413.
     with server.connect() as conn:
         conn.sendall((f"POST /api/predict HTTP/1.1\r\nHost: 127.0.0.1:{server.port}\r\nTransfer-Encoding: chunked\r\n"
                       "Content-Type: multipart/form-data; boundary=zz\r\n\r\n").encode())
@@ -210,7 +215,7 @@ def test_bodies_past_the_limit_are_refused_while_they_arrive(server):
         except OSError:  # the server closed the connection: what it had to say is waiting
             pass
         status, _, body = _read_response(conn)
-    assert status == 413 and sent < 100 << 20 and time.monotonic() - start < 5
+    assert status == 413 and time.monotonic() - start < 10
     time.sleep(0.5)
     assert not list(server.spool.iterdir())  # the partial upload was removed
 
@@ -227,23 +232,101 @@ def test_one_file_part_and_nothing_else(server):
     assert status == 400 and "multipart form field 'file'" in error(answer)
 
 
-def test_beyond_the_concurrent_scorings_a_503_at_once_and_health_stays_fast(server):
-    # One slow upload holds the one scoring slot; it stalls and is dropped after --client-timeout.
+def stalled_upload(server) -> socket.socket:
+    """A connection whose upload sends its head and a little of its body, then nothing."""
     slow = server.connect()
     body, kind = multipart([("file", "slow.wav", wav(2.0))])
     slow.sendall((f"POST /api/predict HTTP/1.1\r\nHost: 127.0.0.1:{server.port}\r\nContent-Type: {kind}\r\n"
                   f"Content-Length: {len(body)}\r\n\r\n").encode() + body[:1000])
+    return slow
+
+
+def test_beyond_the_concurrent_scorings_a_bounded_queue_then_503_and_health_stays_fast(server):
+    # One slow upload holds the one scoring slot; it stalls and is dropped after --client-timeout (3 s).
+    slow = stalled_upload(server)
+    time.sleep(0.5)
+    waiting = {}
+    queued = threading.Thread(target=lambda: waiting.setdefault("answer", server.upload(wav(1.0))))
+    queued.start()  # waits in the queue (one place) for the slot
     time.sleep(0.5)
     start = time.monotonic()
-    status, headers, answer = server.upload(wav(1.0))
-    assert status == 503 and headers.get("retry-after") == "2" and time.monotonic() - start < 1
+    status, headers, answer = server.upload(wav(1.0))  # the queue is full: refused at once
+    assert status == 503 and headers.get("retry-after") and time.monotonic() - start < 1
+    assert "1 more are waiting (--max-queue)" in error(answer)
     for _ in range(5):
         start = time.monotonic()
         assert server.request("GET", "/api/health")[0] == 200 and time.monotonic() - start < 0.5
     status, _, answer = _read_response(slow)  # the stalled upload is dropped
     assert status == 408 and "stalled for 3 s" in error(answer)
     slow.close()
-    assert server.upload(wav(1.0))[0] == 200  # the slot is free again
+    queued.join(timeout=30)
+    assert waiting["answer"][0] == 200  # the waiting request got the slot when it was free
+    assert server.upload(wav(1.0))[0] == 200
+
+
+def send_first(server, body: bytes | Iterable[bytes], headers: dict) -> tuple[int, str]:
+    """A client that sends its whole body before it reads an answer, as most HTTP libraries do."""
+    conn = http.client.HTTPConnection("127.0.0.1", server.port, timeout=60)
+    try:
+        conn.request("POST", "/api/predict", body=body, headers={"Host": f"127.0.0.1:{server.port}", **headers},
+                     encode_chunked=not isinstance(body, bytes))
+        response = conn.getresponse()
+        return response.status, error(response.read())
+    finally:
+        conn.close()
+
+
+def test_every_early_refusal_reaches_a_client_that_sends_its_whole_body_first(server):
+    big = os.urandom(20 << 20)  # 20 MB against the 2-MB cap
+    body, kind = multipart([("file", "big.wav", big)])
+    assert send_first(server, body, {"Content-Type": kind}) == (413, "the upload is larger than 2 MB (--max-upload-mb)")
+    part = b'--zz\r\nContent-Disposition: form-data; name="file"; filename="big.wav"\r\n\r\n'
+    chunks = itertools.chain([part], (big[i:i + (1 << 20)] for i in range(0, len(big), 1 << 20)))
+    status, text = send_first(server, chunks, {"Content-Type": "multipart/form-data; boundary=zz"})
+    assert (status, text) == (413, "the upload is larger than 2 MB (--max-upload-mb)")  # the user's cap, as set
+    body, kind = multipart([("file", "a.wav", wav(1.0))] + [("note", None, b"x" * 1000)] * 1000)
+    status, text = send_first(server, body, {"Content-Type": kind})
+    assert status == 400 and "one multipart part" in text
+    # 503: the slot taken by a stalled upload, the queue by a waiting one; a third sends 5 MB first.
+    slow = stalled_upload(server)
+    time.sleep(0.3)
+    queued = threading.Thread(target=server.upload, args=(wav(1.0),))
+    queued.start()
+    time.sleep(0.3)
+    body, kind = multipart([("file", "five.wav", os.urandom(5 << 20))])
+    status, text = send_first(server, body, {"Content-Type": kind})
+    assert status == 503 and "--max-queue" in text
+    # 408: a body that stalls, then comes in full: the client still reads the 408.
+    _read_response(slow)
+    slow.close()
+    queued.join(timeout=30)
+    with server.connect() as conn:
+        body, kind = multipart([("file", "late.wav", os.urandom(1 << 20))])
+        conn.sendall((f"POST /api/predict HTTP/1.1\r\nHost: 127.0.0.1:{server.port}\r\nContent-Type: {kind}\r\n"
+                      f"Content-Length: {len(body)}\r\n\r\n").encode() + body[:1000])
+        time.sleep(4)  # past --client-timeout
+        conn.sendall(body[1000:])
+        status, _, answer = _read_response(conn)
+    assert status == 408 and "stalled" in error(answer)
+
+
+def test_past_the_linger_bounds_the_connection_is_closed(export, tmp_path):
+    running = Server(export, tmp_path / "spool", "--max-upload-mb", "1", "--linger-mb", "4", "--linger-seconds", "2")
+    try:
+        with running.connect() as conn:
+            conn.sendall((f"POST /api/predict HTTP/1.1\r\nHost: 127.0.0.1:{running.port}\r\nContent-Type: "
+                          f"multipart/form-data; boundary=x\r\nContent-Length: {10**9}\r\n\r\n").encode())
+            status, _, answer = _read_response(conn)  # read at once by this client
+            assert status == 413
+            sent, start = 0, time.monotonic()
+            with pytest.raises(OSError):  # the server stops discarding after 4 MB (or 2 s) and closes
+                while sent < 200 << 20:
+                    conn.sendall(bytes(1 << 20))
+                    sent += 1 << 20
+            assert sent < 50 << 20 and time.monotonic() - start < 10
+        assert running.request("GET", "/api/health")[0] == 200
+    finally:
+        running.stop()
 
 
 def test_a_client_that_trickles_its_headers_is_disconnected(server):
