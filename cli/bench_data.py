@@ -70,7 +70,7 @@ def bench(args: argparse.Namespace) -> int:
     if args.cache is None and importlib.util.find_spec("librosa") is None:  # looked for, not imported: it takes seconds
         raise UsageError(f"librosa is not installed: {install_extra('bench')}")
     quiet_tensorflow(args.verbose)
-    from data import benchmarks, layers, pipeline  # the library loads TensorFlow: once every flag is checked
+    from data import benchmarks, layers, pipeline, processes  # the library loads TensorFlow: once every flag is checked
 
     data_dir = args.data_dir or synthetic_data_dir(clips_per_genre=20, seconds=30.0, seed=0)
     if args.cache == "disk":
@@ -81,13 +81,13 @@ def bench(args: argparse.Namespace) -> int:
     print(f"data: {catalogue.root} ({len(clips)} clips timed), features: n_fft={layer.n_fft} "
           f"hop={layer.hop_length} n_mels={layer.n_mels}")
 
-    before = pipeline.resident_memory_mb()
+    before = processes.resident_memory_mb()
     cache = pipeline.decoded_dataset(catalogue.clips, mode="memory").map(lambda audio, label, index: audio)
     samples = sum(int(audio.shape[0]) for audio in cache)
     for _ in cache:  # second pass reads the cache
         pass
     seconds = samples / SAMPLE_RATE
-    growth = pipeline.resident_memory_mb() - before
+    growth = processes.resident_memory_mb() - before
     print(f"cache: {len(catalogue.clips)} clips, {seconds / 3600:.2f} h of audio, RSS grew {growth:.0f} MB "
           f"({growth / max(seconds, 1e-9) * 30 * 1000 / 1024:.2f} GB per 1000 clips of 30 s), "
           f"peak RSS {benchmarks.peak_rss_mb():.0f} MB")

@@ -40,6 +40,7 @@ from cli import flags
 from cli.runner import parser, run
 from data.caching import PARTS, cache_dir
 from data.errors import InputError, RunFailed, UsageError
+from data.processes import resident_memory_mb
 from training.config import OBJECTIVE, RECOMMENDED_MODEL
 from training.runstore import RunStore
 from tuning.distributed import devices
@@ -107,6 +108,57 @@ def transfer_bench(args: argparse.Namespace) -> int:
     return 0
 
 
+def sampled(module: str, argv: list[str], period: float = 0.2) -> list[float]:
+    """Runs ``python -m module argv`` and samples its resident memory every ``period`` seconds (MB).
+
+    Raises:
+        InputError or RunFailed: with the command's own one-line error, if it failed.
+    """
+    # stderr goes to a file, not a pipe: a pipe nobody reads until the end would stall a chatty run.
+    with tempfile.TemporaryFile("w+") as errors:
+        process = subprocess.Popen([sys.executable, "-m", module, "--wandb", "disabled", *argv],
+                                   stdout=subprocess.DEVNULL, stderr=errors, text=True)
+        samples = []
+        while process.poll() is None:
+            samples.append(resident_memory_mb(process.pid) or 0.0)
+            time.sleep(period)
+        errors.seek(0)
+        stderr = errors.read()
+    if process.returncode != 0:
+        last = stderr.strip().splitlines()[-1] if stderr.strip() else f"{module} failed"
+        raise (InputError if process.returncode == 2 else RunFailed)(last.split(": error: ", 1)[-1])
+    return samples
+
+
+def memory_bench(args: argparse.Namespace) -> int:
+    """``--memory``: one long random search, its resident memory sampled as it runs and recorded after
+    each trial; then its largest trial (by memory after it) trained alone, sampled the same way, which
+    is what one training of the search's biggest model needs."""
+    if args.trials < 1:
+        raise UsageError(f"--trials must be at least 1, got {args.trials}")
+    with tempfile.TemporaryDirectory(prefix="gtzan-bench-") as folder:
+        data = []
+        if "--data-dir" not in args.extra:  # 100 synthetic clips of 10 s
+            data = ["--data-dir", f"{folder}/data"]
+            subprocess.run([sys.executable, "-m", "data.synthetic", f"{folder}/data", "--clips-per-genre", "10",
+                            "--seconds", "10", "--seed", "0"], check=True, capture_output=True)
+        argv = ["--space", args.space, "--tuner", "random", "--max-trials", str(args.trials), *data, *args.extra,
+                "--out", f"{folder}/runs"]
+        samples = sampled("tuning.search", argv)
+        records = sorted(RunStore(Path(folder) / "runs" / args.space).records(), key=lambda r: r.get("trial_id", ""))
+        largest = max(records, key=lambda record: record["rss_mb"])
+        alone = sampled("tuning.train", [largest["model"], *data, *args.extra, "--out", f"{folder}/alone"])
+    after = [record["rss_mb"] for record in records]
+    peak = max(samples)
+    print(f"{args.space} search, {len(records)} random trials ({' '.join(args.extra) or 'default flags'}), "
+          f"resident memory (MB) after each trial: {', '.join(f'{mb:.0f}' for mb in after)}")
+    print(f"peak {peak:.0f} MB; after the last trial {after[-1]:.0f} MB, {after[-1] / after[0]:.2f}x after the first; "
+          f"the peak is {peak / after[0]:.2f}x the memory after the first trial")
+    print(f"its largest trial, {largest['model']} ({largest['parameters']:,} parameters), trained alone peaks at "
+          f"{max(alone):.0f} MB: the search's peak is {peak / max(alone):.2f}x one training of its largest model")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The command-line parser (other flags go to every search)."""
     result = parser(PROG, __doc__)
@@ -117,6 +169,10 @@ def build_parser() -> argparse.ArgumentParser:
                           help="time a bncnn fold, probe folds on a cold and a warm feature cache, and a probe search")
     transfer.add_argument("--folds", type=int, default=5, help="folds of each cross-validation (default: 5)")
     transfer.add_argument("--trials", type=int, default=30, help="trials of the probe search (default: 30)")
+    memory = result.add_argument_group("search memory (--memory)")
+    memory.add_argument("--memory", action="store_true",
+                        help="one long random search (--trials trials; 100 synthetic clips of 10 s without "
+                             "--data-dir), its resident memory after each trial and at its peak")
     transfer.add_argument("--probes", nargs="+", default=list(dict.fromkeys(("musicnn-msd_train=head",
                                                                               RECOMMENDED_MODEL[0]))),
                           metavar="MODEL", help="the probes to time (default: musicnn-msd_train=head and the "
@@ -131,8 +187,12 @@ def build_parser() -> argparse.ArgumentParser:
 
 def bench(args: argparse.Namespace) -> int:
     """The command: the three searches, their timings and whether the trials agree (or ``--transfer``)."""
+    if args.transfer and args.memory:
+        raise UsageError("--transfer and --memory are two benchmarks; give one")
     if args.transfer:
         return transfer_bench(args)
+    if args.memory:
+        return memory_bench(args)
     if args.workers < 2:
         raise UsageError(f"--workers must be at least 2 to compare with one worker, got {args.workers}")
     extra = args.extra

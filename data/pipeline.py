@@ -317,18 +317,3 @@ def eval_inputs(clips: Sequence[Clip], *, window_seconds: float,
         raise ValueError("no evaluation windows: every clip failed to decode")
     labels, index = (np.concatenate([part[i] for part in parts]) for i in range(2))
     return windows.map(lambda audio, label, index: audio).batch(STREAMED_EVAL_BATCH).prefetch(2), labels, index
-
-
-def resident_memory_mb() -> float | None:
-    """This process's resident memory in MB (Linux ``/proc``; None elsewhere).
-
-    Used to measure the decoded cache and to record, per search trial, that memory stays flat.
-    """
-    try:
-        with open("/proc/self/status") as status:
-            for line in status:
-                if line.startswith("VmRSS:"):
-                    return int(line.split()[1]) / 1024
-    except OSError:
-        pass
-    return None

@@ -29,3 +29,38 @@ def run_python(code: str, *args: str, backend: str) -> subprocess.CompletedProce
 def last_error_line(done: subprocess.CompletedProcess) -> str:
     """The last line a child process wrote to stderr (its error, for a failed one), on one line."""
     return one_line((done.stderr.strip().splitlines() or ["no message"])[-1])
+
+
+def resident_memory_mb(pid: int | str = "self") -> float | None:
+    """A process's resident memory in MB (this one's by default; Linux ``/proc``; None elsewhere).
+
+    Used to measure the decoded cache, each search trial's memory and the app's under a soak.
+    """
+    try:
+        with open(f"/proc/{pid}/status") as status:
+            for line in status:
+                if line.startswith("VmRSS:"):
+                    return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return None
+
+
+def process_tree(pid: int | str = "self") -> list[int | str]:
+    """A process and all its descendants (Linux ``/proc``; the process alone elsewhere)."""
+    found, stack = [pid], [pid]
+    while stack:
+        parent = stack.pop()
+        try:
+            tasks = os.listdir(f"/proc/{parent}/task")
+        except OSError:
+            continue
+        for task in tasks:
+            try:
+                with open(f"/proc/{parent}/task/{task}/children") as children:
+                    kids = [int(child) for child in children.read().split()]
+            except OSError:
+                continue
+            found += kids
+            stack += kids
+    return found

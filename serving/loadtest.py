@@ -24,6 +24,7 @@ from pathlib import Path
 import numpy as np
 
 from data.errors import RunFailed
+from data.processes import resident_memory_mb
 
 
 @dataclasses.dataclass(frozen=True)
@@ -161,14 +162,8 @@ def answer(url: str, path: Path, timeout: float = 120.0) -> dict:
 
 
 def resident_mb(pid: int) -> float:
-    """A process's resident memory in MB (Linux ``/proc``; 0 elsewhere)."""
-    try:
-        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1]) / 1024
-    except OSError:
-        pass
-    return 0.0
+    """A process's resident memory in MB (0 where it cannot be read)."""
+    return resident_memory_mb(pid) or 0.0
 
 
 def raw_upload(port: int, name: str, data: bytes, timeout: float) -> int:
@@ -274,3 +269,188 @@ def big_body(server: Server, megabytes: int, timeout: float = 60.0) -> dict:
     done.set()
     watcher.join(timeout=5)
     return {"status": status, "answered_s": answered, "sent_mb": sent / (1 << 20), "spool_peak_mb": peak[0] / 1e6}
+
+
+@dataclasses.dataclass(frozen=True)
+class Vitals:
+    """What a server process holds at one moment.
+
+    Attributes:
+        rss_mb: Resident memory (MB).
+        fds: Open file descriptors (files and sockets).
+        threads: Threads.
+        temp_files: Files in its upload folder.
+    """
+
+    rss_mb: float
+    fds: int
+    threads: int
+    temp_files: int
+
+    def __str__(self) -> str:
+        return (f"{self.rss_mb:.0f} MB resident, {self.fds} open descriptors, {self.threads} threads, "
+                f"{self.temp_files} temporary files")
+
+
+def vitals(server: Server) -> Vitals:
+    """The server's :class:`Vitals` now (Linux ``/proc``; descriptors and threads 0 elsewhere)."""
+    pid = server.process.pid
+    try:
+        fds = len(os.listdir(f"/proc/{pid}/fd"))
+        status = Path(f"/proc/{pid}/status").read_text().splitlines()
+        threads = next((int(line.split()[1]) for line in status if line.startswith("Threads:")), 0)
+    except OSError:
+        fds = threads = 0
+    temp = sum(1 for path in server.spool.rglob("*") if path.is_file()) if server.spool else 0
+    return Vitals(resident_mb(pid), fds, threads, temp)
+
+
+def _head(port: int, length: int, boundary: str) -> bytes:
+    return (f"POST /api/predict HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nConnection: close\r\n"
+            f"Content-Type: multipart/form-data; boundary={boundary}\r\nContent-Length: {length}\r\n\r\n").encode()
+
+
+def oversized(port: int, declared_mb: float, send_mb: float, timeout: float) -> int:
+    """A body that declares ``declared_mb`` MB (over the app's cap) and sends ``send_mb`` MB of it
+    before it reads the answer, then hangs up; returns the HTTP status (0: no answer)."""
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=timeout) as conn:
+            try:
+                conn.sendall(_head(port, int(declared_mb * 1e6), "zz") + bytes(int(send_mb * 1e6)))
+            except OSError:  # past the server's lingering bound: the answer may still be waiting
+                pass
+            answer = conn.recv(64).split(b" ", 2)
+    except OSError:
+        return 0
+    return int(answer[1]) if len(answer) > 1 and answer[1].isdigit() else 0
+
+
+def disconnect(port: int, name: str, data: bytes, timeout: float) -> int:
+    """Sends half of an upload of ``data`` and resets the connection (a client that goes away)."""
+    body = (f'--zz\r\nContent-Disposition: form-data; name="file"; filename="{name}"\r\n\r\n').encode() + data
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=timeout) as conn:
+            conn.sendall(_head(port, len(body) + 8, "zz") + body[: len(body) // 2])
+            conn.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, b"\x01\x00\x00\x00\x00\x00\x00\x00")  # RST on close
+    except OSError:
+        pass
+    return 0
+
+
+def settled(server: Server, start: Vitals, seconds: float) -> Vitals:
+    """The server's vitals once it is idle: polled until descriptors, threads and temporary files are
+    back to ``start`` or ``seconds`` pass (connections still being discarded close within the
+    app's lingering bound)."""
+    deadline = time.monotonic() + seconds
+    while True:
+        now = vitals(server)
+        if (now.fds <= start.fds and now.threads <= start.threads and now.temp_files <= start.temp_files) \
+                or time.monotonic() > deadline:
+            return now
+        time.sleep(0.5)
+
+
+@dataclasses.dataclass
+class SoakResult:
+    """What a soak measured.
+
+    Attributes:
+        start: The server's vitals after a warm-up round of every request, once idle.
+        end: Its vitals after the soak, once idle.
+        samples: ``(seconds, vitals)`` about once a minute meanwhile.
+        statuses: Per kind of request, the count of each HTTP status (0: no answer).
+        seconds: The soak's length.
+    """
+
+    start: Vitals
+    end: Vitals
+    samples: list[tuple[float, Vitals]]
+    statuses: dict[str, dict[int, int]]
+    seconds: float
+
+    def growth(self, rss_slack_mb: float) -> list[str]:
+        """What grew from start to end: one phrase per resource over its bound (none: nothing grew).
+
+        Resident memory may move by ``rss_slack_mb`` (allocator arenas and caches breathe); the
+        counts may not grow at all."""
+        grown = [f"{name} {before} -> {after}" for name, before, after in
+                 (("open descriptors", self.start.fds, self.end.fds), ("threads", self.start.threads, self.end.threads),
+                  ("temporary files", self.start.temp_files, self.end.temp_files)) if after > before]
+        if self.end.rss_mb - self.start.rss_mb > rss_slack_mb:
+            grown.insert(0, f"resident memory {self.start.rss_mb:.0f} -> {self.end.rss_mb:.0f} MB")
+        return grown
+
+
+def soak(server: Server, clip: Path, truncated: Path, *, seconds: float, clients: int, burst: int,
+         burst_every_s: float, upload_cap_mb: float, on_sample=None, seed: int = 0) -> SoakResult:
+    """Drives the app for ``seconds`` with a mix of requests and records its vitals.
+
+    ``clients`` threads each send, in a seeded random order: the valid ``clip`` (half of all
+    requests), ``truncated`` (a cut file), a body declared over ``upload_cap_mb`` of which 2 MB are sent
+    first, and an upload cut off half-way by a reset; every ``burst_every_s`` seconds ``burst``
+    more uploads of ``clip`` arrive at once. Every client sends its whole body before it reads.
+
+    Args:
+        on_sample: Called with ``(seconds, vitals)`` about once a minute (to print progress).
+    """
+    data, cut = clip.read_bytes(), truncated.read_bytes()
+    statuses: dict[str, dict[int, int]] = {}
+    lock = threading.Lock()
+    kinds = {
+        "valid clip": lambda timeout: raw_upload(server.port, clip.name, data, timeout),
+        "truncated file": lambda timeout: raw_upload(server.port, truncated.name, cut, timeout),
+        "declared over the cap": lambda timeout: oversized(server.port, 2 * upload_cap_mb, 2.0, timeout),
+        "cut off by the client": lambda timeout: disconnect(server.port, clip.name, data, timeout),
+    }
+    weights = np.array([3, 1, 1, 1]) / 6
+
+    def count(kind: str, status: int) -> None:
+        with lock:
+            per_kind = statuses.setdefault(kind, {})
+            per_kind[status] = per_kind.get(status, 0) + 1
+
+    def send_burst() -> None:
+        threads = [threading.Thread(target=lambda: count("burst", raw_upload(server.port, clip.name, data, 180)),
+                                    daemon=True) for _ in range(burst)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(timeout=240)
+
+    # Warm-up: one of each, and a burst, so that lazily made threads and caches exist at the start.
+    for kind, send in kinds.items():
+        send(180)
+    send_burst()
+    start = settled(server, vitals(server), 10.0)
+    statuses.clear()
+
+    began = time.monotonic()
+    deadline = began + seconds
+    stop = threading.Event()
+
+    def client(index: int) -> None:
+        rng = np.random.default_rng([seed, index])
+        while not stop.is_set() and time.monotonic() < deadline:
+            kind = list(kinds)[rng.choice(len(kinds), p=weights)]
+            count(kind, kinds[kind](180))
+
+    def bursts() -> None:
+        while not stop.wait(burst_every_s) and time.monotonic() < deadline:
+            send_burst()
+
+    threads = [threading.Thread(target=client, args=(i,), daemon=True) for i in range(clients)]
+    threads.append(threading.Thread(target=bursts, daemon=True))
+    for thread in threads:
+        thread.start()
+    samples = []
+    while time.monotonic() < deadline:
+        time.sleep(min(60.0, max(0.0, deadline - time.monotonic())))
+        sample = (time.monotonic() - began, vitals(server))
+        samples.append(sample)
+        if on_sample:
+            on_sample(*sample)
+    stop.set()
+    for thread in threads:
+        thread.join(timeout=300)
+    end = settled(server, start, 60.0)
+    return SoakResult(start, end, samples, statuses, time.monotonic() - began)

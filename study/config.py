@@ -9,7 +9,7 @@ from __future__ import annotations
 # The study's sections, in its order: each a search space (tuning.spaces holds more, like probe).
 SECTIONS = ("mlp", "cnn", "activation", "optimizer", "training", "regularization", "input")
 # --quick: every trial this short, on this small synthetic set when no data is given.
-QUICK = {"epochs": 2, "window_seconds": 1.5, "synthetic": {"clips_per_genre": 8, "seconds": 3.0, "seed": 0}}
+QUICK = {"epochs": 2, "window_seconds": 1.5, "synthetic": {"clips_per_genre": 5, "seconds": 3.0, "seed": 0}}
 
 # Where each section takes its base model from: the first of these sections that finished.
 BASE_FROM = {

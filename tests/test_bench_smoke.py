@@ -117,9 +117,26 @@ def test_serving_bench_hostile_clients_get_answers(export, capsys):
     assert bench_serving.main(["--model", str(export), "--hostile", "--clients", "2"]) == 0
     out = capsys.readouterr().out
     assert "same answer True" in out
+    burst = line_with(out, "16 clips of 30 s")
+    assert "answers {200: 16}" in burst, burst  # the queue holds those beyond the concurrent scorings
     long = line_with(out, "2 uploads of 30 minutes")
     assert "{200: 2}" in long or "503" in long, long
     assert "a 1-GB body: answered 413" in out
+    print(out)
+
+
+@pytest.mark.slow
+def test_serving_soak_holds_flat(export, capsys):
+    # Exit 1 if memory, descriptors, threads or temporary files grew over the soak.
+    assert bench_serving.main(["--model", str(export), "--soak", "--minutes", "1.2"]) == 0
+    out = capsys.readouterr().out
+    assert "nothing grew" in out
+    for start in ("start (after a warm-up, idle):", "end (idle again):", "after  1.0 min:"):
+        mb, fds, threads, temp = figures(line_with(out, start).split(":", 1)[1])
+        assert mb > 0 and fds > 0 and threads > 0 and temp >= 0
+    answers = {kind: line_with(out, kind) for kind in ("valid clip", "declared over the cap", "truncated file")}
+    assert "200:" in answers["valid clip"] and "413:" in answers["declared over the cap"], answers
+    assert "0:" not in answers["declared over the cap"], answers  # the refusal reached every client
     print(out)
 
 
@@ -139,3 +156,14 @@ def test_tuning_bench_transfer_times_every_run(tiny_gtzan, wheel, capsys):
     measured(out, "probe search, 2 random trials:")
     measured(out, "the same search with --objective kfold (2 folds, and the refit):")
     print(out)
+
+
+def test_a_soak_reports_what_grew():
+    from serving.loadtest import SoakResult, Vitals
+
+    flat = SoakResult(Vitals(500, 20, 30, 0), Vitals(540, 20, 30, 0), [], {}, 60)
+    assert flat.growth(64) == []
+    grown = SoakResult(Vitals(500, 20, 30, 0), Vitals(600, 21, 31, 1), [], {}, 60)
+    assert grown.growth(64) == ["resident memory 500 -> 600 MB", "open descriptors 20 -> 21", "threads 30 -> 31",
+                                "temporary files 0 -> 1"]
+    assert SoakResult(Vitals(500, 20, 30, 1), Vitals(500, 19, 29, 0), [], {}, 60).growth(0) == []

@@ -25,9 +25,9 @@ from data.pipeline import (
     epochs_dataset,
     eval_inputs,
     mixup,
-    resident_memory_mb,
     train_dataset,
 )
+from data.processes import resident_memory_mb
 from data.sources import load_split
 from data.splits import Split
 from training.callbacks import ClipMetrics, training_callbacks
