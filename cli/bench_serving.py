@@ -6,6 +6,8 @@ Usage::
     python -m serving.bench --http [--model EXPORT_DIR] [--clients 4] [--requests 40] [--max-seconds 120]
     python -m serving.bench --hostile [--model EXPORT_DIR] [--clients 48]
     python -m serving.bench --compare exports/<model>/<version> [--repeats 10]
+    python -m serving.bench --soak [--model EXPORT_DIR] [--minutes 10] [--clients N]
+    python -m serving.bench --library [--model EXPORT_DIR] [--clips 20] [--songs 4] [--workers N]
 
 A new Python process that imports only the model's runtime (TensorFlow for a SavedModel, ONNX
 Runtime, LiteRT or OpenVINO for ``--model`` a ``model.onnx``, ``.tflite`` or ``.xml``) loads it
@@ -34,6 +36,21 @@ truncated MP3 (twice, with another upload between), ``--clients`` 30-minute reco
 while ``/api/health`` is asked every 50 ms, and a 1-GB body. It prints each answer's status, the
 server's resident memory growth, the slowest health answer, and how fast and how late the big
 body was refused.
+
+``--soak`` starts the app (its default limits, its upload folder watched) and drives it for
+``--minutes`` with ``--clients`` clients (the app's concurrency by default), each sending in a
+random order valid 30-s clips (half of its requests), truncated MP3s, bodies that declare more than
+``--max-upload-mb`` and uploads cut off half-way by a reset, with a burst of ``--max-concurrent`` +
+``--max-queue`` clips every 30 s. It prints the server's resident memory, open file descriptors,
+threads and temporary files after a warm-up and once a minute, and at the end once the app is idle,
+with each kind of request's answers; it exits 1 if a count grew or memory grew by more than 64 MB.
+
+``--library`` times tagging a library (``serving.predict --out``) against today's loop of one file
+after another, on ``--clips`` real 30-s clips (as ``--http`` makes them) and ``--songs`` synthetic
+4-minute songs in MP3: files per second of each, the model alone on decoded windows (the bound no
+path passes), then ``--precision bfloat16`` and ``int8`` where they run, with their agreement with
+float32 on the real clips (refused below 99%, as ``serving.predict`` refuses them), and the peak
+memory of tagging a 10-minute MP3.
 """
 
 from __future__ import annotations
@@ -49,9 +66,11 @@ from pathlib import Path
 
 from cli.runner import parser, quiet_tensorflow, run, warn
 from data.errors import UsageError, install_extra
-from serving.config import ABOUT_FILE, FORMAT_FILES, FORMAT_RUNTIMES, FORMATS, MODEL_HELP, find_export
+from serving.config import ABOUT_FILE, FORMAT_FILES, FORMAT_RUNTIMES, FORMATS, MODEL_HELP, Limits, find_export
+from serving.library import default_workers
 
 PROG = "python -m serving.bench"
+SOAK_RSS_SLACK_MB = 64.0  # the resident memory a soak may move by: allocator arenas and caches breathe
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -63,12 +82,25 @@ def build_parser() -> argparse.ArgumentParser:
                         help="time every format of this export side by side (exports/<model>/<version>)")
     http = result.add_argument_group("HTTP (--http)")
     http.add_argument("--http", action="store_true", help="benchmark the web app on loopback instead")
-    http.add_argument("--clients", type=int, help="concurrent clients (default: 4; 48 with --hostile)")
+    http.add_argument("--clients", type=int,
+                      help="concurrent clients (default: 4; 48 with --hostile; the app's --max-concurrent with --soak)")
     http.add_argument("--requests", type=int, default=40, help="requests per run at most (default: 40)")
     http.add_argument("--max-seconds", type=float, default=120.0, help="seconds per run at most (default: 120)")
     http.add_argument("--audio-dir", help="folder of real recordings to cut the 30-s clips from "
                                           "(default: ../shared/real_excerpts if it is there)")
     http.add_argument("--hostile", action="store_true", help="hostile clients against the web app on loopback instead")
+    soak = result.add_argument_group("soak (--soak)")
+    soak.add_argument("--soak", action="store_true",
+                      help="drive the web app with a mix of good and hostile requests for --minutes and report what "
+                           "it holds at the start and the end (exit 1 if anything grew)")
+    soak.add_argument("--minutes", type=float, default=10.0, help="length of the soak (default: 10)")
+    library = result.add_argument_group("tagging a library (--library)")
+    library.add_argument("--library", action="store_true",
+                         help="time serving.predict --out against one file after another, on real clips and MP3 songs")
+    library.add_argument("--clips", type=int, default=20, help="real 30-s clips (default: 20)")
+    library.add_argument("--songs", type=int, default=4, help="synthetic 4-minute MP3 songs (default: 4)")
+    library.add_argument("--workers", type=int, default=default_workers(),
+                         help=f"decoding processes (default: {default_workers()} on this machine)")
     return result
 
 
@@ -80,18 +112,24 @@ def check(args: argparse.Namespace) -> tuple[Path, Path | None]:
     """
     if args.repeats < 1:
         raise UsageError(f"--repeats must be at least 1, got {args.repeats}")
+    if sum((args.http, args.hostile, args.soak, args.library, args.compare is not None)) > 1:
+        raise UsageError("--http, --hostile, --soak, --library and --compare are five benchmarks; give one")
+    if args.clips < 1 or args.songs < 1 or args.workers < 1:
+        raise UsageError(f"--clips, --songs and --workers must be at least 1, got {args.clips}, {args.songs} and "
+                         f"{args.workers}")
     if args.clients is None:
-        args.clients = 48 if args.hostile else 4
+        args.clients = 48 if args.hostile else Limits().concurrent if args.soak else 4
     if args.clients < 1 or args.requests < 1 or not args.max_seconds > 0:
         raise UsageError("--clients and --requests must be at least 1 and --max-seconds positive")
+    if not args.minutes > 0:
+        raise UsageError(f"--minutes must be positive, got {args.minutes:g}")
     shared = Path(__file__).resolve().parents[2] / "shared" / "real_excerpts"
     folder = Path(args.audio_dir) if args.audio_dir else (shared if shared.is_dir() else None)
     if folder is not None and not folder.is_dir():
         raise UsageError(f"--audio-dir {folder} is not a folder")
     if args.compare is not None:
-        if args.model or args.http or args.hostile:
-            raise UsageError("--compare times the formats of the export it names; it goes with neither --model, "
-                             "--http nor --hostile")
+        if args.model:
+            raise UsageError("--compare times the formats of the export it names; it does not take --model")
         return compare_folder(args.compare), folder
     return find_export(args.model), folder
 
@@ -116,15 +154,17 @@ def compare_folder(text: str) -> Path:
 def bench(args: argparse.Namespace) -> int:
     """The command: times the export in a fresh process (or through the app) and prints what it measured."""
     export, folder = check(args)
-    if args.http and args.hostile:
-        raise UsageError("--http and --hostile are two benchmarks; give one")
     quiet_tensorflow(args.verbose)
     from serving import benchmarks, loadtest  # the library loads TensorFlow: only once every flag is checked
 
     if args.compare is not None:
         return compare(args, export, folder, benchmarks)
     if args.hostile:
-        return hostile(args, export, benchmarks, loadtest)
+        return hostile(args, export, folder, benchmarks, loadtest)
+    if args.soak:
+        return soak(args, export, folder, benchmarks, loadtest)
+    if args.library:
+        return library(args, export, folder, benchmarks)
     if not args.http:
         with tempfile.TemporaryDirectory(prefix="gtzan-bench-") as work:
             timings = benchmarks.time_export(export, args.repeats, Path(work))
@@ -188,14 +228,23 @@ def compare(args: argparse.Namespace, export: Path, audio_dir: Path | None, benc
     return 0
 
 
-def hostile(args: argparse.Namespace, export: Path, benchmarks, loadtest) -> int:
-    """``--hostile``: what the app does with hostile uploads, in its default limits."""
+def hostile(args: argparse.Namespace, export: Path, audio_dir: Path | None, benchmarks, loadtest) -> int:
+    """``--hostile``: what the app does with hostile uploads and a burst of ordinary ones, in its default limits.
+
+    Every client here sends its whole body before it reads the answer, as most HTTP libraries do."""
     with tempfile.TemporaryDirectory(prefix="gtzan-hostile-bench-") as work:
         files = benchmarks.hostile_files(Path(work) / "files", long_seconds=1800)
+        (clip,), real = benchmarks.clips_30s(audio_dir, Path(work), count=1)
         spool = Path(work) / "spool"
         spool.mkdir()
         with loadtest.Server(export, spool=spool) as server:
-            print(f"model: {export}; the app with its default limits (--max-concurrent = {os.cpu_count()} cores)")
+            limits = Limits()
+            print(f"model: {export}; the app with its default limits (--max-concurrent = {limits.concurrent} cores, "
+                  f"--max-queue {limits.queue}, --queue-timeout {limits.queue_timeout_s:g} s)")
+            result = loadtest.storm(server, clip.name, clip.read_bytes(), clients=16, timeout=120)
+            print(f"16 clips of 30 s ({'real' if real else 'synthetic'} music) at once: answers "
+                  f"{dict(sorted(result['statuses'].items()))}, slowest /api/health "
+                  f"{result['health_max_s'] * 1000:.0f} ms, {result['seconds']:.1f} s")
             for name, path in files.items():
                 if "minutes" in name:
                     continue
@@ -215,6 +264,42 @@ def hostile(args: argparse.Namespace, export: Path, benchmarks, loadtest) -> int
             big = loadtest.big_body(server, 1024)
             print(f"a 1-GB body: answered {big['status']} after {big['answered_s']:.2f} s, {big['sent_mb']:.0f} MB "
                   f"sent, at most {big['spool_peak_mb']:.0f} MB on the server's disk")
+    return 0
+
+
+def soak(args: argparse.Namespace, export: Path, audio_dir: Path | None, benchmarks, loadtest) -> int:
+    """``--soak``: the app on its default limits driven for ``--minutes``; exit 1 if anything it holds grew."""
+    limits = Limits()
+    burst = limits.concurrent + limits.queue
+    with tempfile.TemporaryDirectory(prefix="gtzan-soak-") as work:
+        (clip,), real = benchmarks.clips_30s(audio_dir, Path(work), count=1)
+        truncated = benchmarks.hostile_files(Path(work) / "files", long_seconds=60)["truncated MP3 (10 s declared)"]
+        spool = Path(work) / "spool"
+        spool.mkdir()
+        with loadtest.Server(export, spool=spool) as server:
+            print(f"model: {export}; the app with its default limits (--max-concurrent {limits.concurrent}, --max-queue "
+                  f"{limits.queue}); {args.clients} clients sending valid 30-s clips of {'real' if real else 'synthetic'}"
+                  f" music (half), truncated files, bodies declared over --max-upload-mb and uploads cut off "
+                  f"half-way, and a burst of {burst} clips every 30 s, for {args.minutes:g} minutes")
+            result = loadtest.soak(server, clip, truncated, seconds=args.minutes * 60, clients=args.clients,
+                                   burst=burst, burst_every_s=30.0, upload_cap_mb=limits.max_upload_mb,
+                                   on_sample=lambda s, v: print(f"  after {s / 60:4.1f} min: {v}", flush=True))
+    print(f"start (after a warm-up, idle): {result.start}")
+    print(f"end (idle again):              {result.end}")
+    for kind, statuses in result.statuses.items():
+        print(f"  {kind:<24} answers {dict(sorted(statuses.items()))}")
+    grown = result.growth(SOAK_RSS_SLACK_MB)
+    print(f"grew: {'; '.join(grown)}" if grown else
+          f"nothing grew (resident memory within {SOAK_RSS_SLACK_MB:g} MB, the counts not at all)")
+    return 1 if grown else 0
+
+
+def library(args: argparse.Namespace, export: Path, audio_dir: Path | None, benchmarks) -> int:
+    """``--library``: today's loop, ``--out`` in float32 and in the reduced precisions, the model's bound."""
+    with tempfile.TemporaryDirectory(prefix="gtzan-library-bench-") as work:
+        for line in benchmarks.library_bench(export, audio_dir, Path(work), clips=args.clips, songs=args.songs,
+                                             workers=args.workers):
+            print(line, flush=True)
     return 0
 
 

@@ -4,22 +4,32 @@ benchmark (``serving.loadtest``) is compared with."""
 
 from __future__ import annotations
 
+import csv
+import dataclasses
 import json
+import os
 import subprocess
 import sys
+import threading
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
 import soundfile
+import soxr
 
 import zoo
 from data.catalogue import SAMPLE_RATE
 from data.config import window_starts
-from data.errors import RunFailed
+from data.errors import InputError, RunFailed
+from data.processes import process_tree, resident_memory_mb
 from data.synthesis import render_clip
 from serving.config import ABOUT_FILE, FORMAT_FILES, FORMATS, format_of
+from serving.decoding import WindowPlan
+from serving import precision
 from serving.export import portable_front_ends
+from serving.library import Table, tag_library
 from serving.prediction import Predictor, read_audio
 from serving.runtimes import openvino_module
 from zoo.benchmarks import forward_flops, matmul_flops_per_second
@@ -263,3 +273,150 @@ def hostile_files(folder: Path, long_seconds: float) -> dict[str, Path]:
         for _ in range(int(long_seconds // 60)):
             out.write(minute)
     return files
+
+
+@dataclasses.dataclass(frozen=True)
+class LibraryRun:
+    """One way of tagging one set of files, timed.
+
+    Attributes:
+        files: Files tagged.
+        seconds: Wall seconds.
+        windows: Windows scored.
+        peak_mb: Peak resident memory of the process and its decoding workers together (None: not measured).
+    """
+
+    files: int
+    seconds: float
+    windows: int
+    peak_mb: float | None = None
+
+    @property
+    def files_per_second(self) -> float:
+        return self.files / self.seconds
+
+
+class TreeMemory:
+    """Samples the resident memory of this process and its children (the decoding workers) in a thread."""
+
+    def __init__(self, period: float = 0.05):
+        self.period, self.peak, self._stop = period, 0.0, threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def __enter__(self) -> TreeMemory:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._stop.set()
+        self._thread.join()
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            self.peak = max(self.peak, sum(resident_memory_mb(pid) or 0.0 for pid in process_tree()))
+            self._stop.wait(self.period)
+
+
+def library_songs(out: Path, count: int, seconds: float = 240.0) -> list[Path]:
+    """``count`` synthetic songs of ``seconds`` in MP3 (44.1 kHz stereo, as a music library holds them)."""
+    out.mkdir(parents=True, exist_ok=True)
+    genres = ("rock", "jazz", "disco", "metal", "blues", "pop")
+    paths = []
+    for i in range(count):
+        mono = render_clip(genres[i % len(genres)], seconds, np.random.default_rng(100 + i)).astype(np.float32)
+        stereo = np.repeat(soxr.resample(mono, SAMPLE_RATE, 44100)[:, None], 2, axis=1)
+        paths.append(out / f"song{i}.mp3")
+        soundfile.write(paths[-1], stereo, 44100, format="MP3")
+    return paths
+
+
+def sequential_run(export: Path, files: list[Path]) -> LibraryRun:
+    """Today's path before ``--out``: ``serving.predict``'s loop, one file after another (float32)."""
+    predictor = Predictor(export)
+    predictor.predict_file(files[0])  # warm-up, as the tagging runs get theirs
+    start = time.perf_counter()
+    windows = sum(len(predictor.predict_file(file).windows) for file in files)
+    return LibraryRun(len(files), time.perf_counter() - start, windows)
+
+
+def library_run(score, predictor: Predictor, files: list[Path], work: Path, workers: int,
+                max_windows: int | None = None) -> LibraryRun:
+    """``serving.predict --out``'s path (``serving.library``), into a fresh table, its memory sampled."""
+    table_path = work / f"tags-{time.monotonic_ns()}.csv"
+    with TreeMemory() as memory:
+        summary = tag_library(files, score, Table(table_path, predictor.name, predictor.genres),
+                              WindowPlan(predictor.window, predictor.window, max_windows), workers=workers)
+    with open(table_path, newline="") as stream:
+        windows = sum(int(row["windows"] or 0) for row in csv.DictReader(stream))
+    if summary.failed:
+        raise RunFailed(f"{summary.failed} of {len(files)} benchmark files could not be tagged")
+    return LibraryRun(summary.tagged, summary.seconds, windows, memory.peak)
+
+
+def windows_per_second(score, window: int, batch: int = 32, repeats: int = 3) -> float:
+    """The model alone on decoded windows, ``batch`` per call: the bound no tagging path passes."""
+    windows = np.random.default_rng(0).normal(0, 0.1, (batch, window)).astype(np.float32)
+    score(windows)
+    start = time.perf_counter()
+    for _ in range(repeats):
+        score(windows)
+    return batch * repeats / (time.perf_counter() - start)
+
+
+def library_bench(export: Path, audio_dir: Path | None, work: Path, clips: int, songs: int,
+                  workers: int) -> Iterator[str]:
+    """``serving.bench --library``: its table, line by line as it is measured (see the command's docstring).
+
+    Raises:
+        InputError: for an export that does not say its window.
+    """
+    predictor = Predictor(export)
+    if predictor.window is None:
+        raise InputError(f"{export} does not say its window; export it again with python -m zoo.evaluate")
+    (work / "clips").mkdir()
+    clip_files, real = clips_30s(audio_dir, work / "clips", count=clips)
+    sets = {f"30-s clips ({'real' if real else 'synthetic'}, WAV)": clip_files,
+            "4-min songs (MP3)": library_songs(work / "songs", songs)}
+    bound = windows_per_second(predictor.runtime.probabilities, predictor.window)
+    yield (f"model: {predictor.name} ({export}, {predictor.runtime.name}); {len(clip_files)} 30-s clips of "
+           f"{'real music from ' + str(audio_dir) if real else 'synthetic music'}, {songs} synthetic 4-min songs "
+           f"(MP3, 44.1 kHz stereo); {os.cpu_count()} CPU cores, {workers} decoding workers")
+    yield f"{'files':<26} {'path':<38} {'files/s':>8} {'windows/s':>10} {'x today':>8} {'peak MB':>8}"
+    today: dict[str, float] = {}
+
+    def line(name: str, path: str, run: LibraryRun) -> str:
+        rate = run.files_per_second
+        today.setdefault(name, rate)
+        peak = f"{run.peak_mb:8.0f}" if run.peak_mb else f"{'':>8}"
+        return f"{name:<26} {path:<38} {rate:8.2f} {run.windows / run.seconds:10.1f} {rate / today[name]:7.2f}x {peak}"
+
+    peaks = []
+    for name, files in sets.items():
+        sequential = sequential_run(export, files)
+        yield line(name, "one file after another (float32)", sequential)
+        tagged = library_run(predictor.runtime.probabilities, predictor, files, work, workers)
+        peaks.append(tagged.peak_mb)
+        yield line(name, "--out (float32)", tagged)
+        per_file = sequential.windows / sequential.files
+        yield (f"{name:<26} {'model alone, 32 windows a call (bound)':<38} {bound / per_file:8.2f} {bound:10.1f} "
+               f"{bound / per_file / today[name]:7.2f}x")
+    calibration, check, _, checked = precision.sample_windows(clip_files, WindowPlan(predictor.window,
+                                                                                     predictor.window))
+    for reduced in ("bfloat16", "int8"):
+        try:
+            runtime = precision.reduced_runtime(predictor.folder, reduced, calibration)
+        except InputError as error:
+            yield f"--precision {reduced}: not run: {error}"
+            continue
+        found = precision.agreement(predictor.runtime.probabilities, runtime.probabilities, check, checked)
+        used = found.top1 >= precision.MIN_AGREEMENT
+        yield f"--precision {reduced} ({runtime.name}): {found}: {'used' if used else 'refused'}"
+        if used:
+            for name, files in sets.items():
+                yield line(name, f"--out ({reduced})", library_run(runtime.probabilities, predictor, files, work,
+                                                                   workers))
+    long_song = library_songs(work / "long", 1, seconds=600.0)
+    run = library_run(predictor.runtime.probabilities, predictor, long_song, work, workers)
+    yield (f"a 10-minute MP3 tagged with --out: {run.windows} windows in {run.seconds:.1f} s, peak memory "
+           f"{run.peak_mb:.0f} MB with its {workers} decoding workers (30-s clips: {peaks[0]:.0f} MB, "
+           f"4-min songs: {peaks[1]:.0f} MB)")

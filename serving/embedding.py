@@ -20,7 +20,7 @@ from data.catalogue import SAMPLE_RATE
 from data.decode import stream_audio
 from data.errors import AudioError
 from serving.config import backbone_names
-from serving.prediction import check_audio_file
+from data.streaming import check_audio_file
 from training.runstore import write_arrays
 from zoo.builders.pretrained import tagger_model, tags_of
 

@@ -9,45 +9,19 @@ so load only models you trust (your own exports).
 from __future__ import annotations
 
 import dataclasses
-import errno
 import json
-import stat
 from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
 import tensorflow as tf
 
-from data.catalogue import SAMPLE_RATE, probe
+from data.catalogue import SAMPLE_RATE
 from data.config import window_starts
-from data.decode import read_with_soundfile, stream_audio
+from data.streaming import check_audio_file, read_with_soundfile, stream_audio  # noqa: F401 (re-exported)
 from data.errors import AudioError
 from serving.config import ABOUT_FILE, PredictError
 from serving.runtimes import load_runtime
-
-
-def check_audio_file(file: str | Path) -> Path:
-    """The checks a recording passes before it is decoded, the same that training applies to its clips.
-
-    Raises:
-        AudioError: naming what is wrong: a missing file, a folder, or a header the catalogue
-            refuses (empty, truncated, not audio).
-    """
-    path = Path(file)
-    try:
-        status = path.stat()
-    except OSError as error:  # missing, a loop of symbolic links, a folder we may not enter
-        reason = {errno.ENOENT: "file not found", errno.ELOOP: "a loop of symbolic links",
-                  errno.EACCES: "no permission to read it"}.get(error.errno, "cannot be opened")
-        raise AudioError(reason) from None
-    if stat.S_ISDIR(status.st_mode):
-        raise AudioError("is a folder, not an audio file")
-    if not stat.S_ISREG(status.st_mode):  # a pipe or a device would block or never end
-        raise AudioError("not a regular file")
-    _, reason = probe(path)
-    if reason is not None:
-        raise AudioError(reason)
-    return path
 
 
 def read_audio(file: str | Path) -> np.ndarray:

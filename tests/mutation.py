@@ -35,6 +35,9 @@ COPY_IGNORE = shutil.ignore_patterns(".git", "__pycache__", "*.pyc", "runs", "re
                                      ".pytest_cache")
 
 
+LIBRARY = ("tests/test_library.py",)
+
+
 @dataclasses.dataclass(frozen=True)
 class Mutant:
     """One deliberate bug.
@@ -327,6 +330,26 @@ MUTANTS = (
            "    if not difference <= PARITY_TOLERANCE:\n        path.unlink(missing_ok=True)\n        raise EvaluationError(f\"the head",
            "    if False:\n        path.unlink(missing_ok=True)\n        raise EvaluationError(f\"the head",
            ("tests/test_ready.py::test_a_head_that_does_not_give_the_models_answers_is_not_kept",)),
+    # Tagging a library: the windows cut, the plan over a whole song, the table a rerun continues.
+    Mutant("library-no-end-window", "serving/decoding.py",
+           "    elif sent[-1] + window < total and", "    elif False and", LIBRARY),
+    Mutant("library-plan-from-the-start", "serving/decoding.py",
+           "picks = np.unique(np.round(np.linspace(0, len(starts) - 1, limit)).astype(int))",
+           "picks = np.arange(limit)", LIBRARY),
+    Mutant("library-skip-changed-files", "serving/library.py",
+           "return print_ is not None and (int(row[\"size\"]), int(row[\"modified_ns\"])) == print_",
+           "return True", LIBRARY),
+    Mutant("library-keep-partial-row", "serving/library.py",
+           "complete = raw[: raw.rfind(b\"\\n\") + 1]", "complete = raw", LIBRARY),
+    Mutant("library-no-compaction", "serving/library.py",
+           "        if not self.superseded:\n            return\n", "        return\n", LIBRARY),
+    Mutant("library-errors-dropped", "serving/library.py",
+           "                queued[:] = [(i, w) for i, w in queued if i != message[1]]\n                finish(message[1], message[2])",
+           "                queued[:] = [(i, w) for i, w in queued if i != message[1]]\n                flight.pop(message[1])",
+           LIBRARY),
+    Mutant("library-guard-off", "serving/precision.py",
+           "    if found.top1 < MIN_AGREEMENT:", "    if False:",
+           ("tests/test_library.py::test_a_reduced_precision_that_disagrees_is_refused_with_its_figures",)),
 )
 
 

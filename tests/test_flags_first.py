@@ -96,6 +96,8 @@ CASES = {
     ],
     "tuning.bench": [
         (["--workers", "1"], "--workers must be at least 2 to compare with one worker, got 1"),
+        (["--memory", "--transfer"], "--transfer and --memory are two benchmarks; give one"),
+        (["--memory", "--trials", "0"], "--trials must be at least 1, got 0"),
     ],
     "zoo.evaluate": [
         ([MISSING], f"evaluation target not found: {MISSING}"),
@@ -128,6 +130,15 @@ CASES = {
         (["song.wav", "--model", MISSING], f"no exported model in {MISSING}"),
         (["song.wav", "--model", "/etc/hostname"], "/etc/hostname is not an exported model: expected a SavedModel "
                                                    "folder or a .onnx, .tflite, .xml, .npz file"),
+        (["song.wav", "--max-windows", "4"], "--max-windows shapes the rows of a table: give --out FILE.csv"),
+        (["song.wav", "--precision", "int8"], "--precision shapes the rows of a table: give --out FILE.csv"),
+        (["song.wav", "--out", "tags.txt"], "--out must name a .csv or .jsonl file, got tags.txt"),
+        (["song.wav", "--out", "tags.csv", "--json"], "--json prints lines; with --out the rows go to the table"),
+        (["song.wav", "--out", "tags.csv", "--max-windows", "0"], "--max-windows must be at least 1, got 0"),
+        (["song.wav", "--out", "tags.csv", "--hop", "-1"], "--hop must be a positive number of seconds, got -1"),
+        (["song.wav", "--out", "tags.csv", "--workers", "0"], "--workers must be at least 1, got 0"),
+        (["song.wav", "--out", "tags.csv", "--precision", "int4"], "argument --precision: invalid choice: 'int4'"),
+        ([f"{MISSING}/list.m3u", "--out", "tags.csv"], f"cannot read the list {MISSING}/list.m3u: No such file"),
     ],
     "serving.app": [
         (["--port", "0"], "--port must be from 1 to 65535, got 0"),
@@ -147,7 +158,12 @@ CASES = {
         (["--http", "--audio-dir", MISSING], f"--audio-dir {MISSING} is not a folder"),
         (["--model", MISSING], f"no exported model in {MISSING}"),
         (["--compare", MISSING], f"--compare {MISSING}: not an export version folder of this toolkit"),
-        (["--compare", MISSING, "--http"], "--compare times the formats of the export it names"),
+        (["--compare", MISSING, "--model", MISSING], "--compare times the formats of the export it names"),
+        (["--compare", MISSING, "--http"], "--http, --hostile, --soak, --library and --compare are five benchmarks"),
+        (["--soak", "--hostile"], "--http, --hostile, --soak, --library and --compare are five benchmarks; give one"),
+        (["--library", "--soak"], "--http, --hostile, --soak, --library and --compare are five benchmarks; give one"),
+        (["--library", "--songs", "0"], "--clips, --songs and --workers must be at least 1, got 20, 0 and"),
+        (["--soak", "--minutes", "0"], "--minutes must be positive, got 0"),
     ],
     "data.inspect": [
         ([MISSING], f"data directory not found: {MISSING}"),

@@ -26,10 +26,11 @@ CLI_SHARED = {"cli", "cli.runner", "cli.flags"}
 # install or says why it waits: the app's web stack, the benchmarks' librosa, the figures'
 # matplotlib and W&B, the export formats' converters and runtimes. TensorFlow waits in two places:
 # the command runner loads it quietly, and the pretrained checkpoints are read with it only when a
-# pretrained model is built (so a model built on JAX or PyTorch needs no TensorFlow).
+# pretrained model is built (so a model built on JAX or PyTorch needs no TensorFlow). int8 tagging
+# needs the ONNX extra's onnx and onnxruntime (its quantizer).
 EXTRAS = {"fastapi", "uvicorn", "python_multipart", "librosa", "matplotlib", "wandb", "onnx", "onnxruntime",
           "ai_edge_litert", "openvino"}
-MAX_DEFERRED_IMPORTS = 25
+MAX_DEFERRED_IMPORTS = 27
 DEFERRED_TENSORFLOW = {"cli.runner", "zoo.pretrained"}
 # Ways out of the process that skip the command runner's one-line error and exit status.
 EXITS = {("exit", "sys"), ("_exit", "os"), ("abort", "os")}

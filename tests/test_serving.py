@@ -227,15 +227,41 @@ def test_predict_names_missing_folder_and_non_finite_files_and_keeps_json_valid(
     audio[100] = np.nan
     soundfile.write(nan_file, audio, 22050, subtype="FLOAT")
     good = tiny_gtzan / "rock" / "rock.00001.wav"
-    files = [tmp_path / "missing.wav", tmp_path, nan_file, good]
+    (tmp_path / "empty").mkdir()  # a folder stands for the audio files under it: here none
+    files = [tmp_path / "missing.wav", tmp_path / "empty", nan_file, good]
     code = predict.main([*map(str, files), "--model", str(searched / "exports" / "1cnn-32-2fc-128"), "--json"])
     captured = capsys.readouterr()
     assert code == 1
     assert [json.loads(line)["file"] for line in captured.out.splitlines()] == [str(good)]
     errors, _ = _errors_and_warnings(captured.err)
-    assert len(errors) == 3
-    assert "missing.wav: file not found" in errors[0] and "is a folder, not an audio file" in errors[1]
-    assert "nan.wav: 1 samples are NaN or infinite" in errors[2]
+    assert len(errors) == 2
+    assert "missing.wav: file not found" in errors[0]
+    assert "nan.wav: 1 samples are NaN or infinite" in errors[1]
+
+
+def test_a_folder_is_tagged_into_a_table_as_predict_scores_each_file(searched, tiny_gtzan, tmp_path, capsys):
+    # The library path (worker processes, windows of several files per batch) gives each file the
+    # probabilities serving.predict gives it alone; a broken file is a row; a rerun tags nothing.
+    export = str(searched / "exports" / "1cnn-32-2fc-128")
+    (tmp_path / "music").mkdir()
+    files = _write_formats(tmp_path / "music", tiny_gtzan / "rock" / "rock.00002.wav")
+    (tmp_path / "music" / "corrupt.wav").write_bytes(b"RIFF\x00\x00\x00\x00WAVEjunk")
+    (tmp_path / "list.txt").write_text("\n".join(str(f) for f in files[:2]) + "\n")
+    out = tmp_path / "tags.jsonl"
+    assert predict.main([str(tmp_path / "music"), str(tmp_path / "list.txt"), "--model", export, "--out", str(out),
+                         "--top", "10", "--workers", "2"]) == 1
+    rows = {row["path"]: row for row in map(json.loads, out.read_text().splitlines())}
+    assert len(rows) == len(files) + 1 and rows[str((tmp_path / "music" / "corrupt.wav").absolute())]["error"]
+    capsys.readouterr()
+    assert predict.main([*map(str, files), "--model", export, "--json", "--top", "10"]) == 0
+    for line in map(json.loads, capsys.readouterr().out.splitlines()):
+        row = rows[str(Path(line["file"]).absolute())]
+        assert row["top"] == [t["genre"] for t in line["top"]]
+        for t in line["top"]:
+            assert row["probabilities"][t["genre"]] == pytest.approx(t["probability"], abs=1e-5)
+        assert row["seconds"] == pytest.approx(line["seconds"], abs=1e-3) and row["seconds_scored"] == row["seconds"]
+    assert predict.main([str(tmp_path / "music"), "--model", export, "--out", str(out)]) == 1  # the error row again
+    assert f"0 files tagged, 1 with an error row, {len(files)} already there" in capsys.readouterr().err
 
 
 def test_predict_default_model_and_errors(searched, tiny_gtzan, tmp_path, monkeypatch, capsys):
