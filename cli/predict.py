@@ -158,7 +158,8 @@ def tag(args: argparse.Namespace, files: list[Path], predictor, precision) -> in
     rate = summary.tagged / summary.seconds if summary.seconds else 0.0
     print(f"{args.out}: {summary.tagged} files tagged, {summary.failed} with an error row, {summary.skipped} "
           f"already there; {summary.audio_seconds / 60:.1f} min of audio in {summary.seconds:.1f} s "
-          f"({rate:.2f} files/s)", file=sys.stderr)
+          f"({rate:.2f} files/s, after {summary.startup_seconds:.1f} s starting {args.workers} decoding processes)",
+          file=sys.stderr)
     return 1 if summary.failed else 0
 
 

@@ -24,6 +24,7 @@ from data.catalogue import SAMPLE_RATE
 from data.config import window_starts
 from data.errors import InputError, RunFailed
 from data.processes import process_tree, resident_memory_mb
+from training.memory import return_freed_memory
 from data.synthesis import render_clip
 from serving.config import ABOUT_FILE, FORMAT_FILES, FORMATS, format_of
 from serving.decoding import WindowPlan
@@ -283,13 +284,16 @@ class LibraryRun:
         files: Files tagged.
         seconds: Wall seconds.
         windows: Windows scored.
-        peak_mb: Peak resident memory of the process and its decoding workers together (None: not measured).
+        added_mb: Peak resident memory of the process and its decoding workers together, over the
+            process's own before the run (the loaded model's); None: not measured.
+        startup_seconds: What starting the decoding workers took, before ``seconds`` (once per run).
     """
 
     files: int
     seconds: float
     windows: int
-    peak_mb: float | None = None
+    added_mb: float | None = None
+    startup_seconds: float = 0.0
 
     @property
     def files_per_second(self) -> float:
@@ -297,13 +301,22 @@ class LibraryRun:
 
 
 class TreeMemory:
-    """Samples the resident memory of this process and its children (the decoding workers) in a thread."""
+    """Samples the resident memory of this process and its children (the decoding workers) in a thread:
+    ``added`` is the peak over this process's own at the start (freed heap handed back first, so what
+    earlier work left in the allocator does not count)."""
 
     def __init__(self, period: float = 0.05):
         self.period, self.peak, self._stop = period, 0.0, threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
+        self.before = 0.0
+
+    @property
+    def added(self) -> float:
+        return max(0.0, self.peak - self.before)
 
     def __enter__(self) -> TreeMemory:
+        return_freed_memory()
+        self.before = resident_memory_mb() or 0.0
         self._thread.start()
         return self
 
@@ -350,7 +363,7 @@ def library_run(score, predictor: Predictor, files: list[Path], work: Path, work
         windows = sum(int(row["windows"] or 0) for row in csv.DictReader(stream))
     if summary.failed:
         raise RunFailed(f"{summary.failed} of {len(files)} benchmark files could not be tagged")
-    return LibraryRun(summary.tagged, summary.seconds, windows, memory.peak)
+    return LibraryRun(summary.tagged, summary.seconds, windows, memory.added, summary.startup_seconds)
 
 
 def windows_per_second(score, window: int, batch: int = 32, repeats: int = 3) -> float:
@@ -381,21 +394,22 @@ def library_bench(export: Path, audio_dir: Path | None, work: Path, clips: int, 
     yield (f"model: {predictor.name} ({export}, {predictor.runtime.name}); {len(clip_files)} 30-s clips of "
            f"{'real music from ' + str(audio_dir) if real else 'synthetic music'}, {songs} synthetic 4-min songs "
            f"(MP3, 44.1 kHz stereo); {os.cpu_count()} CPU cores, {workers} decoding workers")
-    yield f"{'files':<26} {'path':<38} {'files/s':>8} {'windows/s':>10} {'x today':>8} {'peak MB':>8}"
+    yield f"{'files':<26} {'path':<38} {'files/s':>8} {'windows/s':>10} {'x today':>8} {'+MB':>8}"
     today: dict[str, float] = {}
 
     def line(name: str, path: str, run: LibraryRun) -> str:
         rate = run.files_per_second
         today.setdefault(name, rate)
-        peak = f"{run.peak_mb:8.0f}" if run.peak_mb else f"{'':>8}"
+        peak = f"{run.added_mb:8.0f}" if run.added_mb is not None else f"{'':>8}"
         return f"{name:<26} {path:<38} {rate:8.2f} {run.windows / run.seconds:10.1f} {rate / today[name]:7.2f}x {peak}"
 
-    peaks = []
+    peaks, startups = [], []
     for name, files in sets.items():
         sequential = sequential_run(export, files)
         yield line(name, "one file after another (float32)", sequential)
         tagged = library_run(predictor.runtime.probabilities, predictor, files, work, workers)
-        peaks.append(tagged.peak_mb)
+        peaks.append(tagged.added_mb)
+        startups.append(tagged.startup_seconds)
         yield line(name, "--out (float32)", tagged)
         per_file = sequential.windows / sequential.files
         yield (f"{name:<26} {'model alone, 32 windows a call (bound)':<38} {bound / per_file:8.2f} {bound:10.1f} "
@@ -415,8 +429,10 @@ def library_bench(export: Path, audio_dir: Path | None, work: Path, clips: int, 
             for name, files in sets.items():
                 yield line(name, f"--out ({reduced})", library_run(runtime.probabilities, predictor, files, work,
                                                                    workers))
+    yield (f"starting the {workers} decoding workers took {min(startups):.2f}-{max(startups):.2f} s, once per run "
+           "(left out of the --out rates above)")
     long_song = library_songs(work / "long", 1, seconds=600.0)
     run = library_run(predictor.runtime.probabilities, predictor, long_song, work, workers)
-    yield (f"a 10-minute MP3 tagged with --out: {run.windows} windows in {run.seconds:.1f} s, peak memory "
-           f"{run.peak_mb:.0f} MB with its {workers} decoding workers (30-s clips: {peaks[0]:.0f} MB, "
-           f"4-min songs: {peaks[1]:.0f} MB)")
+    yield (f"a 10-minute MP3 tagged with --out: {run.windows} windows in {run.seconds:.1f} s, adding {run.added_mb:.0f} "
+           f"MB at its peak with its {workers} decoding workers (30-s clips: {peaks[0]:.0f} MB, 4-min songs: "
+           f"{peaks[1]:.0f} MB; +MB: the peak over the process's memory before the run, the model loaded)")

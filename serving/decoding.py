@@ -18,6 +18,7 @@ import dataclasses
 import multiprocessing
 import os
 import queue
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -170,6 +171,7 @@ def _stream(path: Path) -> Iterator[np.ndarray]:
 def work(tasks: multiprocessing.Queue, results: multiprocessing.Queue, window_plan: WindowPlan) -> None:
     """A worker process's loop: ``(index, path)`` tasks in until ``None``; for each, ``("start", index, pid)``,
     then ``("windows", index, array)`` per chunk and ``("done", index, Decoded)`` or ``("error", index, reason)``."""
+    results.put(("ready", os.getpid()))
     while (task := tasks.get()) is not None:
         index, path = task
         results.put(("start", index, os.getpid()))
@@ -202,6 +204,29 @@ class Workers:
         self.processes = [self._start() for _ in range(count)]
         self.current: dict[int, int] = {}  # pid -> the file index it announced last
         self.finished: set[int] = set()
+        self._wait_ready(count)
+
+    def _wait_ready(self, count: int, timeout: float = 120.0) -> None:
+        """Returns once every worker has started (its imports done), so start-up is timed apart.
+
+        Raises:
+            RunFailed: if a worker exits as it starts (a program that spawns them without an
+                ``if __name__ == '__main__'`` guard), or none is ready within ``timeout`` seconds.
+        """
+        deadline, ready = time.monotonic() + timeout, 0
+        while ready < count:
+            try:
+                ready += self.results.get(timeout=0.2)[0] == "ready"
+            except queue.Empty:
+                dead = [process.exitcode for process in self.processes if not process.is_alive()]
+                if dead:
+                    self.close()
+                    raise RunFailed(f"the decoding worker processes exit as they start (exit code {dead[0]}); a "
+                                    "program that tags from Python must guard its start with if __name__ == "
+                                    "'__main__'") from None
+                if time.monotonic() > deadline:
+                    self.close()
+                    raise RunFailed(f"the decoding worker processes did not start within {timeout:g} s") from None
 
     def _start(self) -> multiprocessing.Process:
         process = self.context.Process(target=work, args=(self.tasks, self.results, self.window_plan), daemon=True)
@@ -223,6 +248,8 @@ class Workers:
         if message[0] == "start":
             self.current[message[2]] = message[1]
             return self.get(timeout)
+        if message[0] == "ready":  # a worker started in place of one that died
+            return self.get(timeout)
         if message[0] in ("done", "error"):
             self.finished.add(message[1])
         return message
@@ -232,10 +259,9 @@ class Workers:
             if process.is_alive():
                 continue
             index = self.current.pop(process.pid, None)
-            if index is None:  # it died before its first file: every new one would too
-                raise RunFailed(f"the decoding worker processes exit as they start (exit code {process.exitcode}); "
-                                "a program that tags from Python must guard its start with "
-                                "if __name__ == '__main__'")
+            if index is None:  # it took a file without saying which: that file would be waited for forever
+                raise RunFailed(f"a decoding worker died before it said which file it took (exit code "
+                                f"{process.exitcode})")
             self.processes[position] = self._start()
             if index is not None and index not in self.finished:
                 self.finished.add(index)

@@ -234,8 +234,9 @@ class Summary:
         tagged: Files tagged in this run.
         failed: Files that got an error row.
         skipped: Files already in the table and unchanged, not tagged again.
-        seconds: Wall seconds of the run.
+        seconds: Wall seconds of the run, once its decoding workers had started.
         audio_seconds: Seconds of audio decoded in this run.
+        startup_seconds: Wall seconds the decoding workers took to start (once per run).
     """
 
     tagged: int
@@ -243,6 +244,7 @@ class Summary:
     skipped: int
     seconds: float
     audio_seconds: float
+    startup_seconds: float = 0.0
 
 
 def tag_library(files: list[Path], score: Callable[[np.ndarray], np.ndarray], table: Table, window_plan: WindowPlan,
@@ -263,7 +265,7 @@ def tag_library(files: list[Path], score: Callable[[np.ndarray], np.ndarray], ta
     Returns:
         What was done. A file that cannot be decoded gets a row with the reason; the run goes on.
     """
-    start = time.perf_counter()
+    began = time.perf_counter()
     todo = [path for path in files if not table.done(path)]
     skipped = len(files) - len(todo)
     flight: dict[int, _File] = {}
@@ -271,18 +273,22 @@ def tag_library(files: list[Path], score: Callable[[np.ndarray], np.ndarray], ta
     tagged = failed = 0
     audio_seconds = 0.0
     pool = Workers(workers, window_plan) if todo else None
+    start = time.perf_counter()
     try:
         for index, path in enumerate(todo):
             pool.submit(index, str(path))
             flight[index] = _File(path)
 
-        def score_queued() -> None:
-            windows = np.stack([window for _, window in queued])
-            probabilities = score(windows)
-            for (index, _), row in zip(queued, probabilities):
+        def score_queued() -> set[int]:
+            """Scores up to ``batch_windows`` queued windows (never more: the model's memory grows with
+            its batch); returns the files they came from."""
+            batch = queued[:batch_windows]
+            probabilities = score(np.stack([window for _, window in batch]))
+            for (index, _), row in zip(batch, probabilities):
                 flight[index].parts.append(row)
                 flight[index].pending -= 1
-            queued.clear()
+            del queued[:batch_windows]
+            return {index for index, _ in batch}
 
         def finish(index: int, error: str | None = None) -> None:
             nonlocal tagged, failed, audio_seconds
@@ -302,28 +308,32 @@ def tag_library(files: list[Path], score: Callable[[np.ndarray], np.ndarray], ta
 
         while flight:
             message = pool.get(timeout=0.05 if queued else 1.0)
+            touched: set[int] = set()  # the files that may have just become complete
             if message is None:  # nothing new: score what waits rather than idle
                 if queued:
-                    score_queued()
+                    touched = score_queued()
             elif message[0] == "windows":
                 _, index, windows = message
                 flight[index].pending += len(windows)
                 queued.extend((index, window) for window in windows)
-                if len(queued) >= batch_windows:
-                    score_queued()
+                while len(queued) >= batch_windows:
+                    touched |= score_queued()
             elif message[0] == "done":
                 flight[message[1]].decoded = message[2]
+                touched = {message[1]}
             else:
                 # An error after some windows: drop them from the batch, they belong to no row.
                 queued[:] = [(i, w) for i, w in queued if i != message[1]]
                 finish(message[1], message[2])
-            for index in [i for i, file in flight.items() if file.decoded is not None and file.pending == 0]:
-                finish(index)
+            for index in sorted(touched):
+                file = flight.get(index)
+                if file is not None and file.decoded is not None and file.pending == 0:
+                    finish(index)
     finally:
         if pool is not None:
             pool.close()
         table.close()
-    return Summary(tagged, failed, skipped, time.perf_counter() - start, audio_seconds)
+    return Summary(tagged, failed, skipped, time.perf_counter() - start, audio_seconds, start - began)
 
 
 def _row(file: _File, table: Table, window_plan: WindowPlan, top: int) -> dict:

@@ -368,16 +368,25 @@ class SoakResult:
     statuses: dict[str, dict[int, int]]
     seconds: float
 
-    def growth(self, rss_slack_mb: float) -> list[str]:
-        """What grew from start to end: one phrase per resource over its bound (none: nothing grew).
+    @property
+    def steady(self) -> tuple[float, Vitals]:
+        """The first sample of the soak's second half (``(0, start)`` without one): memory is judged
+        from there, once the first half has filled the allocator's arenas and the runtime's caches,
+        which then stay; a leak keeps growing through the second half too."""
+        return next(((at, vitals) for at, vitals in self.samples if at >= self.seconds / 2), (0.0, self.start))
 
-        Resident memory may move by ``rss_slack_mb`` (allocator arenas and caches breathe); the
-        counts may not grow at all."""
+    def growth(self, rss_slack_mb: float) -> list[str]:
+        """What grew: one phrase per resource over its bound (none: nothing grew).
+
+        The counts (descriptors, threads, temporary files) may not grow at all from start to end;
+        resident memory may move by ``rss_slack_mb`` over the second half (:attr:`steady`)."""
         grown = [f"{name} {before} -> {after}" for name, before, after in
                  (("open descriptors", self.start.fds, self.end.fds), ("threads", self.start.threads, self.end.threads),
                   ("temporary files", self.start.temp_files, self.end.temp_files)) if after > before]
-        if self.end.rss_mb - self.start.rss_mb > rss_slack_mb:
-            grown.insert(0, f"resident memory {self.start.rss_mb:.0f} -> {self.end.rss_mb:.0f} MB")
+        at, steady = self.steady
+        if self.end.rss_mb - steady.rss_mb > rss_slack_mb:
+            since = f" since {at / 60:.1f} min" if at else ""
+            grown.insert(0, f"resident memory {steady.rss_mb:.0f} -> {self.end.rss_mb:.0f} MB{since}")
         return grown
 
 

@@ -16,7 +16,9 @@ whose most probable genre is the same, and the largest probability difference. `
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
+import logging
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
@@ -163,7 +165,7 @@ def _int8(folder: Path, calibration: np.ndarray) -> Runtime:
         def get_next(self):
             return next(self.batches, None)
 
-    with tempfile.TemporaryDirectory(prefix="gtzan-int8-") as scratch:
+    with tempfile.TemporaryDirectory(prefix="gtzan-int8-") as scratch, _quiet_root_logger():
         target = Path(scratch) / "model.int8.onnx"
         quantization.quantize_static(
             str(source), str(target), Windows(), quant_format=quantization.QuantFormat.QDQ, per_channel=True,
@@ -172,6 +174,18 @@ def _int8(folder: Path, calibration: np.ndarray) -> Runtime:
         runtime = OnnxRuntime(target)  # the session holds the model: the file may go
     runtime.name += " (int8)"
     return runtime
+
+
+@contextlib.contextmanager
+def _quiet_root_logger():
+    """ONNX Runtime's quantizer advises through the root logger; its advice is not the user's to act on."""
+    root = logging.getLogger()
+    level = root.level
+    root.setLevel(logging.ERROR)
+    try:
+        yield
+    finally:
+        root.setLevel(level)
 
 
 def _up_to_first_log(model) -> set[str]:

@@ -330,6 +330,9 @@ MUTANTS = (
            "    if not difference <= PARITY_TOLERANCE:\n        path.unlink(missing_ok=True)\n        raise EvaluationError(f\"the head",
            "    if False:\n        path.unlink(missing_ok=True)\n        raise EvaluationError(f\"the head",
            ("tests/test_ready.py::test_a_head_that_does_not_give_the_models_answers_is_not_kept",)),
+    Mutant("soak-judged-from-its-start", "serving/loadtest.py",
+           "return next(((at, vitals) for at, vitals in self.samples if at >= self.seconds / 2), (0.0, self.start))",
+           "return (0.0, self.start)", ("tests/test_bench_smoke.py::test_a_soak_reports_what_grew",)),
     # Tagging a library: the windows cut, the plan over a whole song, the table a rerun continues.
     Mutant("library-no-end-window", "serving/decoding.py",
            "    elif sent[-1] + window < total and", "    elif False and", LIBRARY),

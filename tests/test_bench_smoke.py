@@ -167,3 +167,10 @@ def test_a_soak_reports_what_grew():
     assert grown.growth(64) == ["resident memory 500 -> 600 MB", "open descriptors 20 -> 21", "threads 30 -> 31",
                                 "temporary files 0 -> 1"]
     assert SoakResult(Vitals(500, 20, 30, 1), Vitals(500, 19, 29, 0), [], {}, 60).growth(0) == []
+    # Memory is judged over the second half: a first half that fills caches and then stays flat is not
+    # growth; growth through the second half is.
+    warmed = [(60.0 * m, Vitals(mb, 20, 30, 0)) for m, mb in ((1, 520), (2, 580), (3, 600), (4, 600))]
+    assert SoakResult(Vitals(500, 20, 30, 0), Vitals(610, 20, 30, 0), warmed, {}, 240).growth(64) == []
+    leaking = [(60.0 * m, Vitals(500 + 50 * m, 20, 30, 0)) for m in range(1, 5)]
+    assert SoakResult(Vitals(500, 20, 30, 0), Vitals(700, 20, 30, 0), leaking, {}, 240).growth(64) == [
+        "resident memory 600 -> 700 MB since 2.0 min"]
