@@ -64,3 +64,17 @@ def process_tree(pid: int | str = "self") -> list[int | str]:
             found += kids
             stack += kids
     return found
+
+
+def proportional_memory_mb(pid: int | str = "self") -> float | None:
+    """A process's proportional set size in MB (Linux ``/proc``; None elsewhere): its private memory
+    plus its share of pages it shares, so the sum over a parent and its children counts shared pages
+    once (a child that was just forked shares all of its parent's)."""
+    try:
+        with open(f"/proc/{pid}/smaps_rollup") as rollup:
+            for line in rollup:
+                if line.startswith("Pss:"):
+                    return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return None

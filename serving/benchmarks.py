@@ -23,7 +23,7 @@ import zoo
 from data.catalogue import SAMPLE_RATE
 from data.config import window_starts
 from data.errors import InputError, RunFailed
-from data.processes import process_tree, resident_memory_mb
+from data.processes import process_tree, proportional_memory_mb
 from training.memory import return_freed_memory
 from data.synthesis import render_clip
 from serving.config import ABOUT_FILE, FORMAT_FILES, FORMATS, format_of
@@ -301,9 +301,10 @@ class LibraryRun:
 
 
 class TreeMemory:
-    """Samples the resident memory of this process and its children (the decoding workers) in a thread:
-    ``added`` is the peak over this process's own at the start (freed heap handed back first, so what
-    earlier work left in the allocator does not count)."""
+    """Samples the memory of this process and its children (the decoding workers) in a thread, as
+    proportional set sizes (a worker being forked shares its parent's pages, counted once): ``added``
+    is the peak over this process's own at the start (freed heap handed back first, so what earlier
+    work left in the allocator does not count)."""
 
     def __init__(self, period: float = 0.05):
         self.period, self.peak, self._stop = period, 0.0, threading.Event()
@@ -316,7 +317,7 @@ class TreeMemory:
 
     def __enter__(self) -> TreeMemory:
         return_freed_memory()
-        self.before = resident_memory_mb() or 0.0
+        self.before = proportional_memory_mb() or 0.0
         self._thread.start()
         return self
 
@@ -326,7 +327,7 @@ class TreeMemory:
 
     def _run(self) -> None:
         while not self._stop.is_set():
-            self.peak = max(self.peak, sum(resident_memory_mb(pid) or 0.0 for pid in process_tree()))
+            self.peak = max(self.peak, sum(proportional_memory_mb(pid) or 0.0 for pid in process_tree()))
             self._stop.wait(self.period)
 
 
@@ -403,12 +404,11 @@ def library_bench(export: Path, audio_dir: Path | None, work: Path, clips: int, 
         peak = f"{run.added_mb:8.0f}" if run.added_mb is not None else f"{'':>8}"
         return f"{name:<26} {path:<38} {rate:8.2f} {run.windows / run.seconds:10.1f} {rate / today[name]:7.2f}x {peak}"
 
-    peaks, startups = [], []
+    startups = []
     for name, files in sets.items():
         sequential = sequential_run(export, files)
         yield line(name, "one file after another (float32)", sequential)
         tagged = library_run(predictor.runtime.probabilities, predictor, files, work, workers)
-        peaks.append(tagged.added_mb)
         startups.append(tagged.startup_seconds)
         yield line(name, "--out (float32)", tagged)
         per_file = sequential.windows / sequential.files
@@ -431,8 +431,10 @@ def library_bench(export: Path, audio_dir: Path | None, work: Path, clips: int, 
                                                                    workers))
     yield (f"starting the {workers} decoding workers took {min(startups):.2f}-{max(startups):.2f} s, once per run "
            "(left out of the --out rates above)")
+    # Memory against length: one 30-s clip and one 10-minute MP3, each tagged alone from the same warm state.
     long_song = library_songs(work / "long", 1, seconds=600.0)
-    run = library_run(predictor.runtime.probabilities, predictor, long_song, work, workers)
-    yield (f"a 10-minute MP3 tagged with --out: {run.windows} windows in {run.seconds:.1f} s, adding {run.added_mb:.0f} "
-           f"MB at its peak with its {workers} decoding workers (30-s clips: {peaks[0]:.0f} MB, 4-min songs: "
-           f"{peaks[1]:.0f} MB; +MB: the peak over the process's memory before the run, the model loaded)")
+    short = library_run(predictor.runtime.probabilities, predictor, clip_files[:1], work, workers)
+    long = library_run(predictor.runtime.probabilities, predictor, long_song, work, workers)
+    yield (f"memory added at the peak (over the process's own, the model loaded) with {workers} decoding workers: "
+           f"{short.added_mb:.0f} MB tagging one 30-s clip, {long.added_mb:.0f} MB tagging one 10-minute MP3 "
+           f"({long.windows} windows in {long.seconds:.1f} s)")

@@ -64,8 +64,9 @@ def agreement(reference: Callable[[np.ndarray], np.ndarray], reduced: Callable[[
 
 
 def sample_windows(files: list[Path], window_plan: WindowPlan, count: int = 16) -> tuple[np.ndarray, np.ndarray, int, int]:
-    """Windows of up to ``count`` readable recordings spread over ``files``: the even ones' for calibration,
-    the odd ones' for the check (distinct recordings), and how many recordings each came from.
+    """Windows of up to ``count`` readable recordings spread over ``files``: alternately for the check and
+    for calibration (distinct recordings; a library of one recording calibrates on the one it checks on),
+    and how many recordings each came from.
 
     Returns:
         ``(calibration, check, calibration_files, check_files)``.
@@ -80,7 +81,7 @@ def sample_windows(files: list[Path], window_plan: WindowPlan, count: int = 16) 
             windows = [item for item in windows_of(path, window_plan) if not isinstance(item, Decoded)]
         except InputError:
             continue
-        side = (used[0] + used[1]) % 2
+        side = (used[0] + used[1] + 1) % 2  # the first recording is checked on
         sets[side].extend(windows)
         used[side] += 1
     if not sets[1]:

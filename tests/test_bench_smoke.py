@@ -174,3 +174,18 @@ def test_a_soak_reports_what_grew():
     leaking = [(60.0 * m, Vitals(500 + 50 * m, 20, 30, 0)) for m in range(1, 5)]
     assert SoakResult(Vitals(500, 20, 30, 0), Vitals(700, 20, 30, 0), leaking, {}, 240).growth(64) == [
         "resident memory 600 -> 700 MB since 2.0 min"]
+
+
+@pytest.mark.slow
+def test_serving_bench_library_times_every_path(export, capsys):
+    # One real clip and one song: each path timed, the precisions answered (here int8 finds no
+    # model.onnx in a SavedModel-only export and says so), the memory of a 10-minute file measured.
+    assert bench_serving.main(["--model", str(export), "--library", "--clips", "1", "--songs", "1"]) == 0
+    out = capsys.readouterr().out
+    for name in ("30-s clips", "4-min songs (MP3)"):
+        rows = [line for line in out.splitlines() if line.startswith(name)]
+        assert len(rows) == 3, out  # one file after another, --out, the model alone
+        assert all(figures(row.split(")", 2)[-1])[0] > 0 for row in rows), rows
+    assert "--precision bfloat16: " in out and "--precision int8: not run: " in out and "has no model.onnx" in out
+    assert re.search(r"MB tagging one 30-s clip, \d+ MB tagging one 10-minute MP3 \(\d+ windows", out), out
+    print(out)
