@@ -246,7 +246,7 @@ MUTANTS = (
            ("tests/test_runstore.py::test_a_retrain_starts_from_an_empty_folder",)),
     # The layering rules (the static check of imports and exits).
     Mutant("layering-data-imports-a-command", "data/decode.py",
-           "from data.errors import AudioError\n", "from data.errors import AudioError\nfrom cli import runner  # noqa\n",
+           "from data.catalogue import CODECS\n", "from data.catalogue import CODECS\nfrom cli import runner  # noqa\n",
            LAYERING),
     Mutant("layering-tuning-imports-study-at-run-time", "tuning/searching.py",
            "import json\n", "import importlib\nimport json\n\n\ndef _sections():\n"
