@@ -36,10 +36,15 @@ def resident_memory_mb(pid: int | str = "self") -> float | None:
 
     Used to measure the decoded cache, each search trial's memory and the app's under a soak.
     """
+    return _proc_kilobytes(f"/proc/{pid}/status", "VmRSS:")
+
+
+def _proc_kilobytes(path: str, field: str) -> float | None:
+    """A ``field: N kB`` line of a ``/proc`` file, in MB; None where there is no such file."""
     try:
-        with open(f"/proc/{pid}/status") as status:
-            for line in status:
-                if line.startswith("VmRSS:"):
+        with open(path) as lines:
+            for line in lines:
+                if line.startswith(field):
                     return int(line.split()[1]) / 1024
     except OSError:
         pass
@@ -70,11 +75,4 @@ def proportional_memory_mb(pid: int | str = "self") -> float | None:
     """A process's proportional set size in MB (Linux ``/proc``; None elsewhere): its private memory
     plus its share of pages it shares, so the sum over a parent and its children counts shared pages
     once (a child that was just forked shares all of its parent's)."""
-    try:
-        with open(f"/proc/{pid}/smaps_rollup") as rollup:
-            for line in rollup:
-                if line.startswith("Pss:"):
-                    return int(line.split()[1]) / 1024
-    except OSError:
-        pass
-    return None
+    return _proc_kilobytes(f"/proc/{pid}/smaps_rollup", "Pss:")
